@@ -1,0 +1,1 @@
+"""Classical iterative registrars run through itk-elastix: ``mi`` and ``mind``."""

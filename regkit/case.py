@@ -1,0 +1,148 @@
+"""A registration case: the fixed MR, the moving TRUS, the MR prostate label and surface, the ground truth."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from regkit.errors import InputError
+from regkit.image import ImageGeometry, read_image
+from regkit.surface import MESH_SUFFIXES, read_mesh_points, surface_from_label
+from regkit.transform import RigidTransform
+from regkit.transform_io import read_transform
+
+
+@dataclass(eq=False)
+class Case:
+    """One MR–TRUS pair.
+
+    Attributes
+    ----------
+    case_id : str
+    fixed : SimpleITK.Image
+        The MR (T2) image, the fixed image.
+    moving : SimpleITK.Image
+        The TRUS image, the moving image.
+    fixed_label : SimpleITK.Image
+        The MR prostate label, on the MR grid.
+    ground_truth : RigidTransform or None
+        The true transform, fixed (MR) → moving (TRUS) physical points. None when unknown.
+    surface_points : ndarray (N, 3) or None
+        MR prostate surface points in physical mm, on which SRE is measured.
+    moving_label : SimpleITK.Image or None
+        An optional TRUS prostate label, on the TRUS grid.
+    metadata : dict
+        Free-form facts about the case (generator parameters, source files, ...).
+    """
+
+    case_id: str
+    fixed: sitk.Image
+    moving: sitk.Image
+    fixed_label: sitk.Image | None
+    ground_truth: RigidTransform | None = None
+    surface_points: np.ndarray | None = None
+    moving_label: sitk.Image | None = None
+    metadata: dict = field(default_factory=dict)
+    files: dict[str, Path] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.validate()
+        if self.surface_points is None and self.fixed_label is not None:
+            self.surface_points = surface_from_label(self.fixed_label, self.files.get("fixed_label"))
+
+    def validate(self) -> None:
+        """Check label geometry and content; raise :class:`InputError` naming the file."""
+        if self.fixed_label is not None:
+            diff = ImageGeometry.of(self.fixed).matches(ImageGeometry.of(self.fixed_label))
+            if diff:
+                raise InputError(
+                    f"the MR label's geometry does not match the MR image: {diff}",
+                    self.files.get("fixed_label"),
+                    "resample the label onto the MR grid (nearest neighbour) or give the matching label",
+                )
+            if not (sitk.GetArrayViewFromImage(self.fixed_label) > 0).any():
+                raise InputError("the MR prostate label is empty", self.files.get("fixed_label"))
+        if self.moving_label is not None:
+            diff = ImageGeometry.of(self.moving).matches(ImageGeometry.of(self.moving_label))
+            if diff:
+                raise InputError(
+                    f"the TRUS label's geometry does not match the TRUS image: {diff}",
+                    self.files.get("moving_label"),
+                    "resample the label onto the TRUS grid or leave it out",
+                )
+            if not (sitk.GetArrayViewFromImage(self.moving_label) > 0).any():
+                raise InputError("the TRUS prostate label is empty", self.files.get("moving_label"))
+        if self.surface_points is not None:
+            pts = np.asarray(self.surface_points, dtype=float)
+            if pts.ndim != 2 or pts.shape[1] != 3 or len(pts) < 4:
+                raise InputError(f"surface points must be an (N, 3) array, N ≥ 4; got {pts.shape}",
+                                 self.files.get("surface"))
+            self.surface_points = pts
+
+    @property
+    def surface_centroid(self) -> np.ndarray:
+        """Mean of the surface points (mm); the centre of the starting perturbations."""
+        if self.surface_points is None:
+            raise InputError(f"case {self.case_id} has no MR prostate surface points")
+        return self.surface_points.mean(axis=0)
+
+    def fixed_input(self, variant: str = "image") -> sitk.Image:
+        """The fixed input of a registrar: the MR image (``"image"``) or the MR prostate label (``"label"``)."""
+        if variant == "image":
+            return self.fixed
+        if variant == "label":
+            if self.fixed_label is None:
+                raise InputError(f"case {self.case_id} has no MR prostate label, needed for the label variant")
+            return self.fixed_label
+        raise InputError(f"unknown fixed-input variant {variant!r}; use 'image' or 'label'")
+
+
+def load_case(
+    case_id: str,
+    fixed: str | Path,
+    moving: str | Path,
+    fixed_label: str | Path | None = None,
+    ground_truth: str | Path | None = None,
+    surface: str | Path | None = None,
+    moving_label: str | Path | None = None,
+    metadata: dict | None = None,
+) -> Case:
+    """Read a case from its files.
+
+    Parameters
+    ----------
+    case_id : str
+    fixed, moving : path-like
+        MR and TRUS images (NIfTI, MHA/MHD, NRRD).
+    fixed_label : path-like, optional
+        MR prostate label on the MR grid.
+    ground_truth : path-like, optional
+        Fixed → moving rigid transform: 4×4 text, ITK .tfm/.h5 or elastix parameters.
+    surface : path-like, optional
+        MR prostate surface mesh (.stl, .vtk, ...) in MR physical coordinates. Without it the surface
+        comes from marching cubes on ``fixed_label``.
+    moving_label : path-like, optional
+        TRUS prostate label on the TRUS grid.
+    """
+    files = {"fixed": Path(fixed), "moving": Path(moving)}
+    for key, value in (("fixed_label", fixed_label), ("ground_truth", ground_truth),
+                       ("surface", surface), ("moving_label", moving_label)):
+        if value is not None:
+            files[key] = Path(value)
+    if surface is not None and Path(surface).suffix.lower() not in MESH_SUFFIXES:
+        raise InputError(f"unknown surface mesh format {Path(surface).suffix!r}", surface,
+                         f"use one of {', '.join(MESH_SUFFIXES)}")
+    return Case(
+        case_id=case_id,
+        fixed=read_image(fixed, "MR image"),
+        moving=read_image(moving, "TRUS image"),
+        fixed_label=read_image(fixed_label, "MR prostate label") if fixed_label is not None else None,
+        ground_truth=read_transform(ground_truth) if ground_truth is not None else None,
+        surface_points=read_mesh_points(surface) if surface is not None else None,
+        moving_label=read_image(moving_label, "TRUS prostate label") if moving_label is not None else None,
+        metadata=dict(metadata or {}),
+        files=files,
+    )

@@ -1,0 +1,104 @@
+"""Writing synthetic datasets in regkit's layout, in parallel and resumably."""
+
+from __future__ import annotations
+
+import re
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from regkit.dataset import SPLITS, load_dataset, write_case, write_manifest
+from regkit.errors import InputError
+from regkit.image import IMAGE_SUFFIXES, image_suffix, read_image
+from regkit.progress import progress
+
+LABEL_TAGS = ("gland", "label", "mask", "seg")
+
+
+def split_sizes(n: int, val: float = 0.15, test: float = 0.15) -> dict[str, int]:
+    """Train/val/test counts for ``n`` cases: at least one val and one test case when n ≥ 3."""
+    if n < 1:
+        raise InputError(f"need at least 1 case, got {n}")
+    if n < 3:
+        return {"train": n, "val": 0, "test": 0}
+    n_val = max(1, round(val * n))
+    n_test = max(1, round(test * n))
+    return {"train": n - n_val - n_test, "val": n_val, "test": n_test}
+
+
+def default_splits(n: int) -> dict[str, list[str]]:
+    sizes = split_sizes(n)
+    ids = [f"case{i:03d}" for i in range(n)]
+    out, k = {}, 0
+    for split in SPLITS:
+        out[split] = ids[k:k + sizes[split]]
+        k += sizes[split]
+    return out
+
+
+def find_mr_pairs(folder: str | Path) -> list[tuple[Path, Path]]:
+    """(MR, label) pairs in a folder: ``<name>_t2.*`` (or ``<name>.*``) with ``<name>_gland|label|mask|seg.*``."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError("the MR folder does not exist", folder)
+    images = {p.name[: -len(image_suffix(p))]: p for p in folder.iterdir() if image_suffix(p) in IMAGE_SUFFIXES}
+    pairs = []
+    for stem, path in sorted(images.items()):
+        m = re.match(rf"^(.*)_({'|'.join(LABEL_TAGS)})$", stem)
+        if m:
+            continue
+        base = re.sub(r"_t2w?$", "", stem)
+        label = next((images[f"{base}_{tag}"] for tag in LABEL_TAGS if f"{base}_{tag}" in images), None)
+        if label is not None:
+            pairs.append((path, label))
+    if not pairs:
+        raise InputError("no (MR, label) pairs found", folder,
+                         "name them <case>_t2.nii.gz and <case>_gland.nii.gz (or _label/_mask/_seg)")
+    return pairs
+
+
+def _make_one(args) -> str:
+    out, case_id, seed, index, mr_pair = args
+    from regkit.synth.phantom import synth_case, synth_case_from_mr
+
+    if mr_pair is None:
+        case = synth_case(seed, index, case_id=case_id)
+    else:
+        mr, label = (read_image(p, what) for p, what in zip(mr_pair, ("MR image", "MR label"), strict=True))
+        case = synth_case_from_mr(mr, label, seed, index, case_id=case_id)
+        case.metadata["source_mr"] = str(mr_pair[0])
+    write_case(case, Path(out) / case_id)
+    return case_id
+
+
+def synth_dataset(out: str | Path, cases: int, seed: int = 0, from_mr: str | Path | None = None,
+                  splits: dict[str, list[str]] | None = None, workers: int = 1, show_progress: bool = True,
+                  name: str | None = None, index_of: dict[str, int] | None = None):
+    """Write a synthetic dataset of ``cases`` cases to ``out`` and return it (:func:`regkit.load_dataset`).
+
+    Cases already written (a ``case.json`` exists) are kept, so an interrupted run resumes. With ``from_mr``
+    the TRUS volumes are simulated from the real labelled MRs in that folder, cycling through them.
+    A case's random stream is ``(seed, index)``, its position in ``splits`` unless ``index_of`` says otherwise.
+    """
+    out = Path(out)
+    splits = splits or default_splits(cases)
+    ids = [cid for split in SPLITS for cid in splits.get(split, [])]
+    pairs = find_mr_pairs(from_mr) if from_mr is not None else None
+    todo = []
+    for position, cid in enumerate(ids):
+        index = index_of[cid] if index_of else position
+        if not (out / cid / "case.json").exists():
+            todo.append((str(out), cid, seed, index, pairs[index % len(pairs)] if pairs else None))
+    out.mkdir(parents=True, exist_ok=True)
+    with progress(total=len(todo), desc="synth", unit="case", disable=not show_progress) as bar:
+        if workers > 1 and len(todo) > 1:
+            with ProcessPoolExecutor(workers) as pool:
+                for _ in pool.map(_make_one, todo):
+                    bar.update()
+        else:
+            for job in todo:
+                _make_one(job)
+                bar.update()
+    write_manifest(out, {k: v for k, v in splits.items()}, name=name or out.name,
+                   source={"generator": "regkit synth", "seed": seed, "cases": len(ids),
+                           "from_mr": str(from_mr) if from_mr else None})
+    return load_dataset(out)

@@ -1,0 +1,244 @@
+"""Reading and writing rigid transforms: 4×4 text, ITK files (.tfm/.txt/.h5/.mat) and elastix maps.
+
+Every file holds a transform in regkit's convention (fixed → moving points, LPS mm; see
+:mod:`regkit.transform`). ITK and elastix files use the same convention, so no inversion happens here.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+
+from regkit.errors import InputError
+from regkit.transform import RigidTransform
+
+ITK_SUFFIXES = (".tfm", ".h5", ".hdf5", ".mat")
+TEXT_HEADER = (
+    "regkit rigid transform: 4x4 homogeneous matrix, maps fixed (MR) points to moving (TRUS) points,\n"
+    "physical LPS millimetres, column-vector convention p' = M p"
+)
+
+
+# --------------------------------------------------------------------------- 4×4 text
+def write_matrix_text(transform: RigidTransform, path: str | Path) -> Path:
+    """Write a 4×4 matrix as plain text, with a comment header stating the convention."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    np.savetxt(tmp, transform.matrix, fmt="%.17g", header=TEXT_HEADER)
+    tmp.replace(path)
+    return path
+
+
+def parse_matrix_text(text: str, source: str | None = None) -> RigidTransform:
+    """A transform from text holding 16 (or 12, a 3×4 matrix) numbers; ``#`` starts a comment."""
+    numbers = []
+    for line in text.splitlines():
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        try:
+            numbers.extend(float(v) for v in re.split(r"[\s,;]+", line) if v)
+        except ValueError as exc:
+            raise InputError(
+                f"the transform text does not parse as numbers ({exc})",
+                source,
+                "write 4 rows of 4 numbers (a 4×4 homogeneous matrix)",
+            ) from None
+    if len(numbers) not in (12, 16):
+        raise InputError(
+            f"a 4×4 matrix needs 16 numbers (or 12 for 3×4), found {len(numbers)}",
+            source,
+            "write 4 rows of 4 numbers (a 4×4 homogeneous matrix)",
+        )
+    m = np.array(numbers).reshape(-1, 4)
+    return RigidTransform.from_matrix(m, orthonormalize=True, tolerance=1e-3, source=source)
+
+
+# --------------------------------------------------------------------------- elastix maps
+def _elementary(axis: int, angle_rad: float) -> np.ndarray:
+    c, s = math.cos(angle_rad), math.sin(angle_rad)
+    i, j = [(1, 2), (2, 0), (0, 1)][axis]
+    r = np.eye(3)
+    r[i, i] = c
+    r[j, j] = c
+    r[i, j] = -s
+    r[j, i] = s
+    return r
+
+
+def elastix_euler_rotation(angles_rad: np.ndarray, compute_zyx: bool = False) -> np.ndarray:
+    """Rotation of elastix's ``EulerTransform``: ``Rz·Rx·Ry`` by default, ``Rz·Ry·Rx`` with ComputeZYX."""
+    rx, ry, rz = (_elementary(a, float(v)) for a, v in enumerate(angles_rad))
+    return rz @ ry @ rx if compute_zyx else rz @ rx @ ry
+
+
+def _values(pmap: dict, key: str, source: str | None) -> list[str]:
+    if key not in pmap:
+        raise InputError(f"the elastix parameter map has no '{key}'", source)
+    v = pmap[key]
+    return [v] if isinstance(v, str) else [str(x) for x in v]
+
+
+def transform_from_elastix_map(pmap: dict, source: str | None = None) -> RigidTransform:
+    """The transform of one elastix parameter map (``EulerTransform``, ``AffineTransform`` or
+    ``TranslationTransform``), ignoring any initial transform it names."""
+    kind = _values(pmap, "Transform", source)[0]
+    params = np.array([float(v) for v in _values(pmap, "TransformParameters", source)])
+    center = (
+        np.array([float(v) for v in _values(pmap, "CenterOfRotationPoint", source)])
+        if "CenterOfRotationPoint" in pmap
+        else np.zeros(3)
+    )
+    if kind == "EulerTransform":
+        if params.size != 6:
+            raise InputError(f"a 3-D EulerTransform has 6 parameters, found {params.size}", source)
+        zyx = "ComputeZYX" in pmap and _values(pmap, "ComputeZYX", source)[0].lower() == "true"
+        r = elastix_euler_rotation(params[:3], zyx)
+        t = params[3:]
+    elif kind == "AffineTransform":
+        if params.size != 12:
+            raise InputError(f"a 3-D AffineTransform has 12 parameters, found {params.size}", source)
+        r = params[:9].reshape(3, 3)
+        t = params[9:]
+    elif kind == "TranslationTransform":
+        r, t = np.eye(3), params[:3]
+    else:
+        raise InputError(
+            f"elastix transform '{kind}' is not rigid or not supported",
+            source,
+            "use an EulerTransform, AffineTransform (rigid matrix) or TranslationTransform map",
+        )
+    m = np.eye(4)
+    m[:3, :3] = r
+    m[:3, 3] = t + center - r @ center
+    return RigidTransform.from_matrix(m, orthonormalize=True, tolerance=1e-4, source=source)
+
+
+def transform_from_elastix_maps(pmaps: list[dict], source: str | None = None) -> RigidTransform:
+    """The total transform of a chain of elastix maps, first map = initial transform (applied first).
+
+    elastix composes a map with its initial transform as ``new(initial(p))`` (``HowToCombineTransforms
+    Compose``); a map list from a registration with an initial transform holds the initial maps first.
+    """
+    total = RigidTransform.identity()
+    for pmap in pmaps:
+        how = _values(pmap, "HowToCombineTransforms", source)[0] if "HowToCombineTransforms" in pmap else "Compose"
+        if how != "Compose":
+            raise InputError(f"HowToCombineTransforms '{how}' is not supported; only Compose is", source)
+        total = transform_from_elastix_map(pmap, source) @ total
+    return total
+
+
+def elastix_map_from_transform(
+    transform: RigidTransform, center: np.ndarray = (0.0, 0.0, 0.0)
+) -> dict[str, list[str]]:
+    """An elastix ``EulerTransform`` map (``ComputeZYX true``, so R = Rz·Ry·Rx) about ``center``.
+
+    The map holds only the transform keys; elastix also needs the fixed image geometry keys when the map is
+    used with transformix (see :func:`baselines.elastix.initial_transform_map`).
+    """
+    p = transform.to_params(center)
+    return {
+        "Transform": ["EulerTransform"],
+        "NumberOfParameters": ["6"],
+        "TransformParameters": [repr(float(v)) for v in np.concatenate([np.deg2rad(p[3:]), p[:3]])],
+        "CenterOfRotationPoint": [repr(float(v)) for v in center],
+        "ComputeZYX": ["true"],
+        "InitialTransformParameterFileName": ["NoInitialTransform"],
+        "HowToCombineTransforms": ["Compose"],
+    }
+
+
+def parse_elastix_text(text: str, source: str | None = None) -> dict[str, list[str]]:
+    """Parse an elastix parameter file ``(Key value ...)`` into a dict of string lists."""
+    pmap: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        line = line.split("//", 1)[0].strip()
+        m = re.match(r"^\((\w+)\s*(.*)\)$", line)
+        if not m:
+            continue
+        pmap[m.group(1)] = [v.strip('"') for v in re.findall(r'"[^"]*"|\S+', m.group(2))]
+    if "Transform" not in pmap:
+        raise InputError("not an elastix transform parameter file (no '(Transform ...)' line)", source)
+    return pmap
+
+
+# --------------------------------------------------------------------------- files
+def read_transform(path: str | Path) -> RigidTransform:
+    """Read a rigid transform from any supported file.
+
+    * ``.tfm``, ``.h5``, ``.hdf5``, ``.mat`` and ``.txt`` files that start with ``#Insight Transform File``:
+      ITK transform files (read with SimpleITK; composite stacks are composed).
+    * Text starting with ``(`` (``(Transform "EulerTransform")``...): an elastix TransformParameters file;
+      a file it names in ``InitialTransformParameterFileName`` is read and composed too.
+    * Any other text: a 4×4 (or 3×4) matrix.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError("the transform file does not exist", path)
+    suffix = path.suffix.lower()
+    if suffix in ITK_SUFFIXES:
+        return _read_itk(path)
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError:
+        raise InputError("the transform file is binary but not an ITK .h5/.mat file", path) from None
+    stripped = text.lstrip()
+    if stripped.startswith("#Insight Transform File"):
+        return _read_itk(path)
+    if stripped.startswith("(") or "(Transform " in text:
+        pmap = parse_elastix_text(text, str(path))
+        chain = [pmap]
+        init = pmap.get("InitialTransformParameterFileName", ["NoInitialTransform"])[0]
+        seen = {path.resolve()}
+        while init != "NoInitialTransform":
+            ipath = Path(init) if Path(init).is_absolute() else path.parent / init
+            if not ipath.exists() and (path.parent / Path(init).name).exists():
+                ipath = path.parent / Path(init).name
+            if ipath.resolve() in seen:
+                raise InputError("the elastix initial-transform chain loops", path)
+            seen.add(ipath.resolve())
+            ipmap = parse_elastix_text(read_text_or_fail(ipath), str(ipath))
+            chain.insert(0, ipmap)
+            init = ipmap.get("InitialTransformParameterFileName", ["NoInitialTransform"])[0]
+        return transform_from_elastix_maps(chain, str(path))
+    return parse_matrix_text(text, str(path))
+
+
+def read_text_or_fail(path: Path) -> str:
+    if not path.exists():
+        raise InputError("a transform file named in a parameter file does not exist", path)
+    return path.read_text()
+
+
+def _read_itk(path: Path) -> RigidTransform:
+    import SimpleITK as sitk
+
+    try:
+        tx = sitk.ReadTransform(str(path))
+    except RuntimeError as exc:
+        last = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unknown reason"
+        raise InputError(f"cannot read the ITK transform: {last}", path) from None
+    return RigidTransform.from_sitk(tx, source=str(path))
+
+
+def write_transform(transform: RigidTransform, path: str | Path, center: np.ndarray = (0.0, 0.0, 0.0)) -> Path:
+    """Write a transform; the format follows the suffix.
+
+    ``.tfm``, ``.h5``, ``.hdf5`` and ``.mat`` get an ITK ``Euler3DTransform`` (ComputeZYX on) about
+    ``center``, which ITK, SimpleITK, 3D Slicer and ITK-SNAP read; anything else (``.txt``) gets 4×4 text.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix.lower() in ITK_SUFFIXES:
+        import SimpleITK as sitk
+
+        tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+        sitk.WriteTransform(transform.to_sitk(center), str(tmp))
+        tmp.replace(path)
+        return path
+    return write_matrix_text(transform, path)
