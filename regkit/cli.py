@@ -75,5 +75,62 @@ def synth(cases, out, seed, from_mr, workers):
     click.echo(f"wrote {len(ds)} cases to {out} ({sizes})")
 
 
+def parse_duration(text: str | None) -> float | None:
+    """Seconds from ``90``, ``90s``, ``30m``, ``2h`` or ``1h30m``."""
+    import re
+
+    from regkit.errors import InputError
+
+    if text is None:
+        return None
+    parts = re.findall(r"(\d+(?:\.\d+)?)\s*([hms]?)", text.strip().lower())
+    if not parts or "".join(n + u for n, u in parts) != re.sub(r"\s", "", text.strip().lower()):
+        raise InputError(f"cannot read duration {text!r}", fix="write e.g. 90s, 30m, 2h or 1h30m")
+    return sum(float(n) * {"h": 3600, "m": 60, "s": 1, "": 1}[u] for n, u in parts)
+
+
+@main.command()
+@click.option("--method", "-m", required=True,
+              type=click.Choice(["attreg", "attreg-label", "featreg", "featreg-label", "msreg", "dvnet"]),
+              help="Network and fixed-input variant to train.")
+@click.option("--data", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Dataset folder (train and val splits). Default: the built-in benchmark.")
+@click.option("--stage", type=click.IntRange(1, 2), default=1, show_default=True,
+              help="Cascade stage: 1 trains on 0-20mm starts, 2 on 0-8mm.")
+@click.option("--init-range", default=None, help="Starting-SRE range of training starts [stage 1: 0-20mm, 2: 0-8mm].")
+@click.option("--epochs", type=click.IntRange(1), default=100, show_default=True,
+              help="Epochs (one fresh start per training case each); learning-rate milestones scale with it.")
+@click.option("--batch-size", type=click.IntRange(1), default=None, help="Per-process batch [paper: 8, MSReg 16].")
+@click.option("--lr", type=float, default=None, help="Learning rate [paper's per-network value].")
+@click.option("--out", "-o", type=click.Path(file_okay=False), required=True, help="Run folder (checkpoints, curves).")
+@click.option("--resume", type=click.Path(exists=True), default=None,
+              help="Continue a run: its folder or its last.safetensors.")
+@click.option("--init-weights", type=click.Path(exists=True), default=None,
+              help="Start from these weights (e.g. stage 1's best for stage 2).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--time-budget", default=None, help="Stop cleanly after this long, e.g. 2h or 45m.")
+@click.option("--val-every", type=click.IntRange(1), default=1, show_default=True, help="Validate every N epochs.")
+@click.option("--bf16/--no-bf16", default=None, help="bf16 autocast [on where the CPU supports it].")
+@click.option("--compile", "compile_", is_flag=True, help="torch.compile the network.")
+@click.option("--device", default=None, help="cpu, cuda or cuda:N [CUDA when present].")
+@click.option("--threads", type=click.IntRange(1), default=None, help="Torch CPU threads.")
+def train(method, data, stage, init_range, epochs, batch_size, lr, out, resume, init_weights, seed, time_budget,
+          val_every, bf16, compile_, device, threads):
+    """Train a deep registrar; the best checkpoint (by validation SRE) is OUT/best.safetensors.
+
+    Works the same under `torchrun --nproc_per_node N regkit train ...` (DistributedDataParallel).
+    """
+    from deep.training import TrainOptions, train as run
+
+    summary = run(TrainOptions(
+        method=method, out=out, data=data, stage=stage, init_range=init_range, epochs=epochs, batch_size=batch_size,
+        lr=lr, resume=resume, init_weights=init_weights, seed=seed, time_budget=parse_duration(time_budget),
+        val_every=val_every, bf16=bf16, compile=compile_, device=device, threads=threads))
+    click.echo(f"{summary['stop_reason']}: {summary['epochs']} epochs, {summary['steps']} steps in "
+               f"{summary['train_seconds']:.0f} s; validation SRE {summary['val_sre_start']:.2f} -> "
+               f"best {summary['best_val_sre']:.2f} mm (epoch {summary['best_epoch']}); best checkpoint "
+               f"{out}/best.safetensors")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

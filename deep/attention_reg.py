@@ -1,0 +1,99 @@
+"""Attention-Reg and its ablation Feature-Reg (Song et al. 2021, Fig. 3).
+
+Input ``(N, 2, 32, 96, 96)``: channel 0 the fixed MR (image or label), channel 1 the moving TRUS. Output
+``(N, 6)``: ``[tx, ty, tz, ax, ay, az]`` in mm and degrees (see :mod:`deep.correction`).
+
+=====  =================================================================  ==============
+step   layers                                                             output
+=====  =================================================================  ==============
+B1     Conv3d(1→32, 3, no bias) → BN → ReLU                               32×32×96×96
+B2     MaxPool3d(3, stride 2, pad 1)                                      32×16×48×48
+B3     Conv3d(32→32, 3, no bias) → BN → ReLU                              32×16×48×48
+B4     MaxPool3d(3, stride (1, 2, 2), pad 1)                              32×16×24×24
+A      cross-modal attention per branch (not in Feature-Reg), then ReLU   32×16×24×24
+C      concatenate the MR and TRUS branches                               64×16×24×24
+H      BN → Conv(64→16, 1) → ReLU → Conv(16→4, 3) → ReLU → Conv(4→1, 3) → BN   1×16×24×24
+F      flatten 9216 → ReLU → FC 128 → ReLU → FC 32 → ReLU → FC 6          6
+=====  =================================================================  ==============
+
+The two feature branches do not share weights. Parameters: 1,248,777 (Attention-Reg), 1,244,393 (Feature-Reg).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from deep.attention import CrossModalAttention
+
+
+def feature_branch() -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv3d(1, 32, 3, padding=1, bias=False), nn.BatchNorm3d(32), nn.ReLU(inplace=True),
+        nn.MaxPool3d(3, stride=2, padding=1),
+        nn.Conv3d(32, 32, 3, padding=1, bias=False), nn.BatchNorm3d(32), nn.ReLU(inplace=True),
+        nn.MaxPool3d(3, stride=(1, 2, 2), padding=1),
+    )
+
+
+class AttentionReg(nn.Module):
+    """Attention-Reg; with ``use_attention=False`` it is Feature-Reg (same layers minus the attention blocks)."""
+
+    def __init__(self, use_attention: bool = True, attention: str = "fused"):
+        super().__init__()
+        self.mr_branch = feature_branch()
+        self.us_branch = feature_branch()
+        self.use_attention = use_attention
+        if use_attention:
+            self.mr_attention = CrossModalAttention(32, 16, attention)
+            self.us_attention = CrossModalAttention(32, 16, attention)
+        self.fuse = nn.Sequential(
+            nn.BatchNorm3d(64), nn.Conv3d(64, 16, 1), nn.ReLU(inplace=True),
+            nn.Conv3d(16, 4, 3, padding=1), nn.ReLU(inplace=True),
+            nn.Conv3d(4, 1, 3, padding=1), nn.BatchNorm3d(1),
+        )
+        self.regressor = nn.Sequential(
+            nn.ReLU(), nn.Linear(16 * 24 * 24, 128), nn.ReLU(inplace=True),
+            nn.Linear(128, 32), nn.ReLU(inplace=True), nn.Linear(32, 6),
+        )
+        for m in self.modules():
+            if isinstance(m, nn.Conv3d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm3d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+        if use_attention:
+            self.mr_attention.reset_output_scale()
+            self.us_attention.reset_output_scale()
+
+    @property
+    def attention(self) -> str:
+        return self.mr_attention.attention if self.use_attention else "none"
+
+    def set_attention(self, implementation: str) -> None:
+        if self.use_attention:
+            self.mr_attention.attention = implementation
+            self.us_attention.attention = implementation
+
+    def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The two branches' outputs after attention (or after pooling, in Feature-Reg), before the ReLU."""
+        mr = self.mr_branch(x[:, 0:1])
+        us = self.us_branch(x[:, 1:2])
+        if self.use_attention:
+            return self.mr_attention(mr, us), self.us_attention(us, mr)
+        return mr, us
+
+    def head(self, mr: torch.Tensor, us: torch.Tensor) -> torch.Tensor:
+        h = torch.cat([torch.relu(mr), torch.relu(us)], dim=1)
+        return self.regressor(self.fuse(h).flatten(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(*self.features(x))
+
+
+def attention_reg(attention: str = "fused") -> AttentionReg:
+    return AttentionReg(True, attention)
+
+
+def feature_reg(attention: str = "fused") -> AttentionReg:
+    return AttentionReg(False, attention)

@@ -1,0 +1,141 @@
+"""Checkpoints: weights as safetensors, with a JSON config beside them.
+
+``name.safetensors`` holds the tensors (never pickled, so loading a downloaded file runs no code);
+``name.json`` holds the architecture, the fixed-input variant, the input grid and normalisation, the stage, and
+the training provenance. Either file's path (or the common stem) names the checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from deep.crop import ENLARGE, INPUT_SHAPE
+from deep.networks import architecture, build_network
+from regkit.errors import CheckpointError
+
+FORMAT = 1
+
+
+@dataclass
+class CheckpointConfig:
+    architecture: str
+    variant: str  # "image" or "label": the fixed channel
+    stage: int = 1
+    init_range: str = "0-20mm"
+    input_shape: tuple[int, int, int] = INPUT_SHAPE
+    enlarge: float = ENLARGE
+    normalization: str = "per-channel percentile 0.5-99.5 to [0, 1]; labels 0/1"
+    correction: str = "T_new = T o C^-1, C in the crop-box frame about the box centre (deep.correction)"
+    parameter_count: int = 0
+    dtype: str = "float32"
+    training: dict = field(default_factory=dict)
+    regkit_checkpoint: int = FORMAT
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2) + "\n"
+
+
+def checkpoint_paths(path: str | Path) -> tuple[Path, Path]:
+    """(weights, config) paths of a checkpoint named by either file or their common stem."""
+    p = Path(path)
+    stem = p.with_suffix("") if p.suffix in (".safetensors", ".json") else p
+    return stem.with_suffix(".safetensors"), stem.with_suffix(".json")
+
+
+def save_checkpoint(model: nn.Module, config: CheckpointConfig, path: str | Path,
+                    dtype: torch.dtype = torch.float32, extra_tensors: dict[str, torch.Tensor] | None = None) -> Path:
+    """Write ``path.safetensors`` and ``path.json`` atomically; returns the weights path."""
+    from safetensors.torch import save_file
+
+    weights, cfg_path = checkpoint_paths(path)
+    weights.parent.mkdir(parents=True, exist_ok=True)
+    model = getattr(model, "module", model)  # DistributedDataParallel
+    state = {}
+    for k, v in model.state_dict().items():
+        v = v.detach().cpu()
+        state[k] = v.to(dtype).contiguous() if v.is_floating_point() else v.contiguous()
+    for k, v in (extra_tensors or {}).items():
+        state[k] = v.detach().cpu().contiguous()
+    config.dtype = str(dtype).removeprefix("torch.")
+    tmp_w = weights.with_name(f".{weights.name}.tmp")
+    tmp_c = cfg_path.with_name(f".{cfg_path.name}.tmp")
+    save_file(state, str(tmp_w), metadata={"architecture": config.architecture, "variant": config.variant})
+    tmp_c.write_text(config.to_json())
+    tmp_w.replace(weights)
+    tmp_c.replace(cfg_path)
+    return weights
+
+
+def read_config(path: str | Path) -> CheckpointConfig:
+    weights, cfg_path = checkpoint_paths(path)
+    if not cfg_path.exists():
+        raise CheckpointError("the checkpoint has no JSON config beside its weights", cfg_path,
+                              "keep name.json next to name.safetensors")
+    try:
+        doc = json.loads(cfg_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"the checkpoint config is not valid JSON ({exc})", cfg_path) from None
+    if doc.get("regkit_checkpoint") != FORMAT or "architecture" not in doc:
+        raise CheckpointError("not a regkit checkpoint config (no 'regkit_checkpoint': 1 / 'architecture')", cfg_path)
+    doc["input_shape"] = tuple(doc.get("input_shape", INPUT_SHAPE))
+    known = CheckpointConfig.__dataclass_fields__
+    return CheckpointConfig(**{k: v for k, v in doc.items() if k in known})
+
+
+def read_tensors(path: str | Path, device="cpu") -> dict[str, torch.Tensor]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    weights, _ = checkpoint_paths(path)
+    if not weights.exists():
+        raise CheckpointError("the checkpoint weights file does not exist", weights)
+    try:
+        return load_file(str(weights), device=str(device))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"the weights file is damaged or not safetensors ({exc})", weights,
+                              "re-download or re-train it; regkit never unpickles .pt/.pth files") from None
+
+
+def load_into(model: nn.Module, tensors: dict[str, torch.Tensor], source: Path, arch: str) -> None:
+    """Load a state dict strictly, turning mismatches into a clear error."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in tensors]
+    unexpected = [k for k in tensors if k not in own and not k.startswith("_train.")]
+    wrong = [k for k in own if k in tensors and tuple(tensors[k].shape) != tuple(own[k].shape)]
+    if missing or unexpected or wrong:
+        detail = "; ".join(
+            f"{label} {keys[:3]}{'…' if len(keys) > 3 else ''}"
+            for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)) if keys)
+        raise CheckpointError(f"the weights do not fit architecture {arch!r} ({detail})", source,
+                              "give a checkpoint trained for this registrar (see its JSON 'architecture')")
+    model.load_state_dict({k: tensors[k].to(own[k].dtype) for k in own})
+
+
+def load_checkpoint(path: str | Path, device="cpu", expect_architecture: str | None = None,
+                    attention: str = "fused") -> tuple[nn.Module, CheckpointConfig]:
+    """Build the network a checkpoint describes and load its weights (eval mode, float32)."""
+    weights, _ = checkpoint_paths(path)
+    config = read_config(path)
+    arch = architecture(config.architecture).name
+    if expect_architecture is not None and arch != expect_architecture:
+        raise CheckpointError(f"the checkpoint is for {arch!r}, not {expect_architecture!r}", weights,
+                              "pass a checkpoint of the matching architecture, or use the registrar for "
+                              f"{arch!r}")
+    model = build_network(arch, attention)
+    load_into(model, read_tensors(path, device), weights, arch)
+    return model.to(device).eval(), config
+
+
+def export_checkpoint(src: str | Path, dst: str | Path, dtype: torch.dtype = torch.float16,
+                      note: str | None = None) -> Path:
+    """Copy a checkpoint's weights (without training state) to ``dst``, cast to ``dtype`` (for bundling)."""
+    model, config = load_checkpoint(src)
+    config.training.pop("resume", None)
+    if note:
+        config.training["note"] = note
+    return save_checkpoint(model, config, dst, dtype=dtype)

@@ -1,0 +1,162 @@
+"""The networks' input: a box around the MR prostate, the fixed channel, and the moving TRUS resampled in it.
+
+* **Crop box.** The MR prostate label's bounding box in the MR's voxel axes, enlarged by 30 % of its size on
+  each side (so 1.6× the box), sampled on a (D, H, W) = 32 × 96 × 96 grid with cell-centred samples: voxel
+  (k, j, i) sits at the centre of its cell. The spacing differs per axis and per case, as in the original.
+* **Fixed channel.** The MR image or the MR label, sampled once per case (trilinear).
+* **Moving channel.** The TRUS read at ``T(p)`` for each box point ``p`` under the current estimate ``T``
+  (fixed → moving), trilinear, 0 outside the TRUS volume. Many estimates are resampled in one
+  ``grid_sample`` call.
+* **Intensities.** Each channel is scaled to [0, 1] separately: images by their 0.5 and 99.5 percentiles
+  (over the non-zero voxels, which excludes the black outside of the TRUS fan) and clipped; labels as 0/1.
+  (The original code min-max scaled both channels jointly; per-channel scaling keeps the MR contrast
+  independent of the TRUS gain.)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import SimpleITK as sitk
+import torch
+import torch.nn.functional as F
+
+from regkit.errors import InputError
+from regkit.image import ImageGeometry, intensity_window
+from regkit.transform import RigidTransform
+
+INPUT_SHAPE = (32, 96, 96)  # (D, H, W)
+ENLARGE = 0.3
+
+
+@dataclass(frozen=True)
+class CropBox:
+    """An oriented box in MR physical space and its sampling grid.
+
+    Attributes
+    ----------
+    center : (3,) mm
+    axes : (3, 3)
+        Columns are the box's x (W), y (H) and z (D) axes in physical space: the MR's direction cosines.
+    size : (3,) mm
+        Extent along x, y, z.
+    shape : (D, H, W)
+    """
+
+    center: np.ndarray
+    axes: np.ndarray
+    size: np.ndarray
+    shape: tuple[int, int, int] = INPUT_SHAPE
+
+    @property
+    def spacing(self) -> np.ndarray:
+        """Sample spacing along x, y, z (mm)."""
+        return self.size / np.array(self.shape[::-1], dtype=float)
+
+    @property
+    def frame(self) -> RigidTransform:
+        """Box frame → physical: box-frame coordinates are mm along the box axes, from the box centre."""
+        return RigidTransform.from_rotation_translation(self.axes, self.center)
+
+    def local_points(self) -> np.ndarray:
+        """Sample points in the box frame, shape (D, H, W, 3), cell-centred."""
+        d, h, w = self.shape
+        axes = [(np.arange(n) + 0.5) / n * s - s / 2 for n, s in zip((w, h, d), self.size, strict=True)]
+        zz, yy, xx = np.meshgrid(axes[2], axes[1], axes[0], indexing="ij")
+        return np.stack([xx, yy, zz], axis=-1)
+
+    def points(self) -> np.ndarray:
+        """Sample points in physical space, shape (D, H, W, 3)."""
+        return self.frame.apply(self.local_points().reshape(-1, 3)).reshape(*self.shape, 3)
+
+
+def crop_box(label: sitk.Image, enlarge: float = ENLARGE, shape: tuple[int, int, int] = INPUT_SHAPE) -> CropBox:
+    """The crop box of an MR prostate label (see the module docstring)."""
+    a = sitk.GetArrayViewFromImage(label) > 0
+    if not a.any():
+        raise InputError("the MR prostate label is empty; the crop box needs it")
+    geo = ImageGeometry.of(label)
+    nz = [np.nonzero(a.any(axis=ax))[0] for ax in ((0, 1), (0, 2), (1, 2))]  # x, y, z index ranges
+    lo = np.array([n.min() for n in nz], dtype=float) - 0.5
+    hi = np.array([n.max() for n in nz], dtype=float) + 0.5
+    extent = (hi - lo) * geo.spacing
+    center = geo.to_physical((lo + hi) / 2.0)
+    return CropBox(center=center, axes=geo.direction.copy(), size=extent * (1.0 + 2.0 * enlarge), shape=shape)
+
+
+class VolumeSampler:
+    """A volume on a device, read at physical points by trilinear ``grid_sample`` (0 outside).
+
+    Parameters
+    ----------
+    image : SimpleITK.Image
+    normalize : {"percentile", "label", "none"}
+        Intensity scaling to [0, 1] (see the module docstring).
+    device : torch.device or str
+    """
+
+    def __init__(self, image: sitk.Image, normalize: str = "percentile", device="cpu"):
+        a = sitk.GetArrayFromImage(image).astype(np.float32)
+        if normalize == "percentile":
+            lo, hi = intensity_window(image)
+            a = np.clip((a - lo) / (hi - lo), 0.0, 1.0)
+        elif normalize == "label":
+            a = (a > 0).astype(np.float32)
+        elif normalize != "none":
+            raise InputError(f"unknown normalisation {normalize!r}")
+        self.volume = torch.from_numpy(a)[None, None].to(device)
+        geo = ImageGeometry.of(image)
+        size = np.array(geo.size, dtype=float)
+        # physical → normalised grid coordinates in [-1, 1] (align_corners=True: -1/+1 = first/last voxel centre)
+        to_norm = np.diag(np.append(2.0 / np.maximum(size - 1, 1), 1.0))
+        to_norm[:3, 3] = -1.0
+        self.physical_to_grid = torch.tensor(to_norm @ geo.physical_to_index, dtype=torch.float32, device=device)
+        self.device = torch.device(device)
+
+    def sample(self, points: torch.Tensor) -> torch.Tensor:
+        """Values at physical points of shape (N, D, H, W, 3) → (N, D, H, W)."""
+        n, d, h, w, _ = points.shape
+        m = self.physical_to_grid
+        grid = points.reshape(1, n * d, h, w, 3) @ m[:3, :3].T + m[:3, 3]
+        out = F.grid_sample(self.volume, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+        return out.reshape(n, d, h, w)
+
+
+def transform_points(transforms: RigidTransform, points: np.ndarray, device="cpu") -> torch.Tensor:
+    """``T_k(p)`` for a batch of transforms and a (D, H, W, 3) point grid → (N, D, H, W, 3) tensor."""
+    m = torch.tensor(transforms.matrix.reshape(-1, 4, 4), dtype=torch.float32, device=device)
+    p = torch.as_tensor(points, dtype=torch.float32, device=device)
+    return torch.einsum("nij,dhwj->ndhwi", m[:, :3, :3], p) + m[:, None, None, None, :3, 3]
+
+
+class CaseInput:
+    """Everything needed to build network inputs for one case, prepared once.
+
+    Parameters
+    ----------
+    case : regkit.Case
+    variant : {"image", "label"}
+        Fixed channel: the MR image or the MR prostate label.
+    """
+
+    def __init__(self, case, variant: str = "image", device="cpu", shape: tuple[int, int, int] = INPUT_SHAPE):
+        if case.fixed_label is None:
+            raise InputError(f"case {case.case_id!r} has no MR prostate label; the deep registrars need it for "
+                             "the crop box")
+        self.case = case
+        self.box = crop_box(case.fixed_label, shape=shape)
+        self.points = self.box.points()
+        self.device = torch.device(device)
+        fixed_img = case.fixed_input(variant)
+        fixed_sampler = VolumeSampler(fixed_img, "label" if variant == "label" else "percentile", device)
+        ident = transform_points(RigidTransform.identity((1,)), self.points, device)
+        self.fixed = fixed_sampler.sample(ident)[0]
+        self.moving = VolumeSampler(case.moving, "percentile", device)
+
+    def inputs(self, transforms: RigidTransform) -> torch.Tensor:
+        """Network input for a batch of estimates: (N, 2, D, H, W), channel 0 fixed, channel 1 moving."""
+        t = transforms if transforms.batch_shape else RigidTransform.from_matrix(transforms.matrix[None])
+        moving = self.moving.sample(transform_points(t, self.points, self.device))
+        fixed = self.fixed.expand_as(moving)
+        return torch.stack([fixed, moving], dim=1)

@@ -1,0 +1,517 @@
+"""Training the deep registrars: fresh starts every step, a fixed validation set, resumable, DDP-ready.
+
+The recipe follows the paper (§2.3, §3.1) and the authors' code:
+
+* every sample is a (case, start) pair with a start drawn fresh by the paper's generator
+  (:mod:`evaluation.starts`), its target SRE uniform in the stage's range (stage 1: 0–20 mm, stage 2: 0–8 mm);
+  an epoch draws one start for every training case; the training volumes are rendered once and only the
+  TRUS is resampled per sample (batched ``grid_sample``);
+* the validation set is fixed: 5 starts per validation case, saved with the run (``val_starts.csv``);
+* loss: MSE on the six parameters; optimiser: Adam. Schedules per network: Attention-Reg/Feature-Reg lr 1e-3,
+  ×0.3 at 40 %, 57 % and 83 % of the epochs (the paper's 120/170/250 of 300); MSReg 5e-5 and DVNet 1e-3, ×0.9
+  every 5 epochs;
+* the best checkpoint is kept by validation SRE (``best.*``), the last one for resuming (``last.*``, with the
+  optimiser, scheduler and random-stream positions);
+* on the CPU, bf16 autocast is used where the processor supports it, and the fused attention always.
+
+Run under ``torchrun --nproc_per_node N`` and the same code trains with DistributedDataParallel (NCCL on GPUs,
+gloo on CPUs); rank 0 validates and writes checkpoints.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from deep.checkpoint import CheckpointConfig, load_into, read_config, read_tensors, save_checkpoint
+from deep.correction import apply_correction, correction_target
+from deep.crop import CaseInput
+from deep.networks import architecture, build_network, parameter_count
+from evaluation.sre import sre
+from evaluation.starts import InitSpec, draw_start, make_starts, parse_init, read_starts, write_starts
+from regkit.errors import CheckpointError, InputError
+from regkit.progress import progress
+from regkit.transform import RigidTransform
+
+METHODS = {
+    "attreg": ("attention_reg", "image"),
+    "attreg-label": ("attention_reg", "label"),
+    "featreg": ("feature_reg", "image"),
+    "featreg-label": ("feature_reg", "label"),
+    "msreg": ("msreg", "image"),
+    "dvnet": ("dvnet", "image"),
+}
+HISTORY_COLUMNS = ["epoch", "step", "samples", "train_loss", "val_loss", "val_sre_mean", "val_sre_median", "lr",
+                   "elapsed_s"]
+
+
+@dataclass
+class TrainOptions:
+    """Options of ``regkit train`` (see ``regkit train --help``)."""
+
+    method: str
+    out: Path
+    data: Path | None = None
+    stage: int = 1
+    init_range: str | None = None
+    epochs: int = 100
+    batch_size: int | None = None
+    lr: float | None = None
+    resume: Path | None = None
+    init_weights: Path | None = None
+    seed: int = 0
+    time_budget: float | None = None
+    val_starts: int = 5
+    val_every: int = 1
+    samples_per_epoch: int | None = None
+    bf16: bool | None = None
+    compile: bool = False
+    device: str | None = None
+    threads: int | None = None
+    show_progress: bool = True
+    max_steps: int | None = None  # stop after this many optimiser steps in this process (tests, benchmarks)
+
+    def resolved(self) -> TrainOptions:
+        if self.method not in METHODS:
+            raise InputError(f"unknown method {self.method!r}", fix=f"use one of {', '.join(METHODS)}")
+        if self.stage not in (1, 2):
+            raise InputError(f"stage must be 1 or 2, got {self.stage}")
+        arch = architecture(METHODS[self.method][0])
+        self.init_range = self.init_range or ("0-20mm" if self.stage == 1 else "0-8mm")
+        self.batch_size = self.batch_size or arch.batch_size
+        self.lr = self.lr or arch.lr
+        self.out = Path(self.out)
+        return self
+
+
+@dataclass
+class TrainState:
+    epoch: int = 0  # completed epochs
+    step_in_epoch: int = 0
+    global_step: int = 0
+    samples: int = 0
+    best_val_sre: float = math.inf
+    best_epoch: int = -1
+    elapsed: float = 0.0
+    history: list[dict] = field(default_factory=list)
+
+
+def cpu_supports_bf16() -> bool:
+    if platform.system() != "Linux":
+        return False
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def _distributed() -> tuple[int, int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1, 0
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def make_scheduler(optimizer, arch_schedule: str, epochs: int):
+    if arch_schedule == "multistep":
+        milestones = sorted({max(1, round(f * epochs)) for f in (120 / 300, 170 / 300, 250 / 300)})
+        return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=0.3)
+    return torch.optim.lr_scheduler.StepLR(optimizer, step_size=5, gamma=0.9)
+
+
+def load_training_data(opts: TrainOptions, variant: str, device):
+    """Training and validation cases, prepared as network inputs once."""
+    from regkit.benchmark import builtin_benchmark
+    from regkit.dataset import load_dataset
+
+    ds = load_dataset(opts.data) if opts.data else builtin_benchmark(("train", "val"),
+                                                                     show_progress=opts.show_progress)
+    train_ids = ds.case_ids("train") if "train" in ds.splits else []
+    if not train_ids:
+        raise InputError("the training split is empty", ds.root / "dataset.json",
+                         "list training cases under splits.train in dataset.json")
+    val_ids = ds.case_ids("val") if "val" in ds.splits else []
+    if not val_ids:
+        raise InputError("the validation split is empty; the best checkpoint is chosen on it",
+                         ds.root / "dataset.json", "list validation cases under splits.val in dataset.json")
+    out = {}
+    for split, ids in (("train", train_ids), ("val", val_ids)):
+        items = []
+        for cid in progress(ids, desc=f"load {split}", unit="case", disable=not opts.show_progress):
+            case = ds.load(cid)
+            if case.fixed_label is None:
+                raise InputError(f"case {cid!r} has no MR prostate label (mr_label.*)", ds.root / cid,
+                                 "the crop box, and the label variant, need the MR prostate label")
+            if case.ground_truth is None:
+                raise InputError(f"case {cid!r} has no ground truth; training needs it", ds.root / cid)
+            items.append(CaseInput(case, variant, device))
+        out[split] = items
+    return ds, out["train"], out["val"]
+
+
+class Trainer:
+    """One training run (see the module docstring)."""
+
+    def __init__(self, opts: TrainOptions):
+        self.opts = opts.resolved()
+        self.rank, self.world, local_rank = _distributed()
+        self.arch_name, self.variant = METHODS[self.opts.method]
+        self.arch = architecture(self.arch_name)
+        if self.opts.device:
+            self.device = torch.device(self.opts.device)
+        elif torch.cuda.is_available():
+            self.device = torch.device("cuda", local_rank)
+        else:
+            self.device = torch.device("cpu")
+        if self.opts.threads:
+            torch.set_num_threads(self.opts.threads)
+        elif self.world > 1 and self.device.type == "cpu":
+            torch.set_num_threads(max(1, (os.cpu_count() or 1) // self.world))
+        if self.opts.bf16 is None:
+            self.opts.bf16 = self.device.type == "cpu" and cpu_supports_bf16()
+        self.init = parse_init(self.opts.init_range)
+        if len(self.init) != 1:
+            raise InputError(f"--init-range takes one range, got {self.opts.init_range!r}")
+        self.init: InitSpec = self.init[0]
+        self.out = self.opts.out
+        self.state = TrainState()
+
+        torch.manual_seed(self.opts.seed)
+        self.model = build_network(self.arch_name).to(self.device)
+        self.optimizer = torch.optim.Adam([p for p in self.model.parameters() if p.requires_grad], lr=self.opts.lr)
+        self.scheduler = make_scheduler(self.optimizer, self.arch.schedule, self.opts.epochs)
+        if self.opts.resume:
+            self._resume(Path(self.opts.resume))
+        elif self.opts.init_weights:
+            self._load_init_weights(Path(self.opts.init_weights))
+        self.net = self.model
+        if self.opts.compile:
+            self.net = torch.compile(self.net)
+        if self.world > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            self.net = DistributedDataParallel(self.net, device_ids=[self.device.index] if self.device.type == "cuda"
+                                               else None)
+
+    # ------------------------------------------------------------------ checkpoints
+    def _config(self) -> CheckpointConfig:
+        return CheckpointConfig(
+            architecture=self.arch_name, variant=self.variant, stage=self.opts.stage,
+            init_range=self.init.label, parameter_count=parameter_count(self.arch_name),
+            training={
+                "method": self.opts.method, "data": str(self.opts.data) if self.opts.data else "built-in benchmark",
+                "seed": self.opts.seed, "epochs_planned": self.opts.epochs, "epochs_done": self.state.epoch,
+                "batch_size": self.opts.batch_size, "world_size": self.world, "lr": self.opts.lr,
+                "schedule": self.arch.schedule, "bf16": bool(self.opts.bf16), "samples": self.state.samples,
+                "best_val_sre_mm": self.state.best_val_sre if math.isfinite(self.state.best_val_sre) else None,
+                "best_epoch": self.state.best_epoch, "train_seconds": round(self.state.elapsed, 1),
+                "init_weights": str(self.opts.init_weights) if self.opts.init_weights else None,
+                "torch": torch.__version__,
+            },
+        )
+
+    def _optimizer_tensors(self) -> tuple[dict[str, torch.Tensor], dict]:
+        sd = self.optimizer.state_dict()
+        tensors, scalars = {}, {}
+        for pid, st in sd["state"].items():
+            for k, v in st.items():
+                if torch.is_tensor(v):
+                    tensors[f"_train.optim.{pid}.{k}"] = v
+                else:
+                    scalars[f"{pid}.{k}"] = v
+        return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
+
+    def save_last(self) -> None:
+        if self.rank != 0:
+            return
+        tensors, optim_json = self._optimizer_tensors()
+        tensors["_train.torch_rng"] = torch.get_rng_state()
+        cfg = self._config()
+        sched = self.scheduler.state_dict()
+        if "milestones" in sched:
+            sched["milestones"] = {str(k): v for k, v in sched["milestones"].items()}
+        cfg.training["resume"] = {
+            "state": {k: v for k, v in asdict(self.state).items() if k != "history"},
+            "optimizer": optim_json, "scheduler": sched, "options": _jsonable(asdict(self.opts)),
+        }
+        save_checkpoint(self.model, cfg, self.out / "last", extra_tensors=tensors)
+
+    def _resume(self, path: Path) -> None:
+        if path.is_dir():
+            path = path / "last"
+        cfg = read_config(path)
+        if cfg.architecture != self.arch_name:
+            raise CheckpointError(f"the checkpoint to resume is for {cfg.architecture!r}, not {self.arch_name!r} "
+                                  f"(method {self.opts.method!r})", path,
+                                  "resume with the same --method the run was started with")
+        if cfg.variant != self.variant:
+            raise CheckpointError(f"the checkpoint to resume uses the {cfg.variant} variant, not {self.variant}", path)
+        info = cfg.training.get("resume")
+        if not info:
+            raise CheckpointError("the checkpoint holds no training state to resume from (a best/bundled "
+                                  "checkpoint?)", path, "resume from the run's last.safetensors, or start a new "
+                                  "run with --init-weights")
+        tensors = read_tensors(path, "cpu")
+        load_into(self.model, tensors, path, self.arch_name)
+        sd = {"state": {}, "param_groups": info["optimizer"]["param_groups"]}
+        for k, v in tensors.items():
+            if k.startswith("_train.optim."):
+                pid, name = k.removeprefix("_train.optim.").split(".", 1)
+                sd["state"].setdefault(int(pid), {})[name] = v.to(self.device)
+        for k, v in info["optimizer"]["scalars"].items():
+            pid, name = k.split(".", 1)
+            sd["state"].setdefault(int(pid), {})[name] = v
+        self.optimizer.load_state_dict(sd)
+        sched = info["scheduler"]
+        if "milestones" in sched:
+            from collections import Counter
+
+            sched["milestones"] = Counter({int(k): v for k, v in sched["milestones"].items()})
+        self.scheduler.load_state_dict(sched)
+        torch.set_rng_state(tensors["_train.torch_rng"])
+        self.state = TrainState(**info["state"])
+        hist = self.out / "history.csv"
+        if hist.exists():
+            with open(hist) as fh:
+                self.state.history = list(csv.DictReader(fh))
+
+    def _load_init_weights(self, path: Path) -> None:
+        cfg = read_config(path)
+        if cfg.architecture != self.arch_name:
+            raise CheckpointError(f"--init-weights is a {cfg.architecture!r} checkpoint, not {self.arch_name!r}", path)
+        load_into(self.model, read_tensors(path, "cpu"), path, self.arch_name)
+
+    # ------------------------------------------------------------------ data
+    def _batch(self, cases: list[CaseInput], rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        inputs, targets = [], []
+        for ci in cases:
+            target = self.init.draw(rng)
+            start = draw_start(rng, ci.case.ground_truth, ci.case.surface_points, target)
+            inputs.append(ci.inputs(start))
+            targets.append(correction_target(ci.box, start, ci.case.ground_truth))
+        return torch.cat(inputs), torch.tensor(np.stack(targets), dtype=torch.float32, device=self.device)
+
+    def _autocast(self):
+        if self.opts.bf16:
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return torch.autocast(self.device.type, enabled=False)
+
+    # ------------------------------------------------------------------ validation
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        self.model.eval()
+        by_case = {ci.case.case_id: ci for ci in self.val_inputs}
+        sres, losses = [], []
+        for cid, ci in by_case.items():
+            starts = [s for s in self.val_starts if s.case == cid]
+            if not starts:
+                continue
+            t = RigidTransform.from_matrix(np.stack([s.transform.matrix for s in starts]))
+            x = ci.inputs(t)
+            with self._autocast():
+                pred = torch.cat([self.model(x[i:i + 8]) for i in range(0, len(x), 8)]).float()
+            target = torch.tensor(correction_target(ci.box, t, ci.case.ground_truth), dtype=torch.float32,
+                                  device=pred.device)
+            losses.append(F.mse_loss(pred, target, reduction="none").mean(1).cpu().numpy())
+            est = apply_correction(ci.box, t, pred.cpu().numpy().astype(float))
+            sres.append(np.atleast_1d(sre(est, ci.case.ground_truth, ci.case.surface_points)))
+        self.model.train()
+        s = np.concatenate(sres)
+        return {"val_loss": float(np.concatenate(losses).mean()), "val_sre_mean": float(s.mean()),
+                "val_sre_median": float(np.median(s))}
+
+    def _log(self, row: dict) -> None:
+        if self.rank != 0:
+            return
+        self.state.history.append(row)
+        path = self.out / "history.csv"
+        new = not path.exists()
+        with open(path, "a", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=HISTORY_COLUMNS)
+            if new:
+                w.writeheader()
+            w.writerow({k: row.get(k, "") for k in HISTORY_COLUMNS})
+        if self.tb is not None:
+            for k in ("train_loss", "val_loss", "val_sre_mean", "lr"):
+                if row.get(k) not in (None, ""):
+                    self.tb.add_scalar(k, float(row[k]), row["step"])
+
+    def _validate_and_keep_best(self, train_loss: float | None) -> dict:
+        metrics = self.validate()
+        row = {"epoch": self.state.epoch, "step": self.state.global_step, "samples": self.state.samples,
+               "train_loss": "" if train_loss is None else round(train_loss, 5), "lr": self.optimizer.param_groups[0]["lr"],
+               "elapsed_s": round(self.state.elapsed, 1), **{k: round(v, 4) for k, v in metrics.items()}}
+        self._log(row)
+        if metrics["val_sre_mean"] < self.state.best_val_sre:
+            self.state.best_val_sre = metrics["val_sre_mean"]
+            self.state.best_epoch = self.state.epoch
+            if self.rank == 0:
+                save_checkpoint(self.model, self._config(), self.out / "best")
+        return metrics
+
+    # ------------------------------------------------------------------ loop
+    def run(self) -> dict:
+        opts = self.opts
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.tb = None
+        if self.rank == 0:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.tb = SummaryWriter(str(self.out / "tensorboard"))
+            except ImportError:
+                pass
+        _, self.train_inputs, self.val_inputs = load_training_data(opts, self.variant, self.device)
+        val_path = self.out / "val_starts.csv"
+        if val_path.exists():
+            self.val_starts = read_starts(val_path)
+        else:
+            self.val_starts = make_starts([ci.case for ci in self.val_inputs], self.init, opts.val_starts,
+                                          seed=opts.seed + 7919)
+            if self.rank == 0:
+                write_starts(self.val_starts, val_path)
+        if self.rank == 0:
+            (self.out / "options.json").write_text(json.dumps(_jsonable(asdict(opts)), indent=2) + "\n")
+
+        n_train = len(self.train_inputs)
+        per_epoch = opts.samples_per_epoch or n_train
+        global_batch = opts.batch_size * self.world
+        steps_per_epoch = max(1, per_epoch // global_batch)
+        total_steps = opts.epochs * steps_per_epoch
+        if self.state.global_step == 0 and not self.state.history:
+            self._validate_and_keep_best(None)  # the starting point of the curve
+
+        self.model.train()
+        t_start = time.perf_counter() - self.state.elapsed
+        step_times: list[float] = []
+        stop_reason = "epochs done"
+        running = []
+        bar = progress(total=total_steps, initial=self.state.global_step, desc=f"train {opts.method} s{opts.stage}",
+                       unit="step", disable=not opts.show_progress or self.rank != 0)
+        steps_this_process = 0
+        last_metrics: dict = {}
+        try:
+            while self.state.epoch < opts.epochs:
+                order = np.random.default_rng([opts.seed, self.state.epoch]).permutation(
+                    np.resize(np.arange(n_train), steps_per_epoch * global_batch))
+                while self.state.step_in_epoch < steps_per_epoch:
+                    if self._should_stop(t_start, step_times, steps_this_process):
+                        stop_reason = "time budget" if opts.time_budget else "max steps"
+                        raise _Stop
+                    t0 = time.perf_counter()
+                    k = self.state.step_in_epoch
+                    lo = k * global_batch + self.rank * opts.batch_size
+                    cases = [self.train_inputs[i] for i in order[lo:lo + opts.batch_size]]
+                    rng = np.random.default_rng([opts.seed, self.state.epoch, k, self.rank, 1])
+                    x, y = self._batch(cases, rng)
+                    with self._autocast():
+                        pred = self.net(x)
+                    loss = F.mse_loss(pred.float(), y)
+                    self.optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    self.optimizer.step()
+                    running.append(float(loss.detach()))
+                    self.state.step_in_epoch += 1
+                    self.state.global_step += 1
+                    self.state.samples += global_batch
+                    steps_this_process += 1
+                    step_times.append(time.perf_counter() - t0)
+                    self.state.elapsed = time.perf_counter() - t_start
+                    bar.update()
+                    bar.set_postfix(loss=f"{np.mean(running[-20:]):.3g}",
+                                    val_sre=f"{self.state.history[-1]['val_sre_mean'] if self.state.history else '?'}",
+                                    lr=f"{self.optimizer.param_groups[0]['lr']:.2g}")
+                self.state.epoch += 1
+                self.state.step_in_epoch = 0
+                self.scheduler.step()
+                if self.state.epoch % opts.val_every == 0 or self.state.epoch == opts.epochs:
+                    last_metrics = self._validate_and_keep_best(float(np.mean(running)) if running else None)
+                    running = []
+                self.state.elapsed = time.perf_counter() - t_start
+                self.save_last()
+        except (_Stop, KeyboardInterrupt) as exc:
+            if isinstance(exc, KeyboardInterrupt):
+                stop_reason = "interrupted"
+            self.state.elapsed = time.perf_counter() - t_start
+            if running:
+                last_metrics = self._validate_and_keep_best(float(np.mean(running)))
+            self.save_last()
+            if isinstance(exc, KeyboardInterrupt) and self.world == 1:
+                bar.close()
+                raise
+        finally:
+            bar.close()
+            if self.tb is not None:
+                self.tb.close()
+        summary = {
+            "method": opts.method, "stage": opts.stage, "stop_reason": stop_reason, "epochs": self.state.epoch,
+            "steps": self.state.global_step, "samples": self.state.samples, "train_seconds": round(self.state.elapsed, 1),
+            "seconds_per_step": float(np.median(step_times)) if step_times else None,
+            "val_sre_start": float(self.state.history[0]["val_sre_mean"]) if self.state.history else None,
+            "val_sre_last": last_metrics.get("val_sre_mean"), "best_val_sre": self.state.best_val_sre,
+            "best_epoch": self.state.best_epoch, "out": str(self.out), "world_size": self.world,
+        }
+        if self.world > 1:
+            summary["replica_max_abs_diff"] = replica_difference(self.model)
+        if self.rank == 0:
+            (self.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        return summary
+
+    def _should_stop(self, t_start: float, step_times: list[float], steps_done: int) -> bool:
+        stop = False
+        if self.opts.max_steps is not None and steps_done >= self.opts.max_steps:
+            stop = True
+        if self.opts.time_budget is not None:
+            typical = float(np.median(step_times[-10:])) if step_times else 0.0
+            stop = stop or (time.perf_counter() - t_start + typical > self.opts.time_budget)
+        if self.world > 1:  # every rank must stop at the same step
+            import torch.distributed as dist
+
+            flag = torch.tensor([1.0 if stop else 0.0])
+            dist.broadcast(flag, 0)
+            stop = bool(flag.item())
+        return stop
+
+
+class _Stop(Exception):
+    pass
+
+
+def replica_difference(model: torch.nn.Module) -> float:
+    """Largest absolute difference of any parameter between the DDP replicas (0 when they agree)."""
+    import torch.distributed as dist
+
+    flat = torch.cat([p.detach().float().flatten().cpu() for p in model.parameters()])
+    gathered = [torch.zeros_like(flat) for _ in range(dist.get_world_size())]
+    dist.all_gather(gathered, flat)
+    return float(max((g - gathered[0]).abs().max() for g in gathered))
+
+
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def train(opts: TrainOptions) -> dict:
+    """Run a training (see the module docstring); returns the run summary."""
+    return Trainer(opts).run()
