@@ -155,13 +155,15 @@ def build_anatomy(rng: np.random.Generator, grid: Grid, gland_center: np.ndarray
     ax, ay, az = g.axes
     X, Y, Z = grid.coords()
 
-    # pelvic side wall: obturator internus lining an elliptical ring of bone (ischium), open posteriorly
+    # pelvic side wall: obturator internus lining an elliptical ring of bone (ischium and pubic rami); the ring
+    # spans the lateral angles only (open posteriorly; the symphysis is drawn separately), with radial ends
     wall_c = np.array([c[0], c[1] + rng.uniform(-2, 6)])
     wall_r = np.array([ax + rng.uniform(26, 34), rng.uniform(44, 54)])
     ew = np.sqrt(((X - wall_c[0]) / wall_r[0]) ** 2 + ((Y - wall_c[1]) / wall_r[1]) ** 2)
+    angle = np.degrees(np.arctan2(np.abs(X - wall_c[0]), -(Y - wall_c[1])))  # 0 = anterior, 180 = posterior
+    lateral = (angle > rng.uniform(28, 40)) & (angle < rng.uniform(125, 145))
     t_m = rng.uniform(9, 14) / wall_r[0]
     t_c = 2.0 / wall_r[0]
-    lateral = (np.abs(X - c[0]) > 0.55 * wall_r[0]) & (Y < c[1] + 30)
     labels[np.broadcast_to(lateral & (ew >= 1.0) & (ew < 1.0 + t_m), shape)] = INDEX["muscle"]
     labels[np.broadcast_to(lateral & (ew >= 1.0 + t_m), shape)] = INDEX["bone_cortex"]
     labels[np.broadcast_to(lateral & (ew >= 1.0 + t_m + t_c), shape)] = INDEX["bone_marrow"]

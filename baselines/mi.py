@@ -1,0 +1,55 @@
+"""``mi``: rigid registration maximising Mattes mutual information, through itk-elastix.
+
+Multi-resolution ``EulerTransform`` + ``AdvancedMattesMutualInformation`` + adaptive stochastic gradient
+descent (elastix's default rigid recipe), started from the protocol's start in memory. The fixed input is
+the MR image (or, with ``fixed="label"``, the MR prostate label).
+"""
+
+from __future__ import annotations
+
+from regkit.case import Case
+from regkit.registrar import RegistrarBase
+from regkit.transform import RigidTransform
+
+
+class MIRegistrar(RegistrarBase):
+    """Mattes mutual information, rigid, multi-resolution (elastix).
+
+    Parameters
+    ----------
+    fixed : {"image", "label"}
+        Fixed input: the MR image or the MR prostate label.
+    mask_mm : float or None
+        Sample the fixed image only within the MR prostate label dilated by this many mm (None: no mask).
+    resolutions, iterations, histogram_bins, spatial_samples : int
+        elastix settings (per resolution for iterations and samples).
+    seed : int
+        The random sampler's seed (elastix's ``RandomSeed``).
+    threads : int, optional
+        elastix threads (default: all cores).
+    log_dir : path, optional
+        Where to keep the logs of failed runs.
+    """
+
+    name = "mi"
+    kind = "classical"
+    summary = "Mattes mutual information, rigid Euler, multi-resolution (itk-elastix)"
+
+    def __init__(self, fixed: str = "image", mask_mm: float | None = 15.0, resolutions: int = 3,
+                 iterations: int = 256, histogram_bins: int = 32, spatial_samples: int = 2048, seed: int = 121212,
+                 threads: int | None = None, log_dir: str | None = None):
+        self.fixed = fixed
+        self.mask_mm = mask_mm
+        self.settings = dict(resolutions=int(resolutions), iterations=int(iterations),
+                             histogram_bins=int(histogram_bins), spatial_samples=int(spatial_samples), seed=int(seed))
+        self.threads = threads
+        self.log_dir = log_dir
+
+    def _register(self, case: Case, initial: RigidTransform) -> tuple[RigidTransform, dict]:
+        from baselines.elastix import dilated_mask, fan_mask, rigid_parameter_map, run_elastix
+
+        pm = rigid_parameter_map("AdvancedMattesMutualInformation", **self.settings)
+        mask = dilated_mask(case.fixed_label, self.mask_mm) if self.mask_mm is not None else None
+        total = run_elastix([case.fixed_input(self.fixed)], [case.moving], pm, initial, fixed_mask=mask,
+                            moving_mask=fan_mask(case.moving), threads=self.threads, keep_log_dir=self.log_dir)
+        return total, {"fixed": self.fixed, "mask_mm": self.mask_mm, **self.settings}
