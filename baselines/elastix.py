@@ -96,6 +96,9 @@ def rigid_parameter_map(metric: str | list[str] = "AdvancedMattesMutualInformati
         "AutomaticTransformInitialization": ["false"],
         "ComputeZYX": ["true"],
         "ErodeMask": ["false"],
+        # keep going when part of the samples map outside the moving field of view (a cut TRUS fan)
+        "RequiredRatioOfValidSamples": ["0.05"],
+        "MaximumNumberOfSamplingAttempts": ["8"],
     })
     if n_metrics > 1:
         pm.update({

@@ -29,14 +29,18 @@ class MIRegistrar(RegistrarBase):
         elastix threads (default: all cores).
     log_dir : path, optional
         Where to keep the logs of failed runs.
+
+    The defaults (one resolution, 500 iterations, a 15 mm mask) were chosen on the built-in benchmark's
+    validation split: elastix's smoothing pyramid blurs the speckle into blobs whose MI optimum lies
+    millimetres away from the true alignment, and without a mask the fan border and the far field dominate.
     """
 
     name = "mi"
     kind = "classical"
     summary = "Mattes mutual information, rigid Euler, multi-resolution (itk-elastix)"
 
-    def __init__(self, fixed: str = "image", mask_mm: float | None = 15.0, resolutions: int = 3,
-                 iterations: int = 256, histogram_bins: int = 32, spatial_samples: int = 2048, seed: int = 121212,
+    def __init__(self, fixed: str = "image", mask_mm: float | None = 15.0, resolutions: int = 1,
+                 iterations: int = 500, histogram_bins: int = 32, spatial_samples: int = 2048, seed: int = 121212,
                  threads: int | None = None, log_dir: str | None = None):
         self.fixed = fixed
         self.mask_mm = mask_mm

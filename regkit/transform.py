@@ -164,8 +164,8 @@ class RigidTransform:
         ----------
         matrix : array_like, shape (*batch, 4, 4) or (*batch, 3, 4)
         orthonormalize : bool
-            Project the 3×3 part onto the nearest rotation (SVD) instead of rejecting small deviations,
-            for matrices stored with few digits.
+            Project the 3×3 part onto the nearest rotation (SVD) after the check, for matrices stored with
+            few digits (the check still rejects deviations above ``tolerance``).
         tolerance : float
             Largest accepted ``|RᵀR − I|`` entry.
         source : str, optional
@@ -177,11 +177,9 @@ class RigidTransform:
             m = np.concatenate([m, bottom], axis=-2)
         if m.shape[-2:] != (4, 4):
             raise InputError(f"expected 4×4 matrices, got shape {m.shape}", source)
-        if orthonormalize:
-            if not np.all(np.isfinite(m)) or np.any(np.abs(np.linalg.det(m[..., :3, :3])) < 1e-12):
-                _check_rigid(m, tolerance, source)
-            m = _orthonormalize(m)
         _check_rigid(m, tolerance, source)
+        if orthonormalize:
+            m = _orthonormalize(m)
         obj = cls.__new__(cls)
         m = m.copy()
         m.setflags(write=False)

@@ -91,16 +91,29 @@ def test_matches_numpy_transcription(radius, dilation):
 
 
 @pytest.mark.parametrize(("radius", "dilation"), PARAMS)
-def test_matches_numpy_transcription_with_clamp(radius, dilation):
-    """Half the volume is constant, so V = 0 there and the lower clamp is active."""
+def test_matches_numpy_transcription_lower_clamp(radius, dilation):
+    """A slab of very faint noise has 0 < V < 0.001 * mean(V), so the lower clamp is active there."""
     volume = random_volume(7)
-    volume[:5] = 0.25
+    volume[:5] = 0.25 + 1e-3 * volume[:5]
     expected = mind_ssc_numpy(volume.numpy(), radius, dilation)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        unclamped = mind_ssc_numpy(volume.numpy(), radius, dilation, clamp=False)
-    assert np.isnan(unclamped).any()  # 0 / 0 in the constant half: the clamp is what makes it defined
-    assert np.isfinite(expected).all()
+    unclamped = mind_ssc_numpy(volume.numpy(), radius, dilation, clamp=False)
+    assert np.abs(expected - unclamped).max() > 0.1  # the clamp matters for this volume
     result = mind_ssc(volume, radius=radius, dilation=dilation)
+    assert np.abs(result[0].numpy() - expected).max() < 1e-5
+
+
+@pytest.mark.parametrize("dilation", [1, 2])
+def test_matches_numpy_transcription_upper_clamp(dilation):
+    """One bright voxel in a constant 20^3 volume: V > 1000 * mean(V) next to it (radius 0), so the upper
+    clamp is active there (and the lower one, on V = 0, everywhere else)."""
+    volume = torch.zeros(20, 20, 20)
+    volume[9, 10, 11] = 5.0
+    expected = mind_ssc_numpy(volume.numpy(), 0, dilation)
+    with np.errstate(invalid="ignore"):
+        unclamped = mind_ssc_numpy(volume.numpy(), 0, dilation, clamp=False)
+    finite = np.isfinite(unclamped)  # 0 / 0 away from the spike without the clamp
+    assert np.abs(expected - unclamped)[finite].max() > 0.01
+    result = mind_ssc(volume, radius=0, dilation=dilation)
     assert np.abs(result[0].numpy() - expected).max() < 1e-5
 
 

@@ -1,0 +1,33 @@
+"""Shared fixtures: a small synthetic dataset made once per test session, and the real images when present."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("REGKIT_NO_PROGRESS", "1")
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def phantom_dataset(tmp_path_factory):
+    """Four phantom cases: train 2, val 1, test 1."""
+    from regkit.synth.dataset import synth_dataset
+
+    out = tmp_path_factory.mktemp("phantom")
+    splits = {"train": ["case000", "case001"], "val": ["case002"], "test": ["case003"]}
+    return synth_dataset(out, 4, seed=11, splits=splits, workers=1, show_progress=False)
+
+
+@pytest.fixture(scope="session")
+def phantom_case(phantom_dataset):
+    return phantom_dataset.load("case003")
+
+
+@pytest.fixture(scope="session")
+def shared_data():
+    if not (SHARED_DATA / "prostate_mr").is_dir():
+        pytest.skip("../shared/data is not present")
+    return SHARED_DATA

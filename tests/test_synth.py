@@ -1,0 +1,79 @@
+"""The phantom: deterministic, geometrically consistent, non-rigid, and written in the dataset layout."""
+
+import json
+
+import numpy as np
+import SimpleITK as sitk
+from click.testing import CliRunner
+
+from regkit.cli import main
+from regkit.image import ImageGeometry, read_image
+from regkit.synth.phantom import synth_case, synth_case_from_mr
+from regkit.transform import fit_rigid
+
+
+def test_deterministic_by_seed_and_index():
+    a, b, c = synth_case(5, 1), synth_case(5, 1), synth_case(5, 2)
+    for img in ("fixed", "moving", "fixed_label"):
+        np.testing.assert_array_equal(sitk.GetArrayViewFromImage(getattr(a, img)),
+                                      sitk.GetArrayViewFromImage(getattr(b, img)))
+    np.testing.assert_array_equal(a.ground_truth.matrix, b.ground_truth.matrix)
+    assert not np.allclose(a.ground_truth.matrix, c.ground_truth.matrix)
+
+
+def test_phantom_geometry_and_physics(phantom_case):
+    c = phantom_case
+    mr, us = ImageGeometry.of(c.fixed), ImageGeometry.of(c.moving)
+    # each modality has its own grid; the TRUS sits obliquely in the tracker frame
+    assert not np.allclose(us.spacing, mr.spacing)
+    assert not np.allclose(us.direction, np.eye(3), atol=1e-3)
+    trus = sitk.GetArrayViewFromImage(c.moving)
+    assert trus.dtype == np.uint8 and 0.2 < (trus > 0).mean() < 0.9  # black outside the fan
+    # the ground truth is the least-squares rigid fit of a non-rigid deformation: the SRE floor is above zero
+    floor = c.metadata["sre_floor_mm"]
+    assert 0.1 < floor < 3.0
+    # ground truth maps the MR gland onto the TRUS gland: their labels overlap well (not perfectly)
+    warped = sitk.Resample(c.moving_label, c.fixed_label, c.ground_truth.to_sitk(), sitk.sitkNearestNeighbor, 0)
+    a = sitk.GetArrayViewFromImage(c.fixed_label) > 0
+    b = sitk.GetArrayViewFromImage(warped) > 0
+    fov = sitk.GetArrayViewFromImage(sitk.Resample(c.moving, c.fixed_label, c.ground_truth.to_sitk(),
+                                                   sitk.sitkNearestNeighbor, 0)) > 0
+    dice = 2 * (a & b & fov).sum() / ((a & fov).sum() + (b & fov).sum())
+    assert 0.8 < dice < 0.99
+
+
+def test_gland_texture_differs_between_modalities(phantom_case):
+    """No functional intensity relation: MR and TRUS intensities inside the gland are barely correlated."""
+    c = phantom_case
+    us_in_mr = sitk.GetArrayFromImage(sitk.Resample(c.moving, c.fixed, c.ground_truth.to_sitk(), sitk.sitkLinear, 0.0))
+    mr = sitk.GetArrayFromImage(c.fixed).astype(float)
+    region = sitk.GetArrayViewFromImage(sitk.BinaryDilate(c.fixed_label, [10, 10, 4])) > 0
+    region &= us_in_mr > 0
+    r = np.corrcoef(mr[region], us_in_mr[region])[0, 1]
+    assert abs(r) < 0.5
+
+
+def test_from_real_mr(shared_data):
+    mr = read_image(shared_data / "prostate_mr" / "case1_t2.nii.gz")
+    lab = read_image(shared_data / "prostate_mr" / "case1_gland.nii.gz")
+    c = synth_case_from_mr(mr, lab, seed=3)
+    assert c.fixed is mr
+    pts = c.surface_points
+    assert np.linalg.norm(c.ground_truth.apply(pts) - fit_rigid(pts, c.ground_truth.apply(pts)).apply(pts)) < 1e-6
+    assert c.moving_label is not None and sitk.GetArrayViewFromImage(c.moving_label).any()
+
+
+def test_synth_cli_writes_a_resumable_dataset(tmp_path):
+    out = tmp_path / "ds"
+    r = CliRunner().invoke(main, ["synth", "--cases", "3", "--out", str(out), "--seed", "4"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads((out / "dataset.json").read_text())
+    assert doc["splits"] == {"train": ["case000"], "val": ["case001"], "test": ["case002"]}
+    gt = (out / "case001" / "ground_truth.txt").read_text()
+    stamp = (out / "case001" / "mr.nii.gz").stat().st_mtime_ns
+    (out / "case002" / "case.json").unlink()  # as if interrupted before finishing case002
+    r = CliRunner().invoke(main, ["synth", "--cases", "3", "--out", str(out), "--seed", "4"])
+    assert r.exit_code == 0
+    assert (out / "case001" / "mr.nii.gz").stat().st_mtime_ns == stamp  # kept
+    assert (out / "case002" / "case.json").exists()
+    assert (out / "case001" / "ground_truth.txt").read_text() == gt
