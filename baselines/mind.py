@@ -122,6 +122,8 @@ class MINDRegistrar(RegistrarBase):
         mr_axes = np.array(fixed_grid.GetDirection()).reshape(3, 3)
         moving_grid = isotropic_grid(case.moving, self.spacing, axes=initial.rotation @ mr_axes)
         fixed = resample_onto(case.fixed_input(self.fixed), fixed_grid)
+        if self.fixed == "label":  # a binary label has no self-similarity structure inside; soften its edge
+            fixed = sitk.SmoothingRecursiveGaussian(fixed, self.spacing)
         moving = resample_onto(case.moving, moving_grid)
         fixed_mask = None
         if self.mask_mm is not None:

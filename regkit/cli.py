@@ -132,5 +132,48 @@ def train(method, data, stage, init_range, epochs, batch_size, lr, out, resume, 
                f"{out}/best.safetensors")
 
 
+@main.command()
+@click.option("--methods", "-m", default="mi,mind,attreg", show_default=True,
+              help="Comma-separated registrar names (see `regkit list`); NAME=REGISTRAR gives an alias.")
+@click.option("--init", "init", default="8mm", show_default=True,
+              help="Starting SRE: 8mm, 16mm, a range 0-20mm, or a list 8mm,16mm (both blocks of Table 1).")
+@click.option("--data", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Dataset folder. Default: the built-in synthetic benchmark (rendered and cached on first use).")
+@click.option("--split", default="test", show_default=True, help="Split to evaluate on.")
+@click.option("--cases", type=int, default=None, help="Use only the first N cases of the split [all].")
+@click.option("--starts-per-case", "-k", type=click.IntRange(1), default=3, show_default=True,
+              help="Starts per case and starting error (the paper used 40 to 100).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the starts.")
+@click.option("--starts", "starts_file", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Use the starts in this file (e.g. another run's starts.csv) instead of drawing them.")
+@click.option("--out", "-o", type=click.Path(file_okay=False), default="regkit-compare", show_default=True,
+              help="Output folder; run the same command again to resume.")
+@click.option("--workers", "-j", type=click.IntRange(1), default=None, help="Processes for classical methods [cores].")
+@click.option("--reference", default=None, help="Test every method against this one only [every pair].")
+@click.option("--scheduler", default=None, help="Dask scheduler address (tcp://host:port) to run the tasks on.")
+@click.option("--method-option", "-O", "method_option", multiple=True,
+              help="METHOD.OPTION=VALUE for a registrar, e.g. -O mi.iterations=300 -O attreg.checkpoint=run/best.")
+def compare(methods, init, data, split, cases, starts_per_case, seed, starts_file, out, workers, reference,
+            scheduler, method_option):
+    """Run METHODS on the same starts and write the per-sample table, statistics, tables and plots.
+
+    Writes OUT/results.csv row by row, then summary.csv, table1/table2/tests as .csv, .tex and .md, boxplot.png,
+    scatter.png and run.json (seeds, versions, threads, git hash, command line). Interrupted runs resume.
+    """
+    from evaluation.compare import compare as run, parse_method_options
+
+    run(methods=methods, init=init, data=data, split=split, cases=cases, starts_per_case=starts_per_case, seed=seed,
+        out=out, workers=workers, reference=reference, scheduler=scheduler,
+        method_options=parse_method_options(method_option), starts_file=starts_file, echo=click.echo)
+
+
+def _register_subcommands() -> None:
+    from regkit.cli_import import import_group
+
+    main.add_command(import_group)
+
+
+_register_subcommands()
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -1,0 +1,425 @@
+"""``regkit compare``: every method on every (case, start), paired statistics, tables and plots.
+
+The run is resumable: per-sample results are appended to ``OUT/results.csv`` as they finish, and running the
+same command again skips what is done. Classical methods run over samples in worker processes (ITK and torch
+threads per worker = cores / workers, so the cores are not oversubscribed); deep methods run batched in the
+main process, all starts of a case in one batch. With ``scheduler="tcp://host:port"`` the same tasks go to a
+Dask distributed cluster instead (the dataset folder must be readable by the workers).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from evaluation.sre import sre
+from evaluation.starts import Start, make_starts, parse_init, read_starts, write_starts
+from evaluation.store import ResultStore, write_atomic
+from regkit.errors import InputError
+from regkit.registrar import Registrar
+from regkit.transform import RigidTransform
+
+DEFAULT_STARTS_PER_CASE = 3
+
+
+@dataclass
+class MethodSpec:
+    """A method of a comparison: its label in the tables, the registrar (name or object) and its options."""
+
+    label: str
+    registrar: str | Registrar
+    options: dict = field(default_factory=dict)
+    kind: str = "?"
+    local: bool = False  # registered in this process only (register_registrar), not through an entry point
+
+    @property
+    def portable(self) -> bool:
+        """Can run in another process: an entry-point registrar, not an object or an in-process registration."""
+        return isinstance(self.registrar, str) and not self.local
+
+
+def parse_methods(methods: str | Sequence, options: dict[str, dict] | None = None) -> list[MethodSpec]:
+    """Methods from ``"mi,mind,attreg"``, aliases ``"milabel=mi"``, or a list of names and Registrar objects."""
+    from regkit.registry import available_registrars
+
+    options = options or {}
+    items = [m.strip() for m in methods.split(",") if m.strip()] if isinstance(methods, str) else list(methods)
+    if not items:
+        raise InputError("no methods given", fix="e.g. --methods mi,mind,attreg")
+    infos = available_registrars()
+    specs, labels = [], set()
+    for item in items:
+        if isinstance(item, str):
+            label, _, name = item.partition("=")
+            name = name or label
+            if name not in infos:
+                raise InputError(f"unknown method {name!r}", fix=f"use one of: {', '.join(infos)} (see `regkit list`)")
+            factory = infos[name].load()
+            spec = MethodSpec(label, name, dict(options.get(label, {})), getattr(factory, "kind", "?"),
+                              local=infos[name].source == "local")
+        elif isinstance(item, Registrar):
+            spec = MethodSpec(item.name, item, {}, getattr(item, "kind", "?"))
+        else:
+            raise InputError(f"a method must be a registrar name or a Registrar object, got {item!r}")
+        if spec.label in labels:
+            raise InputError(f"method {spec.label!r} is listed twice", fix="give one an alias: other=name")
+        labels.add(spec.label)
+        specs.append(spec)
+    unknown = set(options) - labels
+    if unknown:
+        raise InputError(f"options given for methods not in --methods: {sorted(unknown)}")
+    return specs
+
+
+def parse_method_options(items: Iterable[str]) -> dict[str, dict]:
+    """``["mi.iterations=300", "attreg.checkpoint=runs/x/best"]`` → ``{"mi": {"iterations": 300}, ...}``."""
+    out: dict[str, dict] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        method, dot, opt = key.partition(".")
+        if not sep or not dot or not method or not opt:
+            raise InputError(f"cannot read method option {item!r}", fix="write METHOD.OPTION=VALUE, e.g. mi.iterations=300")
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError:
+            parsed = value
+        out.setdefault(method, {})[opt] = parsed
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- tasks
+@dataclass
+class Task:
+    method: MethodSpec
+    dataset: str
+    case: str
+    starts: list[Start]
+    attempt: int = 0
+
+
+_WORKER_CACHE: dict = {}
+
+
+def _worker_setup(threads: int) -> None:
+    """Per-process thread limits, set before ITK or torch start their thread pools."""
+    os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] = str(threads)
+    os.environ.setdefault("ITK_GLOBAL_DEFAULT_THREADER", "Pool")
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    os.environ.setdefault("REGKIT_NO_PROGRESS", "1")
+    try:
+        import torch
+
+        torch.set_num_threads(threads)
+    except ImportError:  # pragma: no cover
+        pass
+
+
+def _cached(key, make):
+    if key not in _WORKER_CACHE:
+        _WORKER_CACHE[key] = make()
+    return _WORKER_CACHE[key]
+
+
+def run_task(task: Task) -> list[dict]:
+    """Register one case's starts with one method and return the result rows (never raises)."""
+    from regkit.dataset import load_dataset
+    from regkit.registrar import RegistrationResult
+    from regkit.registry import get_registrar
+
+    spec = task.method
+    case, results, error = None, None, ""
+    try:
+        ds = _cached(("dataset", task.dataset), lambda: load_dataset(task.dataset))
+        case = ds.load(task.case)
+        if isinstance(spec.registrar, str):
+            key = ("registrar", spec.label, json.dumps(spec.options, sort_keys=True, default=str))
+            reg = _cached(key, lambda: get_registrar(spec.registrar, **spec.options))
+        else:
+            reg = spec.registrar
+        pairs = [(case, s.transform) for s in task.starts]
+        if len(pairs) > 1 and hasattr(reg, "register_many"):
+            results = reg.register_many(pairs)
+        else:
+            results = [reg.register(c, t) for c, t in pairs]
+    except Exception as exc:  # a broken method or case is recorded, never fatal
+        error = f"{type(exc).__name__}: {exc}"
+    rows = []
+    for k, s in enumerate(task.starts):
+        r = results[k] if results is not None else RegistrationResult.failure(s.transform, float("nan"), error)
+        row = {"method": spec.label, "case": s.case, "start_id": s.start_id, "init": s.init,
+               "target_sre": s.target_sre, "status": r.status, "message": r.message, "runtime_s": float(r.runtime)}
+        if case is not None and case.ground_truth is not None:
+            gt, pts = case.ground_truth, case.surface_points
+            row["initial_sre"] = sre(s.transform, gt, pts)
+            row["final_sre"] = sre(r.transform, gt, pts)
+            stages = r.info.get("stage_transforms") or []
+            if len(stages) > 1:
+                row["stage1_sre"] = sre(stages[0], gt, pts)
+        row.update(_matrix_columns(r.transform))
+        rows.append(row)
+    return rows
+
+
+def _matrix_columns(t: RigidTransform) -> dict[str, float]:
+    return {f"t_m{i // 4}{i % 4}": float(v) for i, v in enumerate(t.matrix[:3].ravel())}
+
+
+class _LocalPool:
+    """Worker processes (spawned), recreated once if a worker dies (e.g. a segfault in native code)."""
+
+    def __init__(self, workers: int, threads: int):
+        import multiprocessing as mp
+
+        self.workers, self.threads = workers, threads
+        self.ctx = mp.get_context("spawn")
+        self.pool = self._new()
+
+    def _new(self):
+        return ProcessPoolExecutor(self.workers, mp_context=self.ctx, initializer=_worker_setup,
+                                   initargs=(self.threads,))
+
+    def run(self, tasks: list[Task]) -> Iterator[list[dict]]:
+        pending = {self.pool.submit(run_task, t): t for t in tasks}
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            broken = []
+            for fut in done:
+                task = pending.pop(fut)
+                try:
+                    yield fut.result()
+                except BrokenProcessPool:
+                    broken.append(task)
+            if broken:
+                broken += list(pending.values())
+                pending.clear()
+                self.pool.shutdown(cancel_futures=True)
+                self.pool = self._new()
+                for t in broken:
+                    if t.attempt >= 1:
+                        yield [_crashed_row(t, s) for s in t.starts]
+                    else:
+                        t.attempt += 1
+                        pending[self.pool.submit(run_task, t)] = t
+
+    def close(self, cancel: bool = False) -> None:
+        self.pool.shutdown(wait=not cancel, cancel_futures=cancel)
+
+
+def _crashed_row(task: Task, s: Start) -> dict:
+    return {"method": task.method.label, "case": s.case, "start_id": s.start_id, "init": s.init,
+            "target_sre": s.target_sre, "status": "failed", "message": "the worker process crashed twice",
+            "runtime_s": float("nan"), **_matrix_columns(s.transform)}
+
+
+class _DaskPool:
+    def __init__(self, scheduler, threads: int):
+        from distributed import Client
+
+        self.client = scheduler if hasattr(scheduler, "submit") else Client(scheduler)
+        self.own = not hasattr(scheduler, "submit")
+        self.client.run(_worker_setup, threads)
+
+    def run(self, tasks: list[Task]) -> Iterator[list[dict]]:
+        from distributed import as_completed
+
+        futures = [self.client.submit(run_task, t, pure=False) for t in tasks]
+        for fut in as_completed(futures):
+            yield fut.result()
+
+    def close(self, cancel: bool = False) -> None:
+        if self.own:
+            self.client.close()
+
+
+# ---------------------------------------------------------------------------------------------- results
+@dataclass
+class CompareResult:
+    """What a comparison returns: the per-sample table, the summaries, the paired tests and the files."""
+
+    samples: pd.DataFrame
+    summary: pd.DataFrame
+    tests: pd.DataFrame
+    out: Path
+    tables: dict[str, str]
+    provenance: dict
+
+    def __repr__(self) -> str:
+        return f"CompareResult({len(self.samples)} samples, {self.samples['method'].nunique()} methods, out={self.out})"
+
+
+def _load_or_make_starts(out: Path, cases, init: str, per_case: int, seed: int, starts_file) -> list[Start]:
+    if starts_file is not None:
+        starts = read_starts(starts_file)
+        ids = {c.case_id for c in cases}
+        starts = [s for s in starts if s.case in ids]
+        if not starts:
+            raise InputError("the starts file has no start for the chosen cases", starts_file)
+        write_starts(starts, out / "starts.csv")
+        return starts
+    starts = make_starts(cases, init, per_case, seed)
+    path = out / "starts.csv"
+    if path.exists():
+        old = {(s.case, s.start_id, s.init): s for s in read_starts(path)}
+        for s in starts:
+            o = old.get((s.case, s.start_id, s.init))
+            if o is not None and not np.allclose(o.transform.matrix, s.transform.matrix, atol=1e-9):
+                raise InputError(
+                    f"{path} holds different starts for {s.case} #{s.start_id} ({s.init}): this folder was made "
+                    "with another seed or dataset", path, "use a new --out folder, or the same --seed and --data")
+        merged = {**old, **{(s.case, s.start_id, s.init): s for s in starts}}
+        write_starts(list(merged.values()), path)
+    else:
+        write_starts(starts, path)
+    return starts
+
+
+def compare(methods: str | Sequence = "mi,mind,attreg", init: str = "8mm", data: str | Path | None = None,
+            split: str = "test", cases: int | None = None, starts_per_case: int = DEFAULT_STARTS_PER_CASE,
+            seed: int = 0, out: str | Path = "regkit-compare", workers: int | None = None,
+            reference: str | None = None, scheduler=None, method_options: dict[str, dict] | None = None,
+            starts_file: str | Path | None = None, show_progress: bool = True, echo=print) -> CompareResult:
+    """Run a comparison (see the module docstring) and return its results.
+
+    Parameters
+    ----------
+    methods : str or sequence
+        Registry names (``"mi,mind,attreg"``), aliases (``"milabel=mi"``) or Registrar objects.
+    init : str
+        Starting errors: ``8mm``, ``0-20mm`` or a list ``8mm,16mm``.
+    data : path, optional
+        Dataset folder; default the built-in benchmark.
+    split, cases, starts_per_case, seed
+        Which cases (the first ``cases`` of ``split``) and how many starts per case, drawn with ``seed``.
+    out : path
+        Output folder; running again with the same folder resumes.
+    workers : int, optional
+        Processes for classical methods (default: the number of cores).
+    reference : str, optional
+        Test every method against this one only (default: every pair).
+    scheduler : str or distributed.Client, optional
+        A Dask scheduler address (or client) to run the tasks on.
+    method_options : dict, optional
+        ``{label: {option: value}}`` passed to the registrars.
+    starts_file : path, optional
+        Use these starts (a file written by :func:`evaluation.starts.write_starts`) instead of drawing them.
+    """
+    from evaluation import plots, provenance, stats, tables
+    from regkit.progress import progress
+    from regkit.registry import available_registrars
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    specs = parse_methods(methods, method_options)
+    parse_init(init)  # fail early on a bad --init
+    if data is None:
+        from regkit.benchmark import builtin_benchmark
+
+        ds = builtin_benchmark((split,), show_progress=show_progress)
+    else:
+        from regkit.dataset import load_dataset
+
+        ds = load_dataset(data)
+    ids = ds.case_ids(split)
+    if cases is not None:
+        if cases < 1:
+            raise InputError(f"--cases must be at least 1, got {cases}")
+        ids = ids[:cases]
+    if not ids:
+        raise InputError(f"split {split!r} has no cases", ds.root / "dataset.json")
+    case_objs = [ds.load(c) for c in ids]
+    starts = _load_or_make_starts(out, case_objs, init, starts_per_case, seed, starts_file)
+    cores = os.cpu_count() or 1
+    workers = max(1, min(workers or cores, cores))
+    threads = max(1, cores // workers)
+    record = provenance.record(
+        seeds={"starts": seed, "dataset": ds.info.get("source", {}).get("seed")}, dataset=str(ds.root),
+        split=split, cases=ids, init=init, starts_per_case=starts_per_case, workers=workers,
+        threads_per_worker=threads, scheduler=str(scheduler) if scheduler else None,
+        methods=[{"label": s.label, "registrar": s.registrar if isinstance(s.registrar, str) else repr(s.registrar),
+                  "options": s.options} for s in specs])
+    write_atomic(out / "run.json", json.dumps(record, indent=2, default=str) + "\n")
+
+    # construct every method once here: a missing checkpoint or a bad option is an error before any work
+    from regkit.registry import get_registrar
+
+    for s in specs:
+        if isinstance(s.registrar, str) and s.kind == "deep":
+            get_registrar(s.registrar, **s.options)
+    store = ResultStore(out / "results.csv")
+    by_case: dict[str, list[Start]] = {}
+    for s in starts:
+        by_case.setdefault(s.case, []).append(s)
+    pool = None
+    t0 = time.perf_counter()
+    try:
+        for spec in specs:
+            todo = {c: [s for s in ss if not store.is_done(spec.label, s.case, s.start_id, s.init)]
+                    for c, ss in by_case.items()}
+            n = sum(len(v) for v in todo.values())
+            if n == 0:
+                continue
+            batched = spec.kind == "deep" or not spec.portable
+            if batched:
+                tasks = [Task(spec, str(ds.root), c, ss) for c, ss in todo.items() if ss]
+            else:
+                tasks = [Task(spec, str(ds.root), c, [s]) for c, ss in todo.items() for s in ss]
+            if batched and scheduler is None:
+                runner = (run_task(t) for t in tasks)
+            else:
+                if pool is None:
+                    pool = _DaskPool(scheduler, threads) if scheduler else (
+                        _LocalPool(workers, threads) if workers > 1 else None)
+                runner = pool.run(tasks) if pool is not None else (run_task(t) for t in tasks)
+            with progress(total=n, desc=f"{spec.label}", unit="sample", disable=not show_progress) as bar:
+                for rows in runner:
+                    for row in rows:
+                        if "final_sre" not in row:  # a crashed worker: the start stands as the result
+                            case = case_objs[ids.index(row["case"])]
+                            t = RigidTransform.from_matrix(np.vstack([np.array([row[f"t_m{i}{j}"] for i in range(3)
+                                                                                for j in range(4)]).reshape(3, 4),
+                                                                      [0, 0, 0, 1]]))
+                            row["initial_sre"] = row["final_sre"] = sre(t, case.ground_truth, case.surface_points)
+                        store.append(row)
+                    bar.update(len(rows))
+    except KeyboardInterrupt:
+        if pool is not None:
+            pool.close(cancel=True)
+            pool = None
+        raise
+    finally:
+        if pool is not None:
+            pool.close()
+
+    samples = store.read()
+    keep = {(s.label, c.case, str(c.start_id), c.init) for s in specs for c in starts}
+    samples = samples[[k in keep for k in samples[["method", "case", "start_id", "init"]].astype(str)
+                       .itertuples(index=False, name=None)]].reset_index(drop=True)
+    order = {s.label: i for i, s in enumerate(specs)}
+    samples = samples.sort_values(["init", "method", "case", "start_id"],
+                                  key=lambda c: c.map(order) if c.name == "method" else c).reset_index(drop=True)
+    summary = stats.summary(samples)
+    tests = stats.paired_tests(samples, reference)
+    infos = available_registrars()
+    counts = {}
+    for s in specs:
+        if s.kind == "deep" and isinstance(s.registrar, str):
+            counts[s.label] = infos[s.registrar].parameter_count()
+    md = tables.write_tables(out, summary, tests, counts, write_atomic)
+    plots.boxplot(samples, out / "boxplot.png")
+    plots.scatter(samples, out / "scatter.png")
+    record["wall_time_s"] = round(time.perf_counter() - t0, 1)
+    write_atomic(out / "run.json", json.dumps(record, indent=2, default=str) + "\n")
+    if echo is not None:
+        echo(md["table1"])
+        echo(md["tests"])
+        echo(f"results in {out}/ (results.csv, table1/table2/tests .csv .tex .md, boxplot.png, scatter.png, run.json)")
+    return CompareResult(samples, summary, tests, out, md, record)

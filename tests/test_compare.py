@@ -1,0 +1,158 @@
+"""regkit compare: statistics against scipy, resuming after a kill, failures, Dask, tables and the record."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import ttest_rel, wilcoxon
+
+from evaluation.compare import compare
+from evaluation.store import KEY, ResultStore
+from regkit import RigidTransform, register_registrar
+from regkit.registrar import RegistrarBase
+
+
+class HalfwayRegistrar(RegistrarBase):
+    """Moves the start halfway to the ground truth (a stand-in for a real method, with known results)."""
+
+    name = "halfway"
+    kind = "test"
+
+    def __init__(self, fraction: float = 0.5, fail_case: str | None = None, delay: float = 0.0):
+        self.fraction, self.fail_case, self.delay = fraction, fail_case, delay
+
+    def _register(self, case, initial):
+        time.sleep(self.delay)
+        if case.case_id == self.fail_case:
+            raise RuntimeError("deliberate failure")
+        p = (case.ground_truth.inverse() @ initial).to_params(case.surface_centroid)
+        return case.ground_truth @ RigidTransform.from_params(self.fraction * p, case.surface_centroid), {}
+
+
+register_registrar("halfway", HalfwayRegistrar)
+
+
+@pytest.fixture(scope="module")
+def run(phantom_dataset, tmp_path_factory):
+    out = tmp_path_factory.mktemp("cmp")
+    return compare(methods="identity,halfway,third=halfway", init="8mm,0-20mm", data=phantom_dataset.root,
+                   split="train", starts_per_case=4, seed=5, out=out, workers=1, show_progress=False, echo=None,
+                   method_options={"third": {"fraction": 0.3, "fail_case": "case001"}})
+
+
+def test_p_values_equal_scipy_on_the_per_sample_table(run):
+    s = run.samples
+    assert len(run.tests) == 6  # 3 pairs × 2 starting errors
+    for _, t in run.tests.iterrows():
+        a = s[(s["method"] == t["a"]) & (s["init"] == t["init"])].set_index(["case", "start_id"])["final_sre"]
+        b = s[(s["method"] == t["b"]) & (s["init"] == t["init"])].set_index(["case", "start_id"])["final_sre"]
+        a, b = a.align(b, join="inner")
+        assert t["n"] == len(a) == 8
+        assert t["p_ttest"] == pytest.approx(ttest_rel(a, b).pvalue, rel=1e-9)
+        assert t["p_wilcoxon"] == pytest.approx(wilcoxon(a, b).pvalue, rel=1e-9)
+        assert t["mean_diff"] == pytest.approx((a - b).mean())
+    from statsmodels.stats.multitest import multipletests
+
+    np.testing.assert_allclose(run.tests["p_ttest_holm"], multipletests(run.tests["p_ttest"], method="holm")[1])
+
+
+def test_summary_failures_and_tables(run, tmp_path):
+    s = run.samples
+    assert set(s["method"]) == {"identity", "halfway", "third"}
+    assert len(s) == 3 * 2 * 2 * 4
+    third = s[s["method"] == "third"]
+    failed = third[third["case"] == "case001"]
+    assert (failed["status"] == "failed").all() and failed["message"].str.contains("deliberate").all()
+    np.testing.assert_allclose(failed["final_sre"], failed["initial_sre"])  # a failure keeps its start
+    ok = s[(s["method"] == "halfway")]
+    np.testing.assert_allclose(ok["final_sre"], 0.5 * ok["initial_sre"], rtol=0.05)
+    summ = run.summary.set_index(["init", "method"])
+    assert summ.loc[("8mm", "identity"), "mean"] == pytest.approx(8.0, abs=1e-3)
+    assert summ.loc[("8mm", "third"), "failures"] == 4
+    for name in ("table1", "table2", "tests"):
+        for ext in ("csv", "tex", "md"):
+            assert (run.out / f"{name}.{ext}").stat().st_size > 0
+    tex = (run.out / "table1.tex").read_text()
+    assert r"\toprule" in tex and r"\midrule" in tex and r"$\pm$" in tex
+    t2 = pd.read_csv(run.out / "table2.csv")
+    assert list(t2.columns) == ["Method", "Initial.", "Stage 1", "Stage 2", "#Parameters", "Runtime"]
+    assert "Holm" in (run.out / "tests.md").read_text()
+    for png in ("boxplot.png", "scatter.png"):
+        assert (run.out / png).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_reproducibility_record(run):
+    rec = json.loads((run.out / "run.json").read_text())
+    for key in ("seeds", "packages", "threads_per_worker", "workers", "git", "command", "cases", "init"):
+        assert key in rec
+    assert rec["seeds"]["starts"] == 5 and rec["packages"]["numpy"]
+
+
+def test_reference_mode_and_rerun_is_a_no_op(run, phantom_dataset):
+    before = (run.out / "results.csv").read_bytes()
+    again = compare(methods="identity,halfway,third=halfway", init="8mm,0-20mm", data=phantom_dataset.root,
+                    split="train", starts_per_case=4, seed=5, out=run.out, workers=1, show_progress=False,
+                    echo=None, reference="identity",
+                    method_options={"third": {"fraction": 0.3, "fail_case": "case001"}})
+    assert (run.out / "results.csv").read_bytes() == before
+    assert set(zip(again.tests["a"], again.tests["b"], strict=True)) == {("identity", "halfway"),
+                                                                         ("identity", "third")}
+
+
+SCRIPT = textwrap.dedent("""
+    import sys, time
+    sys.path.insert(0, {tests!r})
+    from test_compare import HalfwayRegistrar
+    from evaluation.compare import compare
+    compare(methods="identity,slow=halfway", init="8mm", data={data!r}, split="train", starts_per_case=6, seed=2,
+            out={out!r}, workers=1, show_progress=False, echo=None, method_options={{"slow": {{"delay": 0.4}}}})
+""")
+
+
+def test_resume_after_a_kill_neither_loses_nor_duplicates(phantom_dataset, tmp_path):
+    out = tmp_path / "killed"
+    script = SCRIPT.format(tests=os.path.dirname(__file__), data=str(phantom_dataset.root), out=str(out))
+    proc = subprocess.Popen([sys.executable, "-c", script], env={**os.environ, "REGKIT_NO_PROGRESS": "1"})
+    results = out / "results.csv"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if results.exists() and sum(1 for _ in open(results)) > 1 + 12 + 3:  # identity done, some slow ones
+            break
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    before = ResultStore(results).read()
+    assert 12 + 3 <= len(before) < 24
+    with open(results, "a") as fh:
+        fh.write("slow,case000,5,8mm,8.0,8.0")  # a line cut short by the kill
+    done = compare(methods="identity,slow=halfway", init="8mm", data=phantom_dataset.root, split="train",
+                   starts_per_case=6, seed=2, out=out, workers=1, show_progress=False, echo=None,
+                   method_options={"slow": {"delay": 0.0}})
+    s = done.samples
+    assert len(s) == 24 and not s.duplicated(KEY).any()
+    merged = before.merge(s, on=KEY, suffixes=("_before", "_after"))
+    assert len(merged) == len(before)
+    np.testing.assert_array_equal(merged["final_sre_before"], merged["final_sre_after"])
+    raw = pd.read_csv(results)
+    assert len(raw) == 24
+
+
+def test_dask_local_cluster_gives_the_same_table(phantom_dataset, tmp_path):
+    distributed = pytest.importorskip("distributed")
+    common = dict(methods="identity,mi", init="8mm", data=phantom_dataset.root, split="train", starts_per_case=2,
+                  seed=1, show_progress=False, echo=None, method_options={"mi": {"iterations": 30}})
+    local = compare(out=tmp_path / "local", workers=1, **common)
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+        remote = compare(out=tmp_path / "dask", scheduler=client, **common)
+    cols = [*KEY, "initial_sre", "final_sre", "status"]
+    pd.testing.assert_frame_equal(local.samples[cols].reset_index(drop=True),
+                                  remote.samples[cols].reset_index(drop=True))
+    assert (remote.samples["status"] == "ok").all()
