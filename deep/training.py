@@ -465,6 +465,7 @@ class Trainer:
             "val_sre_start": float(self.state.history[0]["val_sre_mean"]) if self.state.history else None,
             "val_sre_last": last_metrics.get("val_sre_mean"), "best_val_sre": self.state.best_val_sre,
             "best_epoch": self.state.best_epoch, "out": str(self.out), "world_size": self.world,
+            "rank": self.rank,
         }
         if self.world > 1:
             summary["replica_max_abs_diff"] = replica_difference(self.model)

@@ -126,6 +126,8 @@ def train(method, data, stage, init_range, epochs, batch_size, lr, out, resume, 
         method=method, out=out, data=data, stage=stage, init_range=init_range, epochs=epochs, batch_size=batch_size,
         lr=lr, resume=resume, init_weights=init_weights, seed=seed, time_budget=parse_duration(time_budget),
         val_every=val_every, bf16=bf16, compile=compile_, device=device, threads=threads))
+    if summary["rank"] != 0:
+        return
     click.echo(f"{summary['stop_reason']}: {summary['epochs']} epochs, {summary['steps']} steps in "
                f"{summary['train_seconds']:.0f} s; validation SRE {summary['val_sre_start']:.2f} -> "
                f"best {summary['best_val_sre']:.2f} mm (epoch {summary['best_epoch']}); best checkpoint "

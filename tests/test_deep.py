@@ -1,0 +1,192 @@
+"""Deep registrars: parameter counts, fused attention, input pipeline, correction, cascades, checkpoints."""
+
+import json
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+import torch
+
+from deep.attention import attend
+from deep.checkpoint import CheckpointConfig, load_checkpoint, save_checkpoint
+from deep.correction import apply_correction, correction_target
+from deep.crop import CaseInput, VolumeSampler, crop_box, transform_points
+from deep.networks import build_network, parameter_count
+from deep.registrar import DeepRegistrar, bundled_checkpoints
+from evaluation.sre import sre
+from evaluation.starts import make_starts
+from regkit import RigidTransform, get_registrar
+from regkit.errors import CheckpointError, InputError
+
+torch.set_num_threads(2)
+
+
+def test_parameter_counts_match_the_paper():
+    assert parameter_count("attention_reg") == 1_248_777
+    assert parameter_count("feature_reg") == 1_244_393
+    assert abs(parameter_count("msreg") - 16_106_076) / 16_106_076 < 1e-3
+    assert abs(parameter_count("dvnet") - 5_275_832) / 5_275_832 < 1e-2
+
+
+def test_fused_attention_equals_the_explicit_formula():
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 9216, 16) for _ in range(3))
+    fused, explicit = attend(q, k, v, "fused"), attend(q, k, v, "explicit")
+    assert torch.allclose(fused, explicit, atol=1e-5)
+    # scale = 1, as in Eq. 1 (a 1/sqrt(16) scale would give another result)
+    scaled = torch.softmax(q @ k.transpose(1, 2) / 4.0, -1) @ v
+    assert not torch.allclose(fused, scaled, atol=1e-3)
+    net = build_network("attention_reg").eval()
+    for block in (net.mr_attention, net.us_attention):  # make the attention matter in the output
+        torch.nn.init.ones_(block.w_z[1].weight)
+    x = torch.rand(1, 2, 32, 96, 96)
+    with torch.no_grad():
+        a = net(x)
+        net.set_attention("explicit")
+        b = net(x)
+    assert torch.allclose(a, b, atol=1e-4)
+
+
+def test_attention_roles_queries_from_the_other_branch():
+    from deep.attention import CrossModalAttention
+
+    torch.manual_seed(1)
+    block = CrossModalAttention(4, 2, "explicit").eval()
+    torch.nn.init.ones_(block.w_z[1].weight)
+    p, c = torch.randn(1, 4, 2, 3, 3), torch.randn(1, 4, 2, 3, 3)
+    z = block(p, c)
+    q = block.theta(c).flatten(2).transpose(1, 2)
+    k = block.phi(p).flatten(2).transpose(1, 2)
+    v = block.g(p).flatten(2).transpose(1, 2)
+    y = (torch.softmax(q @ k.transpose(1, 2), -1) @ v).transpose(1, 2).reshape(1, 2, 2, 3, 3)
+    assert torch.allclose(z, block.w_z(y) + p, atol=1e-6)
+
+
+def test_crop_box_is_the_enlarged_label_bounding_box(phantom_case):
+    box = crop_box(phantom_case.fixed_label)
+    lab = sitk.GetArrayViewFromImage(phantom_case.fixed_label) > 0
+    sp = np.array(phantom_case.fixed_label.GetSpacing())
+    extent = np.array([np.ptp(np.nonzero(lab.any(axis=ax))[0]) + 1 for ax in ((0, 1), (0, 2), (1, 2))]) * sp
+    np.testing.assert_allclose(box.size, 1.6 * extent)
+    pts = box.points()
+    assert pts.shape == (32, 96, 96, 3)
+    np.testing.assert_allclose(pts.reshape(-1, 3).mean(0), box.center, atol=1e-6)
+
+
+def test_inputs_shape_range_and_label_variant(phantom_case):
+    starts = make_starts([phantom_case], "8mm", 3, seed=0)
+    t = RigidTransform.from_matrix(np.stack([s.transform.matrix for s in starts]))
+    x = CaseInput(phantom_case, "image").inputs(t)
+    assert x.shape == (3, 2, 32, 96, 96) and x.min() >= 0 and x.max() <= 1 + 1e-6
+    assert torch.equal(x[0, 0], x[1, 0]) and not torch.equal(x[0, 1], x[1, 1])
+    lab = CaseInput(phantom_case, "label").inputs(t)
+    assert set(np.unique(lab[0, 0].numpy().round(3))) > {0.0, 1.0}  # trilinear samples of a 0/1 label
+    assert torch.equal(lab[:, 1], x[:, 1])
+
+
+def test_batched_resampling_agrees_with_simpleitk(phantom_case):
+    ci = CaseInput(phantom_case, "image")
+    box = ci.box
+    ref = sitk.Image([96, 96, 32], sitk.sitkFloat32)
+    ref.SetSpacing(box.spacing.tolist())
+    ref.SetDirection(box.axes.ravel().tolist())
+    ref.SetOrigin(ci.points[0, 0, 0].tolist())
+    t = make_starts([phantom_case], "8mm", 2, seed=3)
+    sampler = VolumeSampler(phantom_case.moving, "none")
+    ours = sampler.sample(transform_points(RigidTransform.from_matrix(np.stack([s.transform.matrix for s in t])),
+                                           ci.points)).numpy()
+    moving = sitk.Cast(phantom_case.moving, sitk.sitkFloat32)
+    for k, s in enumerate(t):
+        theirs = sitk.GetArrayFromImage(sitk.Resample(moving, ref, s.transform.to_sitk(), sitk.sitkLinear, 0.0))
+        # compare where every trilinear neighbour is inside the TRUS volume (ITK and torch differ at the border)
+        idx = sampler.physical_to_grid.numpy()
+        g = transform_points(s.transform, ci.points).numpy() @ idx[:3, :3].T + idx[:3, 3]
+        size = np.array(phantom_case.moving.GetSize())
+        inside = np.all(np.abs(g) <= 1 - 2.0 / size, axis=-1)[0]
+        assert inside.mean() > 0.5
+        np.testing.assert_allclose(ours[k][inside], theirs[inside], atol=1e-2)  # float32 on a 0-255 scale
+
+
+def test_correction_recovers_the_ground_truth_and_rotates_about_the_box_centre(phantom_case):
+    box = crop_box(phantom_case.fixed_label)
+    starts = make_starts([phantom_case], "16mm", 5, seed=1)
+    t = RigidTransform.from_matrix(np.stack([s.transform.matrix for s in starts]))
+    target = correction_target(box, t, phantom_case.ground_truth)
+    fixed = apply_correction(box, t, target)
+    np.testing.assert_allclose(sre(fixed, phantom_case.ground_truth, phantom_case.surface_points), 0, atol=1e-9)
+    # a pure-rotation correction leaves the box centre where the estimate maps it
+    est = phantom_case.ground_truth
+    rotated = apply_correction(box, est, np.array([0, 0, 0, 5.0, -7.0, 9.0]))
+    np.testing.assert_allclose(rotated.apply(box.center), est.apply(box.center), atol=1e-9)
+
+
+@pytest.fixture(scope="module")
+def random_registrar():
+    return DeepRegistrar("attention_reg", "image", checkpoint="random", batch_size=4)
+
+
+def test_pipeline_runs_end_to_end_with_a_random_network(phantom_case, random_registrar):
+    starts = make_starts([phantom_case], "8mm", 3, seed=2)
+    results = random_registrar.register_many([(phantom_case, s.transform) for s in starts])
+    assert all(r.ok for r in results)
+    single = random_registrar.register(phantom_case, starts[1].transform)
+    np.testing.assert_allclose(single.transform.matrix, results[1].transform.matrix, atol=1e-5)
+    for r, s in zip(results, starts, strict=True):
+        assert not r.transform.allclose(s.transform)  # the network moved it
+        assert r.runtime > 0
+
+
+def test_cascade_equals_stages_applied_by_hand(phantom_case, tmp_path):
+    torch.manual_seed(3)
+    nets = [build_network("feature_reg").eval(), build_network("feature_reg").eval()]
+    for k, net in enumerate(nets):
+        save_checkpoint(net, CheckpointConfig("feature_reg", "label", stage=k + 1), tmp_path / f"s{k + 1}")
+    cascade = DeepRegistrar("feature_reg", "label", checkpoint=tmp_path / "s1", stage2=tmp_path / "s2")
+    start = make_starts([phantom_case], "8mm", 1, seed=4)[0].transform
+    res = cascade.register(phantom_case, start)
+    ci = CaseInput(phantom_case, "label")
+    est = start
+    stages = []
+    with torch.no_grad():
+        for net in nets:
+            est = apply_correction(ci.box, est, net(ci.inputs(est)).numpy().astype(float)[0])
+            stages.append(est)
+    np.testing.assert_allclose(res.info["stage_transforms"][0].matrix, stages[0].matrix, atol=1e-5)
+    np.testing.assert_allclose(res.transform.matrix, stages[1].matrix, atol=1e-5)
+    one = DeepRegistrar("feature_reg", "label", checkpoint=tmp_path / "s1", stage2=tmp_path / "s2", stages=1)
+    np.testing.assert_allclose(one.register(phantom_case, start).transform.matrix, stages[0].matrix, atol=1e-5)
+
+
+def test_checkpoint_round_trip_and_errors(tmp_path, phantom_case):
+    torch.manual_seed(5)
+    net = build_network("dvnet").eval()
+    save_checkpoint(net, CheckpointConfig("dvnet", "image", parameter_count=parameter_count("dvnet")), tmp_path / "d")
+    assert json.loads((tmp_path / "d.json").read_text())["architecture"] == "dvnet"
+    loaded, cfg = load_checkpoint(tmp_path / "d.safetensors")
+    x = torch.rand(2, 2, 32, 96, 96)
+    with torch.no_grad():
+        assert torch.equal(net(x), loaded(x))
+    with pytest.raises(CheckpointError, match="is for 'dvnet', not 'msreg'"):
+        get_registrar("msreg", checkpoint=str(tmp_path / "d"))
+    # weights of one architecture under another's config
+    (tmp_path / "e.safetensors").write_bytes((tmp_path / "d.safetensors").read_bytes())
+    (tmp_path / "e.json").write_text((tmp_path / "d.json").read_text().replace('"dvnet"', '"feature_reg"'))
+    with pytest.raises(CheckpointError, match="e.safetensors: the weights do not fit architecture 'feature_reg'"):
+        load_checkpoint(tmp_path / "e")
+    (tmp_path / "f.safetensors").write_bytes(b"\x00" * 100)
+    (tmp_path / "f.json").write_text((tmp_path / "d.json").read_text())
+    with pytest.raises(CheckpointError, match="f.safetensors: the weights file is damaged"):
+        load_checkpoint(tmp_path / "f")
+    (tmp_path / "g.safetensors").write_bytes((tmp_path / "d.safetensors").read_bytes())
+    with pytest.raises(CheckpointError, match="no JSON config"):
+        load_checkpoint(tmp_path / "g")
+    with pytest.raises(InputError, match="trained with the image variant"):
+        DeepRegistrar("dvnet", "label", checkpoint=tmp_path / "d")
+
+
+def test_registry_names_need_weights_or_a_checkpoint():
+    if not bundled_checkpoints("msreg"):
+        with pytest.raises(InputError, match="needs checkpoint=PATH"):
+            get_registrar("msreg")
+    reg = get_registrar("dvnet", checkpoint="random")
+    assert reg.device.type == ("cuda" if torch.cuda.is_available() else "cpu")
