@@ -48,12 +48,16 @@ class MIRegistrar(RegistrarBase):
                              histogram_bins=int(histogram_bins), spatial_samples=int(spatial_samples), seed=int(seed))
         self.threads = threads
         self.log_dir = log_dir
+        from baselines.elastix import itk_module
+
+        itk_module()  # pay ITK's ~11 s start-up here, once per process, not inside a timed registration
 
     def _register(self, case: Case, initial: RigidTransform) -> tuple[RigidTransform, dict]:
         from baselines.elastix import dilated_mask, fan_mask, rigid_parameter_map, run_elastix
 
         pm = rigid_parameter_map("AdvancedMattesMutualInformation", **self.settings)
-        mask = dilated_mask(case.fixed_label, self.mask_mm) if self.mask_mm is not None else None
+        use_mask = self.mask_mm is not None and case.fixed_label is not None
+        mask = dilated_mask(case.fixed_label, self.mask_mm) if use_mask else None
         total = run_elastix([case.fixed_input(self.fixed)], [case.moving], pm, initial, fixed_mask=mask,
                             moving_mask=fan_mask(case.moving), threads=self.threads, keep_log_dir=self.log_dir)
         return total, {"fixed": self.fixed, "mask_mm": self.mask_mm, **self.settings}

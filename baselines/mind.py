@@ -112,6 +112,9 @@ class MINDRegistrar(RegistrarBase):
                              spatial_samples=int(spatial_samples), seed=int(seed))
         self.threads = threads
         self.log_dir = log_dir
+        from baselines.elastix import itk_module
+
+        itk_module()  # pay ITK's ~11 s start-up here, once per process, not inside a timed registration
 
     def descriptors(self, case: Case, initial: RigidTransform
                     ) -> tuple[list[sitk.Image], list[sitk.Image], sitk.Image | None, sitk.Image]:
@@ -126,7 +129,7 @@ class MINDRegistrar(RegistrarBase):
             fixed = sitk.SmoothingRecursiveGaussian(fixed, self.spacing)
         moving = resample_onto(case.moving, moving_grid)
         fixed_mask = None
-        if self.mask_mm is not None:
+        if self.mask_mm is not None and case.fixed_label is not None:
             fixed_mask = resample_onto(dilated_mask(case.fixed_label, self.mask_mm), fixed_grid, nearest=True)
         reach = (self.radius + self.dilation) * self.spacing + 1.0
         moving_mask = resample_onto(fan_mask(case.moving, reach), moving_grid, nearest=True)

@@ -169,6 +169,52 @@ def compare(methods, init, data, split, cases, starts_per_case, seed, starts_fil
         method_options=parse_method_options(method_option), starts_file=starts_file, echo=click.echo)
 
 
+@main.command()
+@click.option("--fixed", required=True, type=click.Path(exists=True, dir_okay=False), help="MR image (fixed).")
+@click.option("--moving", required=True, type=click.Path(exists=True, dir_okay=False), help="TRUS image (moving).")
+@click.option("--fixed-label", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="MR prostate label (needed by deep methods; masks the classical ones).")
+@click.option("--method", "-m", default="mi", show_default=True, help="Registrar name (see `regkit list`).")
+@click.option("--init", "init", default="identity", show_default=True,
+              help="Start: identity, centres (prostate centre to TRUS centre), or a transform file "
+                   "(.tfm/.h5/4x4 .txt/elastix).")
+@click.option("--out", "-o", type=click.Path(file_okay=False), default="regkit-register", show_default=True)
+@click.option("--method-option", "-O", "method_option", multiple=True, help="OPTION=VALUE for the registrar.")
+def register(fixed, moving, fixed_label, method, init, out, method_option):
+    """Register one MR-TRUS pair; write transform.tfm, transform.txt, the resampled TRUS and overlay.png."""
+    from evaluation.compare import parse_method_options
+    from regkit.register_pair import register as run
+
+    options = parse_method_options(f"{method}.{o}" for o in method_option).get(method, {})
+    res = run(fixed, moving, fixed_label, method=method, init=init, out=out, **options)
+    r = res.result
+    click.echo(f"{method}: {r.status} in {r.runtime:.2f} s{(' - ' + r.message) if r.message else ''}")
+    for k, p in res.files.items():
+        click.echo(f"  {k:17s}{p}")
+
+
+@main.command()
+@click.option("--method", "-m", default="attreg", show_default=True,
+              help="Attention-Reg or Feature-Reg registrar(s), comma-separated, e.g. attreg,featreg.")
+@click.option("--case", "case_id", default=None, help="Case id [the first test case].")
+@click.option("--data", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Dataset folder [the built-in benchmark].")
+@click.option("--init", "init", default="8mm", show_default=True, help="Starting SRE of the explained start.")
+@click.option("--start-id", type=click.IntRange(0), default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--checkpoint", multiple=True, help="METHOD=PATH to explain a trained checkpoint.")
+@click.option("--out", "-o", type=click.Path(file_okay=False), default="regkit-explain", show_default=True)
+def explain(method, case_id, data, init, start_id, seed, checkpoint, out):
+    """Grad-CAM of the cross-modal attention blocks (the paper's Fig. 4), per branch, as PNG."""
+    from deep.gradcam import explain as run
+
+    ckpts = dict(c.split("=", 1) for c in checkpoint)
+    files = run(methods=[m.strip() for m in method.split(",")], case=case_id, data=data, init=init,
+                start_id=start_id, seed=seed, out=out, checkpoints=ckpts)
+    for k, p in files.items():
+        click.echo(f"{k}: {p}")
+
+
 def _register_subcommands() -> None:
     from regkit.cli_import import import_group
 
