@@ -1,0 +1,77 @@
+"""One-pair registration with transform export and overlays; Grad-CAM explanations."""
+
+import json
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+from click.testing import CliRunner
+
+import regkit
+from regkit.cli import main
+from regkit.errors import InputError
+from regkit.transform_io import read_transform
+
+
+@pytest.fixture(scope="module")
+def case_dir(phantom_dataset):
+    return phantom_dataset.root / "case003"
+
+
+def test_register_writes_transforms_resampled_image_and_overlay(case_dir, tmp_path):
+    out = regkit.register(case_dir / "mr.nii.gz", case_dir / "trus.nii.gz", case_dir / "mr_label.nii.gz",
+                          method="identity", init=case_dir / "ground_truth.txt", out=tmp_path / "r")
+    gt = read_transform(case_dir / "ground_truth.txt")
+    assert out.result.ok
+    tfm = sitk.ReadTransform(str(out.files["tfm"]))  # what 3D Slicer and ITK-SNAP read
+    np.testing.assert_allclose(read_transform(out.files["tfm"]).matrix, gt.matrix, atol=1e-9)
+    np.testing.assert_allclose(read_transform(out.files["txt"]).matrix, gt.matrix, atol=1e-12)
+    p = np.array([3.0, -2.0, 5.0])
+    np.testing.assert_allclose(tfm.TransformPoint(p.tolist()), gt.apply(p), atol=1e-9)
+    res = sitk.ReadImage(str(out.files["moving_resampled"]))
+    mr = sitk.ReadImage(str(case_dir / "mr.nii.gz"))
+    assert res.GetSize() == mr.GetSize() and np.allclose(res.GetOrigin(), mr.GetOrigin())
+    # under the ground truth the resampled TRUS label overlaps the MR label
+    lab = sitk.Resample(sitk.ReadImage(str(case_dir / "trus_label.nii.gz")), mr, gt.to_sitk(),
+                        sitk.sitkNearestNeighbor, 0)
+    assert (sitk.GetArrayViewFromImage(lab) > 0).sum() > 0
+    assert out.files["overlay"].read_bytes()[:4] == b"\x89PNG"
+    doc = json.loads(out.files["json"].read_text())
+    assert doc["status"] == "ok" and "fixed (MR)" in doc["convention"]
+
+
+def test_register_cli_with_centres_start_and_errors(case_dir, tmp_path):
+    r = CliRunner().invoke(main, ["register", "--fixed", str(case_dir / "mr.nii.gz"), "--moving",
+                                  str(case_dir / "trus.nii.gz"), "--method", "identity", "--init", "centres",
+                                  "--out", str(tmp_path / "c")])
+    assert r.exit_code == 0, r.output
+    t = read_transform(tmp_path / "c" / "transform.txt")
+    trus = sitk.ReadImage(str(case_dir / "trus.nii.gz"))
+    centre = trus.TransformContinuousIndexToPhysicalPoint([(s - 1) / 2 for s in trus.GetSize()])
+    mr = sitk.ReadImage(str(case_dir / "mr.nii.gz"))
+    mr_centre = mr.TransformContinuousIndexToPhysicalPoint([(s - 1) / 2 for s in mr.GetSize()])
+    np.testing.assert_allclose(t.apply(np.array(mr_centre)), centre, atol=1e-6)
+    with pytest.raises(InputError, match="needs the MR prostate label"):
+        regkit.register(case_dir / "mr.nii.gz", case_dir / "trus.nii.gz", method="dvnet", checkpoint="random",
+                        out=tmp_path / "d")
+    (tmp_path / "bad.txt").write_text("not a matrix")
+    r = CliRunner().invoke(main, ["register", "--fixed", str(case_dir / "mr.nii.gz"), "--moving",
+                                  str(case_dir / "trus.nii.gz"), "--method", "identity", "--init",
+                                  str(tmp_path / "bad.txt")])
+    assert r.exit_code == 2 and "bad.txt" in r.output
+
+
+def test_explain_writes_grad_cam_for_attention_and_feature_reg(phantom_dataset, tmp_path):
+    from deep.gradcam import explain
+
+    files = explain(methods=("attreg", "featreg"), data=phantom_dataset.root, out=tmp_path / "e",
+                    checkpoints={"attreg": "random", "featreg": "random"})
+    assert files["figure"].read_bytes()[:4] == b"\x89PNG"
+    arrays = np.load(files["arrays"])
+    for m in ("attreg", "featreg"):
+        for branch in ("fixed", "moving"):
+            cam = arrays[f"{m}_cam_{branch}"]
+            assert cam.shape == (32, 96, 96) and cam.min() >= 0 and cam.max() == pytest.approx(1.0)
+    assert not np.allclose(arrays["attreg_cam_fixed"], arrays["featreg_cam_fixed"])
+    with pytest.raises(InputError, match="Attention-Reg and Feature-Reg"):
+        explain(methods=("dvnet",), data=phantom_dataset.root, out=tmp_path / "f", checkpoints={"dvnet": "random"})
