@@ -203,7 +203,7 @@ def _keep_log(workdir: Path, keep_dir: str | Path | None) -> Path | None:
 
 def dilated_mask(label: sitk.Image, radius_mm: float) -> sitk.Image:
     """The label dilated by ``radius_mm`` (a ball, in physical units), as a 0/1 UInt8 image."""
-    radius = [max(1, int(round(radius_mm / s))) for s in label.GetSpacing()]
+    radius = [max(1, round(radius_mm / s)) for s in label.GetSpacing()]
     mask = sitk.BinaryDilate(sitk.Cast(label > 0, sitk.sitkUInt8), radius, sitk.sitkBall)
     return mask
 
@@ -212,5 +212,5 @@ def fan_mask(image: sitk.Image, erode_mm: float = 1.0) -> sitk.Image:
     """The non-zero region of an ultrasound volume (its field of view), slightly eroded, as a 0/1 mask."""
     mask = sitk.Cast(image > 0, sitk.sitkUInt8)
     mask = sitk.BinaryMorphologicalClosing(mask, [2, 2, 2])
-    radius = [max(1, int(round(erode_mm / s))) for s in image.GetSpacing()]
+    radius = [max(1, round(erode_mm / s)) for s in image.GetSpacing()]
     return sitk.BinaryErode(mask, radius)

@@ -72,7 +72,7 @@ def save_checkpoint(model: nn.Module, config: CheckpointConfig, path: str | Path
 
 
 def read_config(path: str | Path) -> CheckpointConfig:
-    weights, cfg_path = checkpoint_paths(path)
+    _weights, cfg_path = checkpoint_paths(path)
     if not cfg_path.exists():
         raise CheckpointError("the checkpoint has no JSON config beside its weights", cfg_path,
                               "keep name.json next to name.safetensors")

@@ -22,6 +22,8 @@ The first hidden width (314) was chosen so that the parameter count, 5,276,800, 
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 from torch import nn
 
@@ -35,7 +37,7 @@ class DVNet(nn.Module):
         super().__init__()
         widths = [2 * slices, 64, 128, 256, 256]
         layers: list[nn.Module] = []
-        for cin, cout in zip(widths[:-1], widths[1:], strict=True):
+        for cin, cout in itertools.pairwise(widths):
             layers += conv_block(cin, cout) + conv_block(cout, cout) + [nn.MaxPool2d(2)]
         self.features = nn.Sequential(*layers)
         self.regressor = nn.Sequential(

@@ -354,7 +354,8 @@ class Trainer:
     def _validate_and_keep_best(self, train_loss: float | None) -> dict:
         metrics = self.validate()
         row = {"epoch": self.state.epoch, "step": self.state.global_step, "samples": self.state.samples,
-               "train_loss": "" if train_loss is None else round(train_loss, 5), "lr": self.optimizer.param_groups[0]["lr"],
+               "train_loss": "" if train_loss is None else round(train_loss, 5),
+               "lr": self.optimizer.param_groups[0]["lr"],
                "elapsed_s": round(self.state.elapsed, 1), **{k: round(v, 4) for k, v in metrics.items()}}
         self._log(row)
         if metrics["val_sre_mean"] < self.state.best_val_sre:
@@ -460,7 +461,8 @@ class Trainer:
                 self.tb.close()
         summary = {
             "method": opts.method, "stage": opts.stage, "stop_reason": stop_reason, "epochs": self.state.epoch,
-            "steps": self.state.global_step, "samples": self.state.samples, "train_seconds": round(self.state.elapsed, 1),
+            "steps": self.state.global_step, "samples": self.state.samples,
+            "train_seconds": round(self.state.elapsed, 1),
             "seconds_per_step": float(np.median(step_times)) if step_times else None,
             "val_sre_start": float(self.state.history[0]["val_sre_mean"]) if self.state.history else None,
             "val_sre_last": last_metrics.get("val_sre_mean"), "best_val_sre": self.state.best_val_sre,

@@ -87,7 +87,8 @@ def parse_method_options(items: Iterable[str]) -> dict[str, dict]:
         key, sep, value = item.partition("=")
         method, dot, opt = key.partition(".")
         if not sep or not dot or not method or not opt:
-            raise InputError(f"cannot read method option {item!r}", fix="write METHOD.OPTION=VALUE, e.g. mi.iterations=300")
+            raise InputError(f"cannot read method option {item!r}",
+                             fix="write METHOD.OPTION=VALUE, e.g. mi.iterations=300")
         try:
             parsed = json.loads(value)
         except json.JSONDecodeError:

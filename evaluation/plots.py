@@ -105,7 +105,7 @@ def overlay(fixed, moving_resampled, fixed_label, path: str | Path, tiles: int =
     sp = np.array(fixed.GetSpacing())[::-1]  # (z, y, x)
     if lab is not None and lab.any():
         nz = np.nonzero(lab)
-        centre = [int(round(np.mean(ix))) for ix in nz]
+        centre = [round(np.mean(ix)) for ix in nz]
         # show the prostate and 25 mm around it
         lo = [max(0, int(ix.min() - 25 / s)) for ix, s in zip(nz, sp, strict=True)]
         hi = [min(n, int(ix.max() + 25 / s) + 1) for ix, s, n in zip(nz, sp, mr.shape, strict=True)]

@@ -120,7 +120,8 @@ def train(method, data, stage, init_range, epochs, batch_size, lr, out, resume, 
 
     Works the same under `torchrun --nproc_per_node N regkit train ...` (DistributedDataParallel).
     """
-    from deep.training import TrainOptions, train as run
+    from deep.training import TrainOptions
+    from deep.training import train as run
 
     summary = run(TrainOptions(
         method=method, out=out, data=data, stage=stage, init_range=init_range, epochs=epochs, batch_size=batch_size,
@@ -162,7 +163,8 @@ def compare(methods, init, data, split, cases, starts_per_case, seed, starts_fil
     Writes OUT/results.csv row by row, then summary.csv, table1/table2/tests as .csv, .tex and .md, boxplot.png,
     scatter.png and run.json (seeds, versions, threads, git hash, command line). Interrupted runs resume.
     """
-    from evaluation.compare import compare as run, parse_method_options
+    from evaluation.compare import compare as run
+    from evaluation.compare import parse_method_options
 
     run(methods=methods, init=init, data=data, split=split, cases=cases, starts_per_case=starts_per_case, seed=seed,
         out=out, workers=workers, reference=reference, scheduler=scheduler,

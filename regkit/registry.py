@@ -68,8 +68,9 @@ def available_registrars(describe: bool = False) -> dict[str, RegistrarInfo]:
     """
     infos = _entry_point_infos()
     for name, factory in _LOCAL.items():
-        infos[name] = RegistrarInfo(name, getattr(factory, "kind", "?"), getattr(factory, "summary", ""),
-                                    "local", f"{getattr(factory, '__module__', '?')}:{getattr(factory, '__name__', '?')}")
+        target = f"{getattr(factory, '__module__', '?')}:{getattr(factory, '__name__', '?')}"
+        infos[name] = RegistrarInfo(name, getattr(factory, "kind", "?"), getattr(factory, "summary", ""), "local",
+                                    target)
     if describe:
         for name, info in list(infos.items()):
             if info.source == "local":

@@ -162,7 +162,7 @@ def test_checkpoint_round_trip_and_errors(tmp_path, phantom_case):
     net = build_network("dvnet").eval()
     save_checkpoint(net, CheckpointConfig("dvnet", "image", parameter_count=parameter_count("dvnet")), tmp_path / "d")
     assert json.loads((tmp_path / "d.json").read_text())["architecture"] == "dvnet"
-    loaded, cfg = load_checkpoint(tmp_path / "d.safetensors")
+    loaded, _cfg = load_checkpoint(tmp_path / "d.safetensors")
     x = torch.rand(2, 2, 32, 96, 96)
     with torch.no_grad():
         assert torch.equal(net(x), loaded(x))

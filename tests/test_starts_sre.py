@@ -64,11 +64,11 @@ def test_parse_init():
 def test_scaling_meets_the_target(phantom_case):
     pts = phantom_case.surface_points
     for target in (0.5, 8.0, 16.0, 20.0):
-        p, s = scale_to_sre(np.array([1.0, -2.0, 0.5, 3.0, -1.0, 2.0]), pts.mean(0), pts, target)
+        p, _s = scale_to_sre(np.array([1.0, -2.0, 0.5, 3.0, -1.0, 2.0]), pts.mean(0), pts, target)
         assert abs(sre(p, RigidTransform.identity(), pts) - target) < SRE_TOLERANCE_MM
     # linear scaling alone is not exact when rotations are involved
-    p1, s1 = scale_to_sre(np.array([0.0, 0, 0, 6.0, 6.0, 6.0]), np.zeros(3), pts, 8.0)
-    p2, s2 = scale_to_sre(np.array([0.0, 0, 0, 6.0, 6.0, 6.0]), np.zeros(3), pts, 16.0)
+    _p1, s1 = scale_to_sre(np.array([0.0, 0, 0, 6.0, 6.0, 6.0]), np.zeros(3), pts, 8.0)
+    _p2, s2 = scale_to_sre(np.array([0.0, 0, 0, 6.0, 6.0, 6.0]), np.zeros(3), pts, 16.0)
     assert s2 != pytest.approx(2 * s1, rel=1e-3)
 
 

@@ -130,7 +130,7 @@ def synth_case(seed: int, index: int = 0, settings: PhantomSettings = PhantomSet
     s = settings
     sxy = rng.uniform(*s.mr_spacing_xy)
     sz = rng.uniform(*s.mr_spacing_z)
-    nz = int(round(s.mr_extent_z / sz))
+    nz = round(s.mr_extent_z / sz)
     n = s.mr_size_xy
     # MR grid centred on the origin; anatomy grid = MR grid with two samples per slice (partial volume)
     mr_origin = -np.array([(n - 1) * sxy / 2, (n - 1) * sxy / 2, (nz - 1) * sz / 2])

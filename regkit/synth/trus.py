@@ -64,8 +64,8 @@ def render_trus(
     """
     spacing = np.asarray(spacing, dtype=float)
     d_rho, n_phi, d_z = beam_step
-    n_rho = int(round(fan.depth / d_rho)) // 2 * 2 + 1
-    n_z = int(round(fan.length / d_z)) // 2 * 2 + 1
+    n_rho = round(fan.depth / d_rho) // 2 * 2 + 1
+    n_z = round(fan.length / d_z) // 2 * 2 + 1
     rho = fan.radius + np.linspace(0, fan.depth, n_rho, dtype=np.float32)
     phi = np.deg2rad(np.linspace(-fan.half_angle_deg, fan.half_angle_deg, n_phi, dtype=np.float32))
     zs = fan.z_center + np.linspace(-fan.length / 2, fan.length / 2, n_z, dtype=np.float32)
@@ -92,7 +92,7 @@ def render_trus(
     del idx
 
     # amplitude reflection coefficient of the impedance step across a 1 mm window along the beam (axis 0)
-    w = max(1, int(round(0.5 / d_rho)))
+    w = max(1, round(0.5 / d_rho))
     refl = np.zeros_like(z_ac)
     refl[w:-w] = (z_ac[2 * w:] - z_ac[: -2 * w]) / (z_ac[2 * w:] + z_ac[: -2 * w])
     refl = np.abs(refl)
