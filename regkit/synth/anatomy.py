@@ -162,7 +162,7 @@ def build_anatomy(rng: np.random.Generator, grid: Grid, gland_center: np.ndarray
     ew = np.sqrt(((X - wall_c[0]) / wall_r[0]) ** 2 + ((Y - wall_c[1]) / wall_r[1]) ** 2)
     angle = np.degrees(np.arctan2(np.abs(X - wall_c[0]), -(Y - wall_c[1])))  # 0 = anterior, 180 = posterior
     lateral = (angle > rng.uniform(28, 40)) & (angle < rng.uniform(125, 145))
-    t_m = rng.uniform(9, 14) / wall_r[0]
+    t_m = rng.uniform(14, 22) / wall_r[0]
     t_c = 2.0 / wall_r[0]
     labels[np.broadcast_to(lateral & (ew >= 1.0) & (ew < 1.0 + t_m), shape)] = INDEX["muscle"]
     labels[np.broadcast_to(lateral & (ew >= 1.0 + t_m), shape)] = INDEX["bone_cortex"]
@@ -171,9 +171,15 @@ def build_anatomy(rng: np.random.Generator, grid: Grid, gland_center: np.ndarray
     sling_c = np.array([c[0], c[1] + rng.uniform(8, 14)])
     sling_r = np.array([ax + rng.uniform(9, 14), ay + rng.uniform(18, 26)])
     sling = np.sqrt(((X - sling_c[0]) / sling_r[0]) ** 2 + ((Y - sling_c[1]) / sling_r[1]) ** 2)
-    thick = rng.uniform(3.5, 6.0) / sling_r.mean()
+    thick = rng.uniform(5.0, 9.0) / sling_r.mean()
     levator = (np.abs(sling - 1.0) < thick / 2) & (Y > c[1] - 0.2 * ay) & (Z < c[2] + 0.6 * az)
     labels[np.broadcast_to(levator, shape)] = INDEX["muscle"]
+
+    # gluteal muscle mass behind, around the fat of the ischioanal fossa (an elliptical notch behind the rectum)
+    top = c[1] + rng.uniform(34, 44)
+    fossa = ((X - c[0]) / rng.uniform(22, 30)) ** 2 + ((Y - top) / rng.uniform(14, 20)) ** 2 < 1.0
+    glut = (Y > top) & ~fossa
+    labels[np.broadcast_to(glut, shape)] = INDEX["muscle"]
 
     # pubic symphysis, anterior
     d_pub = ay + rng.uniform(22, 34)

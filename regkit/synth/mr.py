@@ -25,7 +25,7 @@ def texture_table(amplitudes: dict[str, float], default: float) -> np.ndarray:
 def t2_map(anatomy: Anatomy, t2_table: np.ndarray) -> np.ndarray:
     """Noise-free T2 signal on the anatomy grid."""
     table = t2_table.copy()
-    table[INDEX["rectal_lumen"]] = 0.92 if anatomy.lumen_gel else 0.03
+    table[INDEX["rectal_lumen"]] = 1.1 if anatomy.lumen_gel else 0.03
     tex = texture_table(MR_TEXTURE, 0.03)[anatomy.labels]
     m = table[anatomy.labels] * (1.0 + tex * anatomy.texture_mr + 0.05 * anatomy.texture_coarse)
     return ndimage.gaussian_filter(m, 0.5)
@@ -47,7 +47,7 @@ def form_mr(rng: np.random.Generator, t2: np.ndarray, gland: np.ndarray,
     log_bias = (coeff[0] * X + coeff[1] * Y + coeff[2] * Z + coeff[3] * X * X + coeff[4] * Y * Y
                 + coeff[5] * X * Y + coeff[6] * Y * Z + coeff[7] * Z * Z + coeff[8] * X * Z)
     # receive-coil sensitivity: brighter towards the posterior and anterior body surface
-    log_bias += rng.uniform(0.1, 0.35) * (Y * Y)
+    log_bias += rng.uniform(0.2, 0.6) * (Y * Y)
     sig = sig * np.exp(log_bias)
     sigma = rng.uniform(0.015, 0.04) * float(np.percentile(sig, 99))
     noisy = np.hypot(sig + sigma * rng.standard_normal(sig.shape, dtype=np.float32),

@@ -51,7 +51,7 @@ from regkit.synth.tissues import INDEX, property_tables
 from regkit.synth.trus import render_trus
 from regkit.transform import RigidTransform, fit_rigid, rotation_matrix
 
-PHANTOM_VERSION = 2
+PHANTOM_VERSION = 3
 
 
 @dataclass(frozen=True)

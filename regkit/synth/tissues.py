@@ -18,35 +18,35 @@ import numpy as np
 @dataclass(frozen=True)
 class Tissue:
     name: str
-    t2: float  # relative T2-weighted signal, 0..1
+    t2: float  # relative T2-weighted signal (fat = 1)
     echo: float  # relative echogenicity (backscatter amplitude), 0..~2
     impedance: float  # relative acoustic impedance (MRayl-like scale)
     attenuation: float  # amplitude attenuation per mm (one way), after time-gain compensation of 0.012/mm
 
 
 TISSUES: tuple[Tissue, ...] = (
-    Tissue("fat", 0.78, 0.75, 1.38, 0.012),
-    Tissue("fibrous", 0.33, 0.90, 1.66, 0.020),
-    Tissue("peripheral_zone", 0.72, 0.42, 1.58, 0.015),
-    Tissue("transition_zone", 0.42, 0.33, 1.60, 0.017),
-    Tissue("anterior_stroma", 0.17, 0.27, 1.66, 0.020),
-    Tissue("urethra", 0.46, 0.13, 1.55, 0.010),
-    Tissue("nodule_bright", 0.63, 0.38, 1.59, 0.015),
-    Tissue("nodule_dark", 0.27, 0.29, 1.62, 0.017),
-    Tissue("calcification", 0.08, 1.70, 4.50, 0.900),
-    Tissue("lesion", 0.28, 0.24, 1.61, 0.016),
-    Tissue("capsule", 0.21, 0.50, 1.69, 0.020),
-    Tissue("venous_plexus", 0.93, 0.11, 1.55, 0.010),
-    Tissue("urine", 1.00, 0.02, 1.50, 0.001),
-    Tissue("bladder_wall", 0.24, 0.66, 1.66, 0.020),
-    Tissue("seminal_fluid", 0.88, 0.17, 1.52, 0.005),
-    Tissue("seminal_wall", 0.30, 0.45, 1.62, 0.015),
-    Tissue("rectal_wall", 0.30, 0.56, 1.64, 0.018),
+    Tissue("fat", 1.00, 0.75, 1.38, 0.012),
+    Tissue("fibrous", 0.30, 0.90, 1.66, 0.020),
+    Tissue("peripheral_zone", 0.62, 0.42, 1.58, 0.015),
+    Tissue("transition_zone", 0.36, 0.33, 1.60, 0.017),
+    Tissue("anterior_stroma", 0.14, 0.27, 1.66, 0.020),
+    Tissue("urethra", 0.45, 0.13, 1.55, 0.010),
+    Tissue("nodule_bright", 0.55, 0.38, 1.59, 0.015),
+    Tissue("nodule_dark", 0.25, 0.29, 1.62, 0.017),
+    Tissue("calcification", 0.06, 1.70, 4.50, 0.900),
+    Tissue("lesion", 0.25, 0.24, 1.61, 0.016),
+    Tissue("capsule", 0.18, 0.50, 1.69, 0.020),
+    Tissue("venous_plexus", 1.10, 0.11, 1.55, 0.010),
+    Tissue("urine", 1.25, 0.02, 1.50, 0.001),
+    Tissue("bladder_wall", 0.20, 0.66, 1.66, 0.020),
+    Tissue("seminal_fluid", 1.05, 0.17, 1.52, 0.005),
+    Tissue("seminal_wall", 0.25, 0.45, 1.62, 0.015),
+    Tissue("rectal_wall", 0.25, 0.56, 1.64, 0.018),
     Tissue("rectal_lumen", 0.03, 0.05, 1.00, 0.300),
-    Tissue("muscle", 0.21, 0.31, 1.66, 0.020),
-    Tissue("bone_cortex", 0.04, 1.80, 7.00, 2.000),
-    Tissue("bone_marrow", 0.62, 0.30, 2.50, 0.600),
-    Tissue("surgical_capsule", 0.24, 0.55, 1.66, 0.020),
+    Tissue("muscle", 0.16, 0.31, 1.66, 0.020),
+    Tissue("bone_cortex", 0.03, 1.80, 7.00, 2.000),
+    Tissue("bone_marrow", 0.75, 0.30, 2.50, 0.600),
+    Tissue("surgical_capsule", 0.20, 0.55, 1.66, 0.020),
 )
 
 INDEX = {t.name: i for i, t in enumerate(TISSUES)}

@@ -101,7 +101,7 @@ def render_trus(
             - 2.0 * np.log1p(-np.minimum(refl * refl, 0.95)) * d_rho / (2 * w * d_rho))
     transmission = np.exp(-np.cumsum(loss, axis=0))
 
-    psf = (rng.uniform(0.7, 1.1), rng.uniform(0.6, 0.9), rng.uniform(1.0, 1.6))  # samples: range, beam, sweep
+    psf = (rng.uniform(0.6, 0.9), rng.uniform(1.0, 1.6), rng.uniform(1.0, 1.6))  # samples: range, beam, sweep
     speckle = np.abs(
         ndimage.gaussian_filter(rng.standard_normal(full_shape, dtype=np.float32), psf)
         + 1j * ndimage.gaussian_filter(rng.standard_normal(full_shape, dtype=np.float32), psf)
