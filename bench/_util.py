@@ -1,0 +1,40 @@
+"""Shared helpers of the benchmarks: medians of repeats, peak memory of a child process, machine facts."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+
+
+def machine() -> str:
+    import torch
+
+    return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+            f"python {platform.python_version()}")
+
+
+def run_child(code: str, env: dict | None = None) -> tuple[dict, float]:
+    """Run Python code in a fresh process; it must print one JSON line last. Returns (that dict, peak RSS MB)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**os.environ, **(env or {})})
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr[-3000:])
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return json.loads(out.stdout.strip().splitlines()[-1]), max(peak, before) / 1024.0
+
+
+def timed(fn, repeats: int = 3) -> float:
+    """Median wall time of ``fn()`` over ``repeats`` runs."""
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    times.sort()
+    return times[len(times) // 2]
