@@ -1,6 +1,7 @@
 """Make the README's figures and the phantom-versus-real statistics.
 
-    python docs/make_figures.py            # writes docs/*.png and docs/realism.md
+    python docs/make_figures.py            # docs/phantom.png and docs/realism.md
+    python docs/make_figures.py --all      # also docs/register_overlay.png and docs/explain.png (bundled weights)
 
 Uses the built-in benchmark and, when present, the real images in ../shared/data (never copied).
 """
@@ -127,5 +128,30 @@ def main() -> None:
     print("\n".join(lines))
 
 
+def register_and_explain() -> None:
+    """The overlay of `regkit register` (mind, from an 8 mm start) and the Grad-CAM figure of `regkit explain`."""
+    import shutil
+    import tempfile
+
+    import regkit
+    from deep.gradcam import explain
+    from evaluation.starts import make_starts
+    from regkit.benchmark import builtin_benchmark
+
+    ds = builtin_benchmark(("test",))
+    cid = ds.case_ids("test")[0]
+    case = ds.load(cid)
+    start = make_starts([case], "8mm", 1, seed=0)[0].transform
+    files = ds.case_files(cid)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = regkit.register(files["fixed"], files["moving"], files["fixed_label"], method="mind", init=start,
+                              out=tmp)
+        shutil.copy(out.files["overlay"], HERE / "register_overlay.png")
+        ex = explain(("attreg", "featreg"), case=cid, out=tmp)
+        shutil.copy(ex["figure"], HERE / "explain.png")
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
+    if "--all" in sys.argv:
+        register_and_explain()
