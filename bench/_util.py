@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import time
@@ -19,14 +18,16 @@ def machine() -> str:
 
 
 def run_child(code: str, env: dict | None = None) -> tuple[dict, float]:
-    """Run Python code in a fresh process; it must print one JSON line last. Returns (that dict, peak RSS MB)."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+    """Run Python code in a fresh process; it must print one JSON line last. Returns (that dict, the child's
+    own peak RSS in MB)."""
+    probe = ("\nimport json as _j, resource as _r\n"
+             "print(_j.dumps({'peak_mb': _r.getrusage(_r.RUSAGE_SELF).ru_maxrss / 1024.0}))\n")
+    out = subprocess.run([sys.executable, "-c", code + probe], capture_output=True, text=True,
                          env={**os.environ, **(env or {})})
     if out.returncode != 0:
         raise RuntimeError(out.stderr[-3000:])
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return json.loads(out.stdout.strip().splitlines()[-1]), max(peak, before) / 1024.0
+    lines = out.stdout.strip().splitlines()
+    return json.loads(lines[-2]), json.loads(lines[-1])["peak_mb"]
 
 
 def timed(fn, repeats: int = 3) -> float:
