@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from deep.attention import CrossModalAttention
+from deep.layers import init_conv_bn, regression_head
 
 
 def feature_branch() -> nn.Sequential:
@@ -52,16 +53,8 @@ class AttentionReg(nn.Module):
             nn.Conv3d(16, 4, 3, padding=1), nn.ReLU(inplace=True),
             nn.Conv3d(4, 1, 3, padding=1), nn.BatchNorm3d(1),
         )
-        self.regressor = nn.Sequential(
-            nn.ReLU(), nn.Linear(16 * 24 * 24, 128), nn.ReLU(inplace=True),
-            nn.Linear(128, 32), nn.ReLU(inplace=True), nn.Linear(32, 6),
-        )
-        for m in self.modules():
-            if isinstance(m, nn.Conv3d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm3d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        self.regressor = regression_head(16 * 24 * 24)
+        init_conv_bn(self)
         if use_attention:
             self.mr_attention.reset_output_scale()
             self.us_attention.reset_output_scale()

@@ -30,6 +30,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from deep.layers import init_conv_bn, regression_head
+
 CARDINALITY = 16
 
 
@@ -78,10 +80,7 @@ class MSReg(nn.Module):
             nn.BatchNorm3d(128), nn.Conv3d(128, 128, 3, padding=1), nn.ReLU(inplace=True),
             nn.Conv3d(128, 16, 5),
         )
-        self.regressor = nn.Sequential(
-            nn.ReLU(), nn.Linear(16 * 12 * 20 * 20, 128), nn.ReLU(inplace=True),
-            nn.Linear(128, 32), nn.ReLU(inplace=True), nn.Linear(32, 6),
-        )
+        self.regressor = regression_head(16 * 12 * 20 * 20)
         if keep_unused:
             self.unused = nn.ModuleDict({
                 "layer4": stage(64, 128, 4, stride=2),
@@ -90,12 +89,7 @@ class MSReg(nn.Module):
                 "fc_layer2": nn.Linear(128, 6),
             })
             self.unused.requires_grad_(False)
-        for m in self.modules():
-            if isinstance(m, nn.Conv3d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm3d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_conv_bn(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         s = self.stem(x)

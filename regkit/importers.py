@@ -567,6 +567,15 @@ def _index_folder(folder: Path) -> dict[str, Path]:
     return out
 
 
+def _check_source(src, dst, split: str) -> tuple[Path, Path]:
+    src, dst = Path(src), Path(dst)
+    if not src.is_dir():
+        raise InputError("the source folder does not exist", src)
+    if not split or "/" in split:
+        raise InputError(f"{split!r} is not a split name", fix="use train, val or test")
+    return src, dst
+
+
 def import_paired_folders(src: str | Path, dst: str | Path, *, split: str = "test",
                           deepreg_mr_side: str | None = None, geometry: str = "check", prefix: str = "",
                           progress: ProgressCallback | None = None) -> Dataset:
@@ -599,11 +608,7 @@ def import_paired_folders(src: str | Path, dst: str | Path, *, split: str = "tes
     regkit.dataset.Dataset
         ``load_dataset(dst)``. Ground truths are the identity (the pairs are pre-aligned).
     """
-    src, dst = Path(src), Path(dst)
-    if not src.is_dir():
-        raise InputError("the source folder does not exist", src)
-    if not split or "/" in split:
-        raise InputError(f"{split!r} is not a split name", fix="use train, val or test")
+    src, dst = _check_source(src, dst, split)
     if geometry not in GEOMETRY_MODES:
         raise InputError(f"unknown geometry mode {geometry!r}", fix=f"use one of {GEOMETRY_MODES}")
     if deepreg_mr_side is not None and deepreg_mr_side not in DEEPREG_SIDES:
@@ -751,11 +756,7 @@ def import_uronav(src: str | Path, dst: str | Path, *, split: str = "test", regi
     progress : callable, optional
         Called as ``progress(case_id, "imported" | "skipped")`` after each case.
     """
-    src, dst = Path(src), Path(dst)
-    if not src.is_dir():
-        raise InputError("the source folder does not exist", src)
-    if not split or "/" in split:
-        raise InputError(f"{split!r} is not a split name", fix="use train, val or test")
+    src, dst = _check_source(src, dst, split)
     if registration not in REGISTRATION_CHOICES:
         raise InputError(f"unknown registration file choice {registration!r}", fix=f"use one of {REGISTRATION_CHOICES}")
     jobs = []

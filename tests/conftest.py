@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("REGKIT_NO_PROGRESS", "1")
-SHARED_DATA = Path(os.environ.get("REGKIT_SHARED_DATA") or Path(__file__).resolve().parents[1].parent / "shared" / "data")
+SHARED_DATA = Path(os.environ.get("REGKIT_SHARED_DATA")
+                   or Path(__file__).resolve().parents[1].parent / "shared" / "data")
 
 
 @pytest.fixture(scope="session")
