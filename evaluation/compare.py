@@ -320,7 +320,7 @@ def compare(methods: str | Sequence = "mi,mind,attreg", init: str = "8mm", data:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     specs = parse_methods(methods, method_options)
-    parse_init(init)  # fail early on a bad --init
+    init_order = {spec.label: i for i, spec in enumerate(parse_init(init))}  # also fails early on a bad --init
     if data is None:
         from regkit.benchmark import builtin_benchmark
 
@@ -404,9 +404,9 @@ def compare(methods: str | Sequence = "mi,mind,attreg", init: str = "8mm", data:
     keep = {(s.label, c.case, str(c.start_id), c.init) for s in specs for c in starts}
     samples = samples[[k in keep for k in samples[["method", "case", "start_id", "init"]].astype(str)
                        .itertuples(index=False, name=None)]].reset_index(drop=True)
-    order = {s.label: i for i, s in enumerate(specs)}
+    order = {"method": {s.label: i for i, s in enumerate(specs)}, "init": init_order}
     samples = samples.sort_values(["init", "method", "case", "start_id"],
-                                  key=lambda c: c.map(order) if c.name == "method" else c).reset_index(drop=True)
+                                  key=lambda c: c.map(order[c.name]) if c.name in order else c).reset_index(drop=True)
     summary = stats.summary(samples)
     tests = stats.paired_tests(samples, reference)
     infos = available_registrars()
