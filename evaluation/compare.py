@@ -359,6 +359,7 @@ def compare(methods: str | Sequence = "mi,mind,attreg", init: str = "8mm", data:
     by_case: dict[str, list[Start]] = {}
     for s in starts:
         by_case.setdefault(s.case, []).append(s)
+    start_of = {(s.case, s.start_id, s.init): s for s in starts}
     pool = None
     t0 = time.perf_counter()
     try:
@@ -385,10 +386,9 @@ def compare(methods: str | Sequence = "mi,mind,attreg", init: str = "8mm", data:
                     for row in rows:
                         if "final_sre" not in row:  # a crashed worker: the start stands as the result
                             case = case_objs[ids.index(row["case"])]
-                            t = RigidTransform.from_matrix(np.vstack([np.array([row[f"t_m{i}{j}"] for i in range(3)
-                                                                                for j in range(4)]).reshape(3, 4),
-                                                                      [0, 0, 0, 1]]))
-                            row["initial_sre"] = row["final_sre"] = sre(t, case.ground_truth, case.surface_points)
+                            start = start_of[(row["case"], row["start_id"], row["init"])]
+                            row["initial_sre"] = row["final_sre"] = sre(start.transform, case.ground_truth,
+                                                                        case.surface_points)
                         store.append(row)
                     bar.update(len(rows))
     except KeyboardInterrupt:

@@ -156,3 +156,45 @@ def test_dask_local_cluster_gives_the_same_table(phantom_dataset, tmp_path):
     pd.testing.assert_frame_equal(local.samples[cols].reset_index(drop=True),
                                   remote.samples[cols].reset_index(drop=True))
     assert (remote.samples["status"] == "ok").all()
+
+
+CRASHER = '''
+import os
+from regkit.registrar import RegistrarBase
+
+
+class Crasher(RegistrarBase):
+    """Kills its worker process on one case, as a segfault in native code would."""
+
+    name = "crasher"
+    kind = "classical"
+
+    def _register(self, case, initial):
+        if case.case_id == "case001":
+            os._exit(139)
+        return initial, {}
+'''
+
+
+def test_a_crashing_worker_is_recorded_and_the_run_goes_on(phantom_dataset, tmp_path):
+    site = tmp_path / "site"
+    (site / "crash_plugin").mkdir(parents=True)
+    (site / "crash_plugin" / "__init__.py").write_text(CRASHER)
+    dist = site / "crash_plugin-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: crash-plugin\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[regkit.registrars]\ncrasher = crash_plugin:Crasher\n")
+    code = textwrap.dedent(f"""
+        from evaluation.compare import compare
+        r = compare(methods="crasher", init="8mm", data={str(phantom_dataset.root)!r}, split="train",
+                    starts_per_case=2, seed=1, out={str(tmp_path / 'out')!r}, workers=2, show_progress=False,
+                    echo=None)
+    """)
+    env = {**os.environ, "PYTHONPATH": str(site) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=300, capture_output=True)
+    s = ResultStore(tmp_path / "out" / "results.csv").read()
+    assert len(s) == 4
+    crashed = s[s["case"] == "case001"]
+    assert (crashed["status"] == "failed").all() and crashed["message"].str.contains("crashed").all()
+    np.testing.assert_allclose(crashed["final_sre"], 8.0, atol=1e-3)
+    assert (s[s["case"] == "case000"]["status"] == "ok").all()

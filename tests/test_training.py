@@ -108,3 +108,11 @@ def test_gloo_ddp_replicas_agree(phantom_dataset, tmp_path):
     assert summary["world_size"] == 2
     assert summary["replica_max_abs_diff"] == 0.0
     assert summary["samples"] == 4  # 2 epochs × 1 step × (batch 1 × 2 processes)
+
+
+def test_msreg_trains_with_the_same_command(phantom_dataset, tmp_path):
+    summary = train(options(phantom_dataset, tmp_path / "msreg", method="msreg", epochs=1, batch_size=1,
+                            samples_per_epoch=1))
+    assert summary["steps"] == 1 and summary["stop_reason"] == "epochs done"
+    cfg = read_config(tmp_path / "msreg" / "best")
+    assert cfg.architecture == "msreg" and cfg.training["lr"] == 5e-5 and cfg.training["schedule"] == "step5"
