@@ -112,7 +112,7 @@ def test_gloo_ddp_replicas_agree(phantom_dataset, tmp_path):
 
 def test_msreg_trains_with_the_same_command(phantom_dataset, tmp_path):
     summary = train(options(phantom_dataset, tmp_path / "msreg", method="msreg", epochs=1, batch_size=1,
-                            samples_per_epoch=1))
+                            samples_per_epoch=1, val_starts=1))
     assert summary["steps"] == 1 and summary["stop_reason"] == "epochs done"
     cfg = read_config(tmp_path / "msreg" / "best")
     assert cfg.architecture == "msreg" and cfg.training["lr"] == 5e-5 and cfg.training["schedule"] == "step5"
