@@ -75,3 +75,14 @@ def test_explain_writes_grad_cam_for_attention_and_feature_reg(phantom_dataset, 
     assert not np.allclose(arrays["attreg_cam_fixed"], arrays["featreg_cam_fixed"])
     with pytest.raises(InputError, match="Attention-Reg and Feature-Reg"):
         explain(methods=("dvnet",), data=phantom_dataset.root, out=tmp_path / "f", checkpoints={"dvnet": "random"})
+
+
+@pytest.mark.parametrize("name", ["attreg", "attreg-label", "featreg", "featreg-label", "msreg", "dvnet"])
+def test_every_deep_registry_name_runs_from_the_cli_given_a_checkpoint(case_dir, tmp_path, name):
+    r = CliRunner().invoke(main, ["register", "--fixed", str(case_dir / "mr.nii.gz"), "--moving",
+                                  str(case_dir / "trus.nii.gz"), "--fixed-label", str(case_dir / "mr_label.nii.gz"),
+                                  "--method", name, "--init", str(case_dir / "ground_truth.txt"),
+                                  "-O", "checkpoint=random", "--out", str(tmp_path / name)])
+    assert r.exit_code == 0, r.output
+    doc = json.loads((tmp_path / name / "result.json").read_text())
+    assert doc["status"] == "ok" and doc["options"] == {"checkpoint": "random"}
