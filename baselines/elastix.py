@@ -190,6 +190,7 @@ def run_elastix(fixed: list[sitk.Image], moving: list[sitk.Image], parameter_map
 def _keep_log(workdir: Path, keep_dir: str | Path | None) -> Path | None:
     logs = sorted(workdir.glob("*.log"))
     if not logs:
+        shutil.rmtree(workdir, ignore_errors=True)
         return None
     if keep_dir is None:
         return logs[0]

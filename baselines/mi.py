@@ -1,7 +1,8 @@
 """``mi``: rigid registration maximising Mattes mutual information, through itk-elastix.
 
-Multi-resolution ``EulerTransform`` + ``AdvancedMattesMutualInformation`` + adaptive stochastic gradient
-descent (elastix's default rigid recipe), started from the protocol's start in memory. The fixed input is
+``EulerTransform`` + ``AdvancedMattesMutualInformation`` + adaptive stochastic gradient descent (elastix's
+default rigid recipe; one resolution by default, more with ``resolutions``), started from the protocol's start
+in memory. The fixed input is
 the MR image (or, with ``fixed="label"``, the MR prostate label).
 """
 
@@ -13,7 +14,7 @@ from regkit.transform import RigidTransform
 
 
 class MIRegistrar(RegistrarBase):
-    """Mattes mutual information, rigid, multi-resolution (elastix).
+    """Mattes mutual information, rigid (elastix).
 
     Parameters
     ----------
@@ -37,7 +38,7 @@ class MIRegistrar(RegistrarBase):
 
     name = "mi"
     kind = "classical"
-    summary = "Mattes mutual information, rigid Euler, multi-resolution (itk-elastix)"
+    summary = "Mattes mutual information, rigid Euler (itk-elastix)"
 
     def __init__(self, fixed: str = "image", mask_mm: float | None = 15.0, resolutions: int = 1,
                  iterations: int = 500, histogram_bins: int = 32, spatial_samples: int = 2048, seed: int = 121212,

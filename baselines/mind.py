@@ -71,7 +71,7 @@ def mind_channels(image: sitk.Image, radius: int, dilation: int) -> list[sitk.Im
 
 
 class MINDRegistrar(RegistrarBase):
-    """SSD of MIND-SSC descriptors, rigid, multi-resolution (elastix, 12 metrics).
+    """SSD of MIND-SSC descriptors, rigid (elastix, 12 metrics).
 
     Parameters
     ----------

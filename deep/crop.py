@@ -38,7 +38,8 @@ class CropBox:
     ----------
     center : (3,) mm
     axes : (3, 3)
-        Columns are the box's x (W), y (H) and z (D) axes in physical space: the MR's direction cosines.
+        Columns are the box's x (W), y (H) and z (D) axes in physical space: the MR's direction cosines (with the
+        z axis reversed for a left-handed MR, so that the frame is a rotation).
     size : (3,) mm
         Extent along x, y, z.
     shape : (D, H, W)
@@ -82,7 +83,10 @@ def crop_box(label: sitk.Image, enlarge: float = ENLARGE, shape: tuple[int, int,
     hi = np.array([n.max() for n in nz], dtype=float) + 0.5
     extent = (hi - lo) * geo.spacing
     center = geo.to_physical((lo + hi) / 2.0)
-    return CropBox(center=center, axes=geo.direction.copy(), size=extent * (1.0 + 2.0 * enlarge), shape=shape)
+    axes = geo.direction.copy()
+    if np.linalg.det(axes) < 0:  # a left-handed image (flipped axis): keep the box frame a rotation
+        axes[:, 2] = -axes[:, 2]
+    return CropBox(center=center, axes=axes, size=extent * (1.0 + 2.0 * enlarge), shape=shape)
 
 
 class VolumeSampler:

@@ -108,8 +108,9 @@ class DeepRegistrar(RegistrarBase):
             paths = paths[: int(stages)]
         for p in paths:
             if p == "random":
-                torch.manual_seed(0)
-                net = build_network(architecture, attention).to(self.device).eval()
+                with torch.random.fork_rng(devices=[]):  # reproducible, without resetting the caller's stream
+                    torch.manual_seed(0)
+                    net = build_network(architecture, attention).to(self.device).eval()
                 cfg = CheckpointConfig(architecture, variant, parameter_count=parameter_count(architecture),
                                        training={"note": "random initialisation"})
             else:

@@ -15,7 +15,11 @@ The recipe follows the paper (§2.3, §3.1) and the authors' code:
 * on the CPU, bf16 autocast is used where the processor supports it, and the fused attention always.
 
 Run under ``torchrun --nproc_per_node N`` and the same code trains with DistributedDataParallel (NCCL on GPUs,
-gloo on CPUs); rank 0 validates and writes checkpoints.
+gloo on CPUs); every rank validates (so all agree on the best epoch) and rank 0 writes.
+
+``--time-budget`` limits each invocation: a resumed run gets the budget again. SIGTERM and Ctrl-C stop cleanly
+with ``last.*`` saved (a stop in mid-epoch validates that partial epoch, and resuming continues from the next
+step).
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ import json
 import math
 import os
 import platform
+import signal
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -174,10 +180,14 @@ class Trainer:
         self.arch = architecture(self.arch_name)
         if self.opts.device:
             self.device = torch.device(self.opts.device)
+            if self.device.type == "cuda" and self.device.index is None and self.world > 1:
+                self.device = torch.device("cuda", local_rank)
         elif torch.cuda.is_available():
             self.device = torch.device("cuda", local_rank)
         else:
             self.device = torch.device("cpu")
+        if self.device.type == "cuda":
+            torch.cuda.set_device(self.device)
         if self.opts.threads:
             torch.set_num_threads(self.opts.threads)
         elif self.world > 1 and self.device.type == "cpu":
@@ -381,6 +391,13 @@ class Trainer:
         val_path = self.out / "val_starts.csv"
         if val_path.exists():
             self.val_starts = read_starts(val_path)
+            want = {ci.case.case_id for ci in self.val_inputs}
+            got = {st.case for st in self.val_starts}
+            inits = {st.init for st in self.val_starts}
+            if got != want or inits != {self.init.label}:
+                raise InputError(f"the run folder's validation starts ({sorted(inits)}, {len(got)} cases) do not match "
+                                 f"this run ({self.init.label}, {len(want)} validation cases)", val_path,
+                                 "use a new --out folder for a new stage or dataset")
         else:
             self.val_starts = make_starts([ci.case for ci in self.val_inputs], self.init, opts.val_starts,
                                           seed=opts.seed + 7919)
@@ -392,13 +409,14 @@ class Trainer:
         n_train = len(self.train_inputs)
         per_epoch = opts.samples_per_epoch or n_train
         global_batch = opts.batch_size * self.world
-        steps_per_epoch = max(1, per_epoch // global_batch)
+        steps_per_epoch = max(1, math.ceil(per_epoch / global_batch))
         total_steps = opts.epochs * steps_per_epoch
         if self.state.global_step == 0 and not self.state.history:
             self._validate_and_keep_best(None)  # the starting point of the curve
 
         self.model.train()
-        t_start = time.perf_counter() - self.state.elapsed
+        t_process = time.perf_counter()  # the time budget counts this process only; `elapsed` sums all of them
+        t_start = t_process - self.state.elapsed
         step_times: list[float] = []
         stop_reason = "epochs done"
         running = []
@@ -406,12 +424,14 @@ class Trainer:
                        unit="step", disable=not opts.show_progress or self.rank != 0)
         steps_this_process = 0
         last_metrics: dict = {}
+        previous_term = None
+        if threading.current_thread() is threading.main_thread():  # SIGTERM stops cleanly, like Ctrl-C
+            previous_term = signal.signal(signal.SIGTERM, _raise_interrupt)
         try:
             while self.state.epoch < opts.epochs:
-                order = np.random.default_rng([opts.seed, self.state.epoch]).permutation(
-                    np.resize(np.arange(n_train), steps_per_epoch * global_batch))
+                order = epoch_order(n_train, steps_per_epoch * global_batch, opts.seed, self.state.epoch)
                 while self.state.step_in_epoch < steps_per_epoch:
-                    if self._should_stop(t_start, step_times, steps_this_process):
+                    if self._should_stop(t_process, step_times, steps_this_process):
                         stop_reason = "time budget" if opts.time_budget else "max steps"
                         raise _Stop
                     t0 = time.perf_counter()
@@ -459,6 +479,8 @@ class Trainer:
             bar.close()
             if self.tb is not None:
                 self.tb.close()
+            if previous_term is not None:
+                signal.signal(signal.SIGTERM, previous_term)
         summary = {
             "method": opts.method, "stage": opts.stage, "stop_reason": stop_reason, "epochs": self.state.epoch,
             "steps": self.state.global_step, "samples": self.state.samples,
@@ -475,17 +497,17 @@ class Trainer:
             (self.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         return summary
 
-    def _should_stop(self, t_start: float, step_times: list[float], steps_done: int) -> bool:
+    def _should_stop(self, t_process: float, step_times: list[float], steps_done: int) -> bool:
         stop = False
         if self.opts.max_steps is not None and steps_done >= self.opts.max_steps:
             stop = True
         if self.opts.time_budget is not None:
             typical = float(np.median(step_times[-10:])) if step_times else 0.0
-            stop = stop or (time.perf_counter() - t_start + typical > self.opts.time_budget)
+            stop = stop or (time.perf_counter() - t_process + typical > self.opts.time_budget)
         if self.world > 1:  # every rank must stop at the same step
             import torch.distributed as dist
 
-            flag = torch.tensor([1.0 if stop else 0.0])
+            flag = torch.tensor([1.0 if stop else 0.0], device=self.device)
             dist.broadcast(flag, 0)
             stop = bool(flag.item())
         return stop
@@ -495,11 +517,21 @@ class _Stop(Exception):
     pass
 
 
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def epoch_order(n_cases: int, count: int, seed: int, epoch: int) -> np.ndarray:
+    """The training cases of one epoch: shuffled, every case before any repeats, ``count`` long."""
+    rng = np.random.default_rng([seed, epoch])
+    return np.concatenate([rng.permutation(n_cases) for _ in range(math.ceil(count / n_cases))])[:count]
+
+
 def replica_difference(model: torch.nn.Module) -> float:
     """Largest absolute difference of any parameter between the DDP replicas (0 when they agree)."""
     import torch.distributed as dist
 
-    flat = torch.cat([p.detach().float().flatten().cpu() for p in model.parameters()])
+    flat = torch.cat([p.detach().float().flatten() for p in model.parameters()])
     gathered = [torch.zeros_like(flat) for _ in range(dist.get_world_size())]
     dist.all_gather(gathered, flat)
     return float(max((g - gathered[0]).abs().max() for g in gathered))

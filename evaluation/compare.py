@@ -175,49 +175,51 @@ def _matrix_columns(t: RigidTransform) -> dict[str, float]:
 
 
 class _LocalPool:
-    """Worker processes (spawned), recreated once if a worker dies (e.g. a segfault in native code)."""
+    """Worker processes (spawned), one single-worker executor per slot: a crash (e.g. a segfault in native code)
+    takes down only the task that caused it, which is retried once and then recorded as failed."""
 
     def __init__(self, workers: int, threads: int):
         import multiprocessing as mp
 
-        self.workers, self.threads = workers, threads
+        self.threads = threads
         self.ctx = mp.get_context("spawn")
-        self.pool = self._new()
+        self.slots = [self._new() for _ in range(workers)]
 
     def _new(self):
-        return ProcessPoolExecutor(self.workers, mp_context=self.ctx, initializer=_worker_setup,
-                                   initargs=(self.threads,))
+        return ProcessPoolExecutor(1, mp_context=self.ctx, initializer=_worker_setup, initargs=(self.threads,))
 
     def run(self, tasks: list[Task]) -> Iterator[list[dict]]:
-        pending = {self.pool.submit(run_task, t): t for t in tasks}
-        while pending:
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
-            broken = []
+        from collections import deque
+
+        queue, running, free = deque(tasks), {}, list(range(len(self.slots)))
+        while queue or running:
+            while queue and free:
+                slot = free.pop()
+                task = queue.popleft()
+                running[self.slots[slot].submit(run_task, task)] = (slot, task)
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
             for fut in done:
-                task = pending.pop(fut)
+                slot, task = running.pop(fut)
+                free.append(slot)
                 try:
                     yield fut.result()
                 except BrokenProcessPool:
-                    broken.append(task)
-            if broken:
-                broken += list(pending.values())
-                pending.clear()
-                self.pool.shutdown(cancel_futures=True)
-                self.pool = self._new()
-                for t in broken:
-                    if t.attempt >= 1:
-                        yield [_crashed_row(t, s) for s in t.starts]
+                    self.slots[slot].shutdown(wait=False, cancel_futures=True)
+                    self.slots[slot] = self._new()
+                    if task.attempt >= 1:
+                        yield [_crashed_row(task, s, "the worker process crashed twice") for s in task.starts]
                     else:
-                        t.attempt += 1
-                        pending[self.pool.submit(run_task, t)] = t
+                        task.attempt += 1
+                        queue.appendleft(task)
 
     def close(self, cancel: bool = False) -> None:
-        self.pool.shutdown(wait=not cancel, cancel_futures=cancel)
+        for slot in self.slots:
+            slot.shutdown(wait=not cancel, cancel_futures=cancel)
 
 
-def _crashed_row(task: Task, s: Start) -> dict:
+def _crashed_row(task: Task, s: Start, message: str) -> dict:
     return {"method": task.method.label, "case": s.case, "start_id": s.start_id, "init": s.init,
-            "target_sre": s.target_sre, "status": "failed", "message": "the worker process crashed twice",
+            "target_sre": s.target_sre, "status": "failed", "message": message,
             "runtime_s": float("nan"), **_matrix_columns(s.transform)}
 
 
@@ -232,9 +234,13 @@ class _DaskPool:
     def run(self, tasks: list[Task]) -> Iterator[list[dict]]:
         from distributed import as_completed
 
-        futures = [self.client.submit(run_task, t, pure=False) for t in tasks]
+        futures = {self.client.submit(run_task, t, pure=False): t for t in tasks}
         for fut in as_completed(futures):
-            yield fut.result()
+            try:
+                yield fut.result()
+            except Exception as exc:  # e.g. KilledWorker: the task crashed its workers
+                task = futures[fut]
+                yield [_crashed_row(task, s, f"dask: {type(exc).__name__}: {exc}") for s in task.starts]
 
     def close(self, cancel: bool = False) -> None:
         if self.own:
@@ -257,30 +263,63 @@ class CompareResult:
         return f"CompareResult({len(self.samples)} samples, {self.samples['method'].nunique()} methods, out={self.out})"
 
 
+def _check_same_starts(path: Path, starts: list[Start]) -> list[Start]:
+    """Starts already in ``path`` merged with ``starts``; an error if any key holds another transform."""
+    old = {(s.case, s.start_id, s.init): s for s in read_starts(path)} if path.exists() else {}
+    for s in starts:
+        o = old.get((s.case, s.start_id, s.init))
+        if o is not None and not np.allclose(o.transform.matrix, s.transform.matrix, atol=1e-9):
+            raise InputError(
+                f"{path} holds different starts for {s.case} #{s.start_id} ({s.init}): this folder was made with "
+                "another seed, dataset or starts file", path, "use a new --out folder, or the same inputs")
+    return list({**old, **{(s.case, s.start_id, s.init): s for s in starts}}.values())
+
+
 def _load_or_make_starts(out: Path, cases, init: str, per_case: int, seed: int, starts_file) -> list[Start]:
     if starts_file is not None:
-        starts = read_starts(starts_file)
         ids = {c.case_id for c in cases}
-        starts = [s for s in starts if s.case in ids]
+        starts = [s for s in read_starts(starts_file) if s.case in ids]
         if not starts:
             raise InputError("the starts file has no start for the chosen cases", starts_file)
-        write_starts(starts, out / "starts.csv")
-        return starts
-    starts = make_starts(cases, init, per_case, seed)
-    path = out / "starts.csv"
-    if path.exists():
-        old = {(s.case, s.start_id, s.init): s for s in read_starts(path)}
-        for s in starts:
-            o = old.get((s.case, s.start_id, s.init))
-            if o is not None and not np.allclose(o.transform.matrix, s.transform.matrix, atol=1e-9):
-                raise InputError(
-                    f"{path} holds different starts for {s.case} #{s.start_id} ({s.init}): this folder was made "
-                    "with another seed or dataset", path, "use a new --out folder, or the same --seed and --data")
-        merged = {**old, **{(s.case, s.start_id, s.init): s for s in starts}}
-        write_starts(list(merged.values()), path)
     else:
-        write_starts(starts, path)
+        starts = make_starts(cases, init, per_case, seed)
+    write_starts(_check_same_starts(out / "starts.csv", starts), out / "starts.csv")
     return starts
+
+
+def _check_same_methods(path: Path, specs: list[MethodSpec]) -> None:
+    """A resumed folder must run a label with the same registrar and options as before."""
+    if not path.exists():
+        return
+    try:
+        before = {m["label"]: m for m in json.loads(path.read_text()).get("methods", [])}
+    except (json.JSONDecodeError, AttributeError):
+        return
+    for s in specs:
+        m = before.get(s.label)
+        name = s.registrar if isinstance(s.registrar, str) else repr(s.registrar)
+        if m is not None and isinstance(s.registrar, str) and (m["registrar"] != name or m["options"] != s.options):
+            raise InputError(
+                f"this folder holds results of {s.label!r} run as {m['registrar']} with options {m['options']}; "
+                f"now it is {name} with {s.options}", path,
+                "use a new --out folder, or an alias (NEW=REGISTRAR) for the new settings")
+
+
+def _check_options(specs: list[MethodSpec]) -> None:
+    """Reject unknown registrar options before any work (without building classical registrars)."""
+    import inspect
+
+    from regkit.registry import available_registrars
+
+    infos = available_registrars()
+    for s in specs:
+        if isinstance(s.registrar, str) and s.options:
+            try:
+                inspect.signature(infos[s.registrar].load()).bind(**s.options)
+            except TypeError as exc:
+                raise InputError(f"bad options for {s.label!r} ({s.registrar}): {exc}",
+                                 fix="see the registrar's docstring, e.g. python -c 'import baselines.mi; "
+                                     "help(baselines.mi.MIRegistrar)'") from None
 
 
 def compare(methods: str | Sequence = "mi,mind,attreg", init: str = "8mm", data: str | Path | None = None,
@@ -337,13 +376,18 @@ def compare(methods: str | Sequence = "mi,mind,attreg", init: str = "8mm", data:
     if not ids:
         raise InputError(f"split {split!r} has no cases", ds.root / "dataset.json")
     case_objs = [ds.load(c) for c in ids]
+    _check_options(specs)
+    _check_same_methods(out / "run.json", specs)
     starts = _load_or_make_starts(out, case_objs, init, starts_per_case, seed, starts_file)
+    if starts_file is not None:  # the file's starting errors, in the order they appear
+        init_order = {label: i for i, label in enumerate(dict.fromkeys(s.init for s in starts))}
     cores = os.cpu_count() or 1
     workers = max(1, min(workers or cores, cores))
     threads = max(1, cores // workers)
     record = provenance.record(
         seeds={"starts": seed, "dataset": ds.info.get("source", {}).get("seed")}, dataset=str(ds.root),
         split=split, cases=ids, init=init, starts_per_case=starts_per_case, workers=workers,
+        starts_file=str(starts_file) if starts_file else None,
         threads_per_worker=threads, scheduler=str(scheduler) if scheduler else None,
         methods=[{"label": s.label, "registrar": s.registrar if isinstance(s.registrar, str) else repr(s.registrar),
                   "options": s.options} for s in specs])

@@ -55,8 +55,8 @@ def paired(samples: pd.DataFrame, a: str, b: str, init: str) -> dict | None:
         return None
     diff = (m["final_sre_a"] - m["final_sre_b"]).to_numpy(float)
     sd = diff.std(ddof=1)
-    if sd == 0:
-        t, p_t = 0.0, 1.0
+    if sd == 0:  # identical differences: no difference at all, or a t statistic that is not defined
+        t, p_t = (0.0, 1.0) if diff[0] == 0 else (float("nan"), float("nan"))
     else:
         t, p_t, _ = DescrStatsW(diff).ttest_mean(0.0, alternative="two-sided")
     nonzero = diff[diff != 0]
@@ -90,8 +90,11 @@ def paired_tests(samples: pd.DataFrame, reference: str | None = None) -> pd.Data
     out = pd.DataFrame(rows, columns=["init", "a", "b", "n", "mean_diff", "cohens_dz", "t", "p_ttest",
                                       "wilcoxon_w", "p_wilcoxon", "rank_biserial"])
     if len(out):
-        out["p_ttest_holm"] = multipletests(out["p_ttest"], method=CORRECTION)[1]
-        out["p_wilcoxon_holm"] = multipletests(out["p_wilcoxon"], method=CORRECTION)[1]
+        for col in ("p_ttest", "p_wilcoxon"):
+            ok = out[col].notna()
+            out[f"{col}_holm"] = np.nan
+            if ok.any():
+                out.loc[ok, f"{col}_holm"] = multipletests(out.loc[ok, col], method=CORRECTION)[1]
     else:
         out["p_ttest_holm"] = []
         out["p_wilcoxon_holm"] = []

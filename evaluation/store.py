@@ -34,16 +34,15 @@ class ResultStore:
             self.done = {tuple(r) for r in frame[KEY].astype(str).itertuples(index=False)}
 
     def _repair(self) -> None:
-        """Drop a trailing partial line (a kill while writing) and write the header to a new file."""
+        """Drop a trailing partial line (a kill while writing); (re)write the header of an empty file."""
+        if self.path.exists() and self.path.stat().st_size > 0:
+            data = self.path.read_bytes()
+            if not data.endswith(b"\n"):
+                with open(self.path, "r+b") as fh:
+                    fh.truncate(data.rfind(b"\n") + 1)
         if not self.path.exists() or self.path.stat().st_size == 0:
             with open(self.path, "w", newline="") as fh:
                 csv.writer(fh).writerow(COLUMNS)
-            return
-        data = self.path.read_bytes()
-        if not data.endswith(b"\n"):
-            cut = data.rfind(b"\n") + 1
-            with open(self.path, "r+b") as fh:
-                fh.truncate(cut)
 
     def key(self, method: str, case: str, start_id: int, init: str) -> tuple:
         return (str(method), str(case), str(start_id), str(init))
@@ -60,6 +59,8 @@ class ResultStore:
             v = row.get(c, "")
             if isinstance(v, float):
                 v = repr(v) if np.isfinite(v) else ""
+            elif isinstance(v, str):
+                v = " ".join(v.split())  # one physical line per row, so a cut row is always the last line
             values.append(v)
         with open(self.path, "a", newline="") as fh:
             csv.writer(fh).writerow(values)

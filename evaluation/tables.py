@@ -102,6 +102,8 @@ def tests_table(tests: pd.DataFrame) -> pd.DataFrame:
 
 
 def _p(p: float) -> str:
+    if not np.isfinite(p):
+        return "n/a"
     return "<0.001" if p < 0.001 else f"{p:.3f}"
 
 

@@ -25,6 +25,8 @@ TEXT_HEADER = (
 # --------------------------------------------------------------------------- 4×4 text
 def write_matrix_text(transform: RigidTransform, path: str | Path) -> Path:
     """Write a 4×4 matrix as plain text, with a comment header stating the convention."""
+    if transform.batch_shape:
+        raise InputError("a transform file holds one transform; index the batch first", path)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
@@ -138,8 +140,8 @@ def elastix_map_from_transform(
 ) -> dict[str, list[str]]:
     """An elastix ``EulerTransform`` map (``ComputeZYX true``, so R = Rz·Ry·Rx) about ``center``.
 
-    The map holds only the transform keys; elastix also needs the fixed image geometry keys when the map is
-    used with transformix (see :func:`baselines.elastix.initial_transform_map`).
+    The map holds only the transform keys, which is enough for an initial transform of a registration;
+    transformix would also need the fixed image's geometry keys (Size, Spacing, Origin, Direction).
     """
     p = transform.to_params(center)
     return {

@@ -6,6 +6,7 @@
 # Each stage runs with a time budget; run the script again to resume an unfinished stage from its last
 # checkpoint (the budget applies to each invocation). Runs go to runs/bundled/<name>; the best checkpoint
 # of each (by validation SRE) is exported to deep/weights/<name>-stage<k>.safetensors (+ .json).
+# SKIP="attreg-s1 featreg-s1" leaves those stages as they are (their best checkpoint is still exported).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-runs/bundled}
@@ -14,6 +15,7 @@ SEED=${SEED:-0}
 stage() {  # name method stage epochs budget [init-weights]
   local name=$1 method=$2 st=$3 epochs=$4 budget=$5 init=${6:-}
   local out=$RUNS/$name
+  if [[ " ${SKIP:-} " == *" $name "* ]]; then echo "== $name: skipped (SKIP)"; return; fi
   if [ -f "$out/summary.json" ] && grep -q '"stop_reason": "epochs done"' "$out/summary.json"; then
     echo "== $name: done"; return
   fi

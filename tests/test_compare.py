@@ -198,3 +198,30 @@ def test_a_crashing_worker_is_recorded_and_the_run_goes_on(phantom_dataset, tmp_
     assert (crashed["status"] == "failed").all() and crashed["message"].str.contains("crashed").all()
     np.testing.assert_allclose(crashed["final_sre"], 8.0, atol=1e-3)
     assert (s[s["case"] == "case000"]["status"] == "ok").all()
+
+
+def test_inputs_that_would_spoil_a_resumed_folder_are_refused(phantom_dataset, tmp_path):
+    from regkit.errors import InputError
+
+    common = dict(init="8mm", data=phantom_dataset.root, split="train", starts_per_case=1, workers=1,
+                  show_progress=False, echo=None)
+    with pytest.raises(InputError, match="bad options for 'mi'.*iterationz"):
+        compare(methods="mi", out=tmp_path / "a", method_options={"mi": {"iterationz": 3}}, **common)
+    compare(methods="identity,halfway", out=tmp_path / "b", seed=1, **common)
+    with pytest.raises(InputError, match="holds results of 'halfway'"):
+        compare(methods="halfway", out=tmp_path / "b", seed=1, method_options={"halfway": {"fraction": 0.9}}, **common)
+    with pytest.raises(InputError, match="different starts"):
+        compare(methods="identity", out=tmp_path / "b", seed=2, **common)
+    other = compare(methods="identity", out=tmp_path / "c", seed=3, **common)
+    with pytest.raises(InputError, match="different starts"):
+        compare(methods="identity", out=tmp_path / "b", seed=1, starts_file=other.out / "starts.csv", **common)
+
+
+def test_store_survives_a_kill_inside_its_header(tmp_path):
+    path = tmp_path / "results.csv"
+    path.write_text("method,case,sta")  # killed while writing the header
+    store = ResultStore(path)
+    store.append({"method": "m", "case": "c", "start_id": 0, "init": "8mm", "message": "two\nlines",
+                  "final_sre": 1.5})
+    frame = ResultStore(path).read()
+    assert len(frame) == 1 and frame.loc[0, "message"] == "two lines"

@@ -190,3 +190,27 @@ def test_registry_names_need_weights_or_a_checkpoint():
             get_registrar("msreg")
     reg = get_registrar("dvnet", checkpoint="random")
     assert reg.device.type == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def test_a_left_handed_mr_still_gives_a_rotation_frame(phantom_case):
+    import SimpleITK as sitk
+
+    from regkit.case import Case
+
+    # keep the physical content, store it with a left-handed direction (z axis reversed)
+    flipped = sitk.GetImageFromArray(sitk.GetArrayFromImage(phantom_case.fixed)[::-1])
+    last = phantom_case.fixed.TransformIndexToPhysicalPoint([0, 0, phantom_case.fixed.GetSize()[2] - 1])
+    flipped.SetOrigin(last)
+    flipped.SetSpacing(phantom_case.fixed.GetSpacing())
+    d = np.array(phantom_case.fixed.GetDirection()).reshape(3, 3)
+    d[:, 2] *= -1
+    flipped.SetDirection(d.ravel().tolist())
+    label = sitk.GetImageFromArray(sitk.GetArrayFromImage(phantom_case.fixed_label)[::-1])
+    label.CopyInformation(flipped)
+    case = Case("left", flipped, phantom_case.moving, label, phantom_case.ground_truth)
+    assert np.linalg.det(np.array(flipped.GetDirection()).reshape(3, 3)) < 0
+    box = crop_box(label)
+    assert np.linalg.det(box.axes) > 0
+    np.testing.assert_allclose(box.center, crop_box(phantom_case.fixed_label).center, atol=1e-6)
+    res = DeepRegistrar("feature_reg", "image", checkpoint="random").register(case, phantom_case.ground_truth)
+    assert res.ok, res.message

@@ -116,3 +116,9 @@ def test_msreg_trains_with_the_same_command(phantom_dataset, tmp_path):
     assert summary["steps"] == 1 and summary["stop_reason"] == "epochs done"
     cfg = read_config(tmp_path / "msreg" / "best")
     assert cfg.architecture == "msreg" and cfg.training["lr"] == 5e-5 and cfg.training["schedule"] == "step5"
+
+
+def test_a_run_folder_refuses_other_validation_starts(phantom_dataset, tmp_path):
+    train(options(phantom_dataset, tmp_path / "r", epochs=1, val_starts=1))
+    with pytest.raises(InputError, match="validation starts"):
+        train(options(phantom_dataset, tmp_path / "r", epochs=1, val_starts=1, stage=2))
