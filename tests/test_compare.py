@@ -134,7 +134,7 @@ def test_resume_after_a_kill_neither_loses_nor_duplicates(phantom_dataset, tmp_p
         fh.write("slow,case000,5,8mm,8.0,8.0")  # a line cut short by the kill
     done = compare(methods="identity,slow=halfway", init="8mm", data=phantom_dataset.root, split="train",
                    starts_per_case=6, seed=2, out=out, workers=1, show_progress=False, echo=None,
-                   method_options={"slow": {"delay": 0.0}})
+                   method_options={"slow": {"delay": 0.4}})  # same options: anything else is refused
     s = done.samples
     assert len(s) == 24 and not s.duplicated(KEY).any()
     merged = before.merge(s, on=KEY, suffixes=("_before", "_after"))
