@@ -64,6 +64,14 @@ def test_recovers_a_known_motion_of_a_phantom_mr(itk_loaded, phantom_case, metho
     check_recovery(self_case(phantom_case.fixed, phantom_case.fixed_label), method)
 
 
+@pytest.mark.parametrize("method", ["mi", "mind"])
+def test_multi_resolution_recovers_the_same_motion(itk_loaded, phantom_case, method):
+    from baselines.elastix import rigid_parameter_map
+
+    assert rigid_parameter_map(resolutions=2)["NumberOfResolutions"] == ["2"]
+    check_recovery(self_case(phantom_case.fixed, phantom_case.fixed_label), method, resolutions=2)
+
+
 def test_label_as_fixed_input(itk_loaded, phantom_case):
     start = make_starts([phantom_case], "8mm", 1, seed=2)[0].transform
     res = get_registrar("mi", fixed="label").register(phantom_case, start)
