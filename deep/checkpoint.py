@@ -72,7 +72,10 @@ def save_checkpoint(model: nn.Module, config: CheckpointConfig, path: str | Path
 
 
 def read_config(path: str | Path) -> CheckpointConfig:
-    _weights, cfg_path = checkpoint_paths(path)
+    weights, cfg_path = checkpoint_paths(path)
+    if not cfg_path.exists() and not weights.exists():
+        raise CheckpointError(f"no checkpoint here (neither {weights.name} nor {cfg_path.name} exists)", path,
+                              "name a checkpoint by its .safetensors, its .json or their common stem")
     if not cfg_path.exists():
         raise CheckpointError("the checkpoint has no JSON config beside its weights", cfg_path,
                               "keep name.json next to name.safetensors")

@@ -105,8 +105,9 @@ def parse_duration(text: str | None) -> float | None:
 @click.option("--out", "-o", type=click.Path(file_okay=False), required=True, help="Run folder (checkpoints, curves).")
 @click.option("--resume", type=click.Path(exists=True), default=None,
               help="Continue a run: its folder or its last.safetensors.")
-@click.option("--init-weights", type=click.Path(exists=True), default=None,
-              help="Start from these weights (e.g. stage 1's best for stage 2).")
+@click.option("--init-weights", type=click.Path(), default=None,
+              help="Start from these weights (e.g. stage 1's best for stage 2): a checkpoint's .safetensors, "
+                   ".json or their common stem.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--time-budget", default=None, help="Stop cleanly after this long, e.g. 2h or 45m.")
 @click.option("--val-every", type=click.IntRange(1), default=1, show_default=True, help="Validate every N epochs.")

@@ -28,8 +28,8 @@ stage() {  # name method stage epochs budget [init-weights]
 
 stage attreg-s1        attreg        1 80 ${BUDGET_S1:-80m}
 stage attreg-label-s1  attreg-label  1 80 ${BUDGET_S1:-80m}
-stage attreg-s2        attreg        2 40 ${BUDGET_S2:-35m} "$RUNS/attreg-s1/best"
-stage attreg-label-s2  attreg-label  2 40 ${BUDGET_S2:-35m} "$RUNS/attreg-label-s1/best"
+stage attreg-s2        attreg        2 40 ${BUDGET_S2:-35m} "$RUNS/attreg-s1/best.safetensors"
+stage attreg-label-s2  attreg-label  2 40 ${BUDGET_S2:-35m} "$RUNS/attreg-label-s1/best.safetensors"
 stage featreg-s1       featreg       1 80 ${BUDGET_S1:-80m}
 
 python - "$RUNS" <<'PY'

@@ -94,6 +94,18 @@ def test_bad_input_gets_clear_errors(phantom_dataset, tmp_path):
         train(options(phantom_dataset, tmp_path / "m", epochs=1, method="msreg", resume=tmp_path / "d"))
     with pytest.raises(CheckpointError, match="no training state"):
         train(options(phantom_dataset, tmp_path / "e", epochs=1, resume=tmp_path / "d" / "best"))
+    with pytest.raises(CheckpointError, match="no checkpoint here"):
+        train(options(phantom_dataset, tmp_path / "f", epochs=1, init_weights=tmp_path / "d" / "nothing"))
+    # the command line names a checkpoint by its stem too (stage 2 from stage 1's best)
+    from click.testing import CliRunner
+
+    from regkit.cli import main
+
+    r = CliRunner().invoke(main, ["train", "--method", "dvnet", "--data", str(phantom_dataset.root), "--epochs", "1",
+                                  "--batch-size", "2", "--no-bf16", "--stage", "2", "--out", str(tmp_path / "g"),
+                                  "--init-weights", str(tmp_path / "d" / "best")], env={"REGKIT_NO_PROGRESS": "1"})
+    assert r.exit_code == 0, r.output
+    assert read_config(tmp_path / "g" / "best").training["init_weights"] == str(tmp_path / "d" / "best")
 
 
 def test_gloo_ddp_replicas_agree(phantom_dataset, tmp_path):
