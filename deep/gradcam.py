@@ -59,7 +59,8 @@ def explain_figure(cams: list[tuple[str, GradCam]], path: str | Path, title: str
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(len(cams), 4, figsize=(15, 3.9 * len(cams)), squeeze=False)
+    fig, axes = plt.subplots(len(cams), 4, figsize=(15, 4.1 * len(cams)), squeeze=False,
+                             layout="constrained")
     for row, (name, g) in enumerate(cams):
         z = g.fixed.shape[0] // 2
         for col, (img, cam, label) in enumerate(((g.fixed, None, "MR (fixed)"), (g.fixed, g.cam_fixed, "MR branch CAM"),
@@ -74,7 +75,6 @@ def explain_figure(cams: list[tuple[str, GradCam]], path: str | Path, title: str
             ax.set_yticks([])
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=130, bbox_inches="tight")

@@ -185,9 +185,9 @@ def test_checkpoint_round_trip_and_errors(tmp_path, phantom_case):
 
 
 def test_registry_names_need_weights_or_a_checkpoint():
-    if not bundled_checkpoints("msreg"):
-        with pytest.raises(InputError, match="needs checkpoint=PATH"):
-            get_registrar("msreg")
+    assert not bundled_checkpoints("msreg")
+    with pytest.raises(InputError, match="needs checkpoint=PATH"):
+        get_registrar("msreg")
     reg = get_registrar("dvnet", checkpoint="random")
     assert reg.device.type == ("cuda" if torch.cuda.is_available() else "cpu")
 
@@ -214,3 +214,17 @@ def test_a_left_handed_mr_still_gives_a_rotation_frame(phantom_case):
     np.testing.assert_allclose(box.center, crop_box(phantom_case.fixed_label).center, atol=1e-6)
     res = DeepRegistrar("feature_reg", "image", checkpoint="random").register(case, phantom_case.ground_truth)
     assert res.ok, res.message
+
+
+@pytest.mark.parametrize("name,stages", [("attreg", 2), ("attreg-label", 2), ("featreg", 1)])
+def test_bundled_weights_load_and_register(phantom_case, name, stages):
+    from evaluation.sre import sre
+    from evaluation.starts import make_starts
+
+    reg = get_registrar(name)  # no checkpoint: the weights shipped in deep/weights
+    assert len(reg.networks) == stages
+    assert all(c.dtype == "float16" and c.training["method"] == name for c in reg.configs)
+    starts = make_starts([phantom_case], "8mm", 4, seed=11)
+    results = reg.register_many([(phantom_case, s.transform) for s in starts])
+    final = [sre(r.transform, phantom_case.ground_truth, phantom_case.surface_points) for r in results]
+    assert all(r.ok for r in results) and np.mean(final) < 6.0, final  # the starts are at 8 mm
