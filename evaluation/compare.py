@@ -314,12 +314,13 @@ def _check_options(specs: list[MethodSpec]) -> None:
     infos = available_registrars()
     for s in specs:
         if isinstance(s.registrar, str) and s.options:
+            cls = infos[s.registrar].load()
             try:
-                inspect.signature(infos[s.registrar].load()).bind(**s.options)
+                inspect.signature(cls).bind(**s.options)
             except TypeError as exc:
                 raise InputError(f"bad options for {s.label!r} ({s.registrar}): {exc}",
-                                 fix="see the registrar's docstring, e.g. python -c 'import baselines.mi; "
-                                     "help(baselines.mi.MIRegistrar)'") from None
+                                 fix=f"see the registrar's options: python -c 'import {cls.__module__}; "
+                                     f"help({cls.__module__}.{cls.__qualname__})'") from None
 
 
 def compare(methods: str | Sequence = "mi,mind,attreg", init: str = "8mm", data: str | Path | None = None,
