@@ -2,8 +2,7 @@
 
 ``EulerTransform`` + ``AdvancedMattesMutualInformation`` + adaptive stochastic gradient descent (elastix's
 default rigid recipe; one resolution by default, more with ``resolutions``), started from the protocol's start
-in memory. The fixed input is
-the MR image (or, with ``fixed="label"``, the MR prostate label).
+in memory. The fixed input is the MR image (or, with ``fixed="label"``, the MR prostate label).
 """
 
 from __future__ import annotations
