@@ -1,6 +1,7 @@
 """Training speed: samples per second of each network with regkit's loop against a plain baseline loop.
 
     python bench/training_speed.py [--steps 3]
+    python bench/training_speed.py --compile [--steps 5]   # regkit's loop with and without torch.compile
 
 regkit's loop: pre-rendered cases, starts drawn by the protocol, the TRUS resampled in batched torch
 (``grid_sample``), fused attention, bf16 autocast where the CPU supports it. The plain baseline loop, in the
@@ -39,7 +40,7 @@ def plain_inputs(ci, starts):
     return torch.stack([ci.fixed.expand_as(us), us], dim=1)
 
 
-def bench(method, batch, steps, plain, data):
+def bench(method, batch, steps, plain, data, compile_=False):
     import torch
     import torch.nn.functional as F
 
@@ -48,13 +49,13 @@ def bench(method, batch, steps, plain, data):
     from evaluation.starts import draw_start
 
     opts = TrainOptions(method=method, out="/tmp/regkit-bench-train", data=data, batch_size=batch,
-                        bf16=(not plain) and cpu_supports_bf16(), show_progress=False)
+                        bf16=(not plain) and cpu_supports_bf16(), show_progress=False, compile=compile_)
     tr = Trainer(opts)
     if plain and hasattr(tr.model, "set_attention"):
         tr.model.set_attention("explicit")
     _, train_inputs, _ = load_training_data(opts.resolved(), tr.variant, "cpu")
     rng = np.random.default_rng(0)
-    step_t, data_t = [], []
+    step_t, data_t, first = [], [], 0.0
     for k in range(steps + 1):
         t0 = time.perf_counter()
         cases = [train_inputs[i % len(train_inputs)] for i in rng.integers(0, len(train_inputs), batch)]
@@ -69,7 +70,7 @@ def bench(method, batch, steps, plain, data):
             x, y = tr._batch(cases, rng)
         t1 = time.perf_counter()
         with tr._autocast():
-            pred = tr.model(x)
+            pred = tr.net(x)  # the compiled module when compile_
         loss = F.mse_loss(pred.float(), y)
         tr.optimizer.zero_grad()
         loss.backward()
@@ -78,16 +79,39 @@ def bench(method, batch, steps, plain, data):
         if k > 0:
             step_t.append(t2 - t0)
             data_t.append(t1 - t0)
+        else:
+            first = t2 - t0
     step = float(np.median(step_t))
-    return {"samples_per_s": batch / step, "step_s": step, "data_fraction": float(np.median(data_t)) / step}
+    return {"samples_per_s": batch / step, "step_s": step, "data_fraction": float(np.median(data_t)) / step,
+            "first_step_s": first}
+
+
+def compare_compile(steps, data):
+    out = {}
+    for method, batch in (("attreg", 8), ("featreg", 8)):
+        for comp in (False, True):
+            r = bench(method, batch, steps, False, data, compile_=comp)
+            out[f"{method}-{'compiled' if comp else 'eager'}"] = r
+            print(f"  {method:8s} batch {batch} {'compiled' if comp else 'eager   '}: {r['step_s']:.2f} s/step, "
+                  f"first step (incl. compilation) {r['first_step_s']:.1f} s", flush=True)
+        gain = out[f"{method}-eager"]["step_s"] / out[f"{method}-compiled"]["step_s"]
+        extra = out[f"{method}-compiled"]["first_step_s"] - out[f"{method}-eager"]["first_step_s"]
+        print(f"  {method}: compiled steps {gain:.2f}x eager; compilation costs {extra:.0f} s, repaid after "
+              f"{extra / max(out[f'{method}-eager']['step_s'] - out[f'{method}-compiled']['step_s'], 1e-9):.0f} "
+              "steps" if gain > 1 else f"  {method}: compiled steps {gain:.2f}x eager: it does not pay", flush=True)
+    return out
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--data", default=None, help="dataset (default: the built-in benchmark)")
+    ap.add_argument("--compile", action="store_true", help="measure torch.compile against eager instead")
     a = ap.parse_args()
     print(f"machine: {machine()}")
+    if a.compile:
+        print(json.dumps(compare_compile(a.steps, a.data)))
+        return
     out = {}
     for method, batch in (("attreg", 8), ("featreg", 8), ("dvnet", 16), ("msreg", 2)):
         for plain in (False, True):
