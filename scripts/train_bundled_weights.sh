@@ -32,15 +32,4 @@ stage attreg-s2        attreg        2 40 ${BUDGET_S2:-35m} "$RUNS/attreg-s1/bes
 stage attreg-label-s2  attreg-label  2 40 ${BUDGET_S2:-35m} "$RUNS/attreg-label-s1/best.safetensors"
 stage featreg-s1       featreg       1 80 ${BUDGET_S1:-80m}
 
-python - "$RUNS" <<'PY'
-import sys
-from pathlib import Path
-from deep.checkpoint import export_checkpoint
-runs = Path(sys.argv[1])
-for run, name in [("attreg-s1", "attreg-stage1"), ("attreg-s2", "attreg-stage2"),
-                  ("attreg-label-s1", "attreg-label-stage1"), ("attreg-label-s2", "attreg-label-stage2"),
-                  ("featreg-s1", "featreg-stage1")]:
-    if (runs / run / "best.safetensors").exists():
-        print("export", export_checkpoint(runs / run / "best", Path("deep/weights") / name,
-                                          note="bundled: built-in benchmark, scripts/train_bundled_weights.sh"))
-PY
+python scripts/training_record.py --export "$RUNS"

@@ -1,6 +1,8 @@
-"""Print the training record of the bundled weights as a Markdown table (for BENCHMARKS.md).
+"""The bundled weights' runs: print their training record as a Markdown table (for BENCHMARKS.md), or export
+each run's best checkpoint to deep/weights/<method>-stage<k> (fp16).
 
     python scripts/training_record.py [runs/bundled]
+    python scripts/training_record.py --export [runs/bundled]      # the last step of train_bundled_weights.sh
 """
 
 import csv
@@ -29,5 +31,20 @@ def main(root: Path) -> None:
               f"({s['best_epoch']}) → {last:.2f} | {s['stop_reason']} |")
 
 
+def export(root: Path, dest: Path = Path("deep/weights")) -> None:
+    from deep.checkpoint import export_checkpoint
+
+    for run, method, stage in RUNS:
+        if (root / run / "best.safetensors").exists():
+            print("export", export_checkpoint(root / run / "best", dest / f"{method}-stage{stage}",
+                                              note="bundled: built-in benchmark, scripts/train_bundled_weights.sh"))
+
+
 if __name__ == "__main__":
-    main(Path(sys.argv[1] if len(sys.argv) > 1 else "runs/bundled"))
+    args = sys.argv[1:]
+    do_export = "--export" in args
+    root = Path(next((a for a in args if a != "--export"), "runs/bundled"))
+    if do_export:
+        export(root)
+    else:
+        main(root)
