@@ -94,11 +94,15 @@ def compare_compile(steps, data):
             out[f"{method}-{'compiled' if comp else 'eager'}"] = r
             print(f"  {method:8s} batch {batch} {'compiled' if comp else 'eager   '}: {r['step_s']:.2f} s/step, "
                   f"first step (incl. compilation) {r['first_step_s']:.1f} s", flush=True)
-        gain = out[f"{method}-eager"]["step_s"] / out[f"{method}-compiled"]["step_s"]
-        extra = out[f"{method}-compiled"]["first_step_s"] - out[f"{method}-eager"]["first_step_s"]
-        print(f"  {method}: compiled steps {gain:.2f}x eager; compilation costs {extra:.0f} s, repaid after "
-              f"{extra / max(out[f'{method}-eager']['step_s'] - out[f'{method}-compiled']['step_s'], 1e-9):.0f} "
-              "steps" if gain > 1 else f"  {method}: compiled steps {gain:.2f}x eager: it does not pay", flush=True)
+        eager, compiled = out[f"{method}-eager"], out[f"{method}-compiled"]
+        gain = eager["step_s"] / compiled["step_s"]
+        extra = compiled["first_step_s"] - eager["first_step_s"]
+        if gain > 1:
+            steps = extra / (eager["step_s"] - compiled["step_s"])
+            verdict = f"compilation costs {extra:.0f} s, repaid after {steps:.0f} steps"
+        else:
+            verdict = "it does not pay"
+        print(f"  {method}: compiled steps {gain:.2f}x eager; {verdict}", flush=True)
     return out
 
 
