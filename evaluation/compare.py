@@ -47,6 +47,18 @@ class MethodSpec:
         return isinstance(self.registrar, str) and not self.local
 
 
+def _check_options(label: str, name: str, factory, options: dict) -> None:
+    """Reject unknown registrar options before any work (without building the registrar)."""
+    import inspect
+
+    try:
+        inspect.signature(factory).bind(**options)
+    except TypeError as exc:
+        raise InputError(f"bad options for {label!r} ({name}): {exc}",
+                         fix=f"see the registrar's options: python -c 'import {factory.__module__}; "
+                             f"help({factory.__module__}.{factory.__qualname__})'") from None
+
+
 def parse_methods(methods: str | Sequence, options: dict[str, dict] | None = None) -> list[MethodSpec]:
     """Methods from ``"mi,mind,attreg"``, aliases ``"milabel=mi"``, or a list of names and Registrar objects."""
     from regkit.registry import available_registrars
@@ -64,6 +76,7 @@ def parse_methods(methods: str | Sequence, options: dict[str, dict] | None = Non
             if name not in infos:
                 raise InputError(f"unknown method {name!r}", fix=f"use one of: {', '.join(infos)} (see `regkit list`)")
             factory = infos[name].load()
+            _check_options(label, name, factory, options.get(label, {}))
             spec = MethodSpec(label, name, dict(options.get(label, {})), getattr(factory, "kind", "?"),
                               local=infos[name].source == "local")
         elif isinstance(item, Registrar):
@@ -305,24 +318,6 @@ def _check_same_methods(path: Path, specs: list[MethodSpec]) -> None:
                 "use a new --out folder, or an alias (NEW=REGISTRAR) for the new settings")
 
 
-def _check_options(specs: list[MethodSpec]) -> None:
-    """Reject unknown registrar options before any work (without building classical registrars)."""
-    import inspect
-
-    from regkit.registry import available_registrars
-
-    infos = available_registrars()
-    for s in specs:
-        if isinstance(s.registrar, str) and s.options:
-            cls = infos[s.registrar].load()
-            try:
-                inspect.signature(cls).bind(**s.options)
-            except TypeError as exc:
-                raise InputError(f"bad options for {s.label!r} ({s.registrar}): {exc}",
-                                 fix=f"see the registrar's options: python -c 'import {cls.__module__}; "
-                                     f"help({cls.__module__}.{cls.__qualname__})'") from None
-
-
 def compare(methods: str | Sequence = "mi,mind,attreg", init: str = "8mm", data: str | Path | None = None,
             split: str = "test", cases: int | None = None, starts_per_case: int = DEFAULT_STARTS_PER_CASE,
             seed: int = 0, out: str | Path = "regkit-compare", workers: int | None = None,
@@ -377,7 +372,6 @@ def compare(methods: str | Sequence = "mi,mind,attreg", init: str = "8mm", data:
     if not ids:
         raise InputError(f"split {split!r} has no cases", ds.root / "dataset.json")
     case_objs = [ds.load(c) for c in ids]
-    _check_options(specs)
     _check_same_methods(out / "run.json", specs)
     starts = _load_or_make_starts(out, case_objs, init, starts_per_case, seed, starts_file)
     if starts_file is not None:  # the file's starting errors, in the order they appear
