@@ -36,8 +36,6 @@ class MIRegistrar(RegistrarBase):
     """
 
     name = "mi"
-    kind = "classical"
-    summary = "Mattes mutual information, rigid Euler (itk-elastix)"
 
     def __init__(self, fixed: str = "image", mask_mm: float | None = 15.0, resolutions: int = 1,
                  iterations: int = 500, histogram_bins: int = 32, spatial_samples: int = 2048, seed: int = 121212,
@@ -48,12 +46,12 @@ class MIRegistrar(RegistrarBase):
                              histogram_bins=int(histogram_bins), spatial_samples=int(spatial_samples), seed=int(seed))
         self.threads = threads
         self.log_dir = log_dir
-        from baselines.elastix import itk_module
+        from regkit.baselines.elastix import itk_module
 
         itk_module()  # pay ITK's ~11 s start-up here, once per process, not inside a timed registration
 
     def _register(self, case: Case, initial: RigidTransform) -> tuple[RigidTransform, dict]:
-        from baselines.elastix import dilated_mask, fan_mask, rigid_parameter_map, run_elastix
+        from regkit.baselines.elastix import dilated_mask, fan_mask, rigid_parameter_map, run_elastix
 
         pm = rigid_parameter_map("AdvancedMattesMutualInformation", **self.settings)
         use_mask = self.mask_mm is not None and case.fixed_label is not None

@@ -5,7 +5,7 @@
    view, with the MR's axes as the start maps them into TRUS space. MIND-SSC is not rotation invariant (its
    12 channels compare voxels along the grid axes), so the two grids must share their orientation up to the
    start's error, and share their spacing since the offsets are in voxels.
-2. MIND-SSC descriptors (12 channels, :func:`baselines.mind_ssc.mind_ssc`) are computed on each with torch.
+2. MIND-SSC descriptors (12 channels, :func:`regkit.baselines.mind_ssc.mind_ssc`) are computed on each with torch.
 3. elastix registers the 12 channel pairs at once: ``MultiMetricMultiResolutionRegistration`` with 12
    ``AdvancedMeanSquares`` metrics of weight 1 (the sum of the channels' SSD), a rigid ``EulerTransform``,
    from the start. Samples are drawn in the MR prostate region (label dilated by ``mask_mm``) and kept only
@@ -57,7 +57,7 @@ def mind_channels(image: sitk.Image, radius: int, dilation: int) -> list[sitk.Im
     """MIND-SSC of an (isotropic) image as 12 single-channel images with its geometry."""
     import torch
 
-    from baselines.mind_ssc import mind_ssc
+    from regkit.baselines.mind_ssc import mind_ssc
 
     vol = torch.from_numpy(sitk.GetArrayFromImage(image).astype(np.float32))
     with torch.no_grad():
@@ -86,7 +86,7 @@ class MINDRegistrar(RegistrarBase):
     mask_mm : float or None
         Fixed mask: MR prostate label dilated by this many mm (None: the whole MR grid).
     resolutions, iterations, spatial_samples, seed, threads, log_dir
-        As for :class:`baselines.mi.MIRegistrar`.
+        As for :class:`regkit.baselines.mi.MIRegistrar`.
 
     The defaults were chosen on the built-in benchmark's validation split. One resolution: elastix's pyramid
     smooths the *descriptors*, and smoothed MIND channels lose the local structure they encode, so the coarse
@@ -95,8 +95,6 @@ class MINDRegistrar(RegistrarBase):
     """
 
     name = "mind"
-    kind = "classical"
-    summary = "SSD of MIND-SSC descriptors, rigid Euler, 12 metrics (itk-elastix)"
 
     def __init__(self, fixed: str = "image", spacing: float = 1.5, radius: int = 1, dilation: int = 2,
                  margin_mm: float = 20.0, mask_mm: float | None = 15.0, resolutions: int = 1, iterations: int = 300,
@@ -112,14 +110,14 @@ class MINDRegistrar(RegistrarBase):
                              spatial_samples=int(spatial_samples), seed=int(seed))
         self.threads = threads
         self.log_dir = log_dir
-        from baselines.elastix import itk_module
+        from regkit.baselines.elastix import itk_module
 
         itk_module()  # pay ITK's ~11 s start-up here, once per process, not inside a timed registration
 
     def descriptors(self, case: Case, initial: RigidTransform
                     ) -> tuple[list[sitk.Image], list[sitk.Image], sitk.Image | None, sitk.Image]:
         """Fixed and moving MIND channels, and the fixed and moving masks on their grids."""
-        from baselines.elastix import dilated_mask, fan_mask
+        from regkit.baselines.elastix import dilated_mask, fan_mask
 
         fixed_grid = isotropic_grid(case.fixed, self.spacing, case.fixed_label, self.margin_mm)
         mr_axes = np.array(fixed_grid.GetDirection()).reshape(3, 3)
@@ -137,7 +135,7 @@ class MINDRegistrar(RegistrarBase):
                 fixed_mask, moving_mask)
 
     def _register(self, case: Case, initial: RigidTransform) -> tuple[RigidTransform, dict]:
-        from baselines.elastix import rigid_parameter_map, run_elastix
+        from regkit.baselines.elastix import rigid_parameter_map, run_elastix
 
         fixed, moving, fixed_mask, moving_mask = self.descriptors(case, initial)
         pm = rigid_parameter_map("AdvancedMeanSquares", n_metrics=len(fixed), **self.settings)

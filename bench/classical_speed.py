@@ -18,8 +18,8 @@ CHILD = r"""
 import json, os, time, numpy as np
 os.environ["REGKIT_NO_PROGRESS"] = "1"
 from regkit.benchmark import builtin_benchmark
-from evaluation.starts import make_starts
-from evaluation.sre import sre
+from regkit.starts import make_starts
+from regkit.sre import sre
 ds = builtin_benchmark(("test",), show_progress=False)
 cases = [ds.load(c) for c in ds.case_ids("test")[:{cases}]]
 starts = make_starts(cases, "8mm", {starts}, seed=0)
@@ -29,7 +29,7 @@ times, errs = [], []
 if method == "sitk":
     import SimpleITK as sitk
     sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads)
-    from baselines.elastix import dilated_mask
+    from regkit.baselines.elastix import dilated_mask
     for s in starts:
         c = by[s.case]
         f, m = sitk.Cast(c.fixed, sitk.sitkFloat32), sitk.Cast(c.moving, sitk.sitkFloat32)

@@ -14,7 +14,7 @@ from _util import machine, run_child
 CHILD = r"""
 import json, time, torch
 torch.set_num_threads({threads})
-from deep.networks import build_network
+from regkit.deep.networks import build_network
 net = build_network("{arch}", attention="{attention}").eval()
 x = torch.rand({batch}, 2, 32, 96, 96)
 with torch.no_grad():

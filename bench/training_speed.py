@@ -44,9 +44,9 @@ def bench(method, batch, steps, plain, data, compile_=False):
     import torch
     import torch.nn.functional as F
 
-    from deep.correction import correction_target
-    from deep.training import Trainer, TrainOptions, cpu_supports_bf16, load_training_data
-    from evaluation.starts import draw_start
+    from regkit.deep.correction import correction_target
+    from regkit.deep.training import Trainer, TrainOptions, cpu_supports_bf16, load_training_data
+    from regkit.starts import draw_start
 
     opts = TrainOptions(method=method, out="/tmp/regkit-bench-train", data=data, batch_size=batch,
                         bf16=(not plain) and cpu_supports_bf16(), show_progress=False, compile=compile_)

@@ -1,7 +1,7 @@
 """Attention-Reg and its ablation Feature-Reg (Song et al. 2021, Fig. 3).
 
 Input ``(N, 2, 32, 96, 96)``: channel 0 the fixed MR (image or label), channel 1 the moving TRUS. Output
-``(N, 6)``: ``[tx, ty, tz, ax, ay, az]`` in mm and degrees (see :mod:`deep.correction`).
+``(N, 6)``: ``[tx, ty, tz, ax, ay, az]`` in mm and degrees (see :mod:`regkit.deep.correction`).
 
 =====  =================================================================  ==============
 step   layers                                                             output
@@ -24,8 +24,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from deep.attention import CrossModalAttention
-from deep.layers import init_conv_bn, regression_head
+from regkit.deep.attention import CrossModalAttention
+from regkit.deep.layers import init_conv_bn, regression_head
 
 
 def feature_branch() -> nn.Sequential:

@@ -14,8 +14,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from deep.crop import ENLARGE, INPUT_SHAPE
-from deep.networks import architecture, build_network
+from regkit.deep.crop import ENLARGE, INPUT_SHAPE, NORMALIZATION
+from regkit.deep.networks import architecture, build_network
 from regkit.errors import CheckpointError
 
 FORMAT = 1
@@ -29,12 +29,17 @@ class CheckpointConfig:
     init_range: str = "0-20mm"
     input_shape: tuple[int, int, int] = INPUT_SHAPE
     enlarge: float = ENLARGE
-    normalization: str = "per-channel percentile 0.5-99.5 to [0, 1]; labels 0/1"
-    correction: str = "T_new = T o C^-1, C in the crop-box frame about the box centre (deep.correction)"
+    normalization: str = NORMALIZATION  # per channel; a label channel is 0/1
+    correction: str = "T_new = T o C^-1, C in the crop-box frame about the box centre (regkit.deep.correction)"
     parameter_count: int = 0
     dtype: str = "float32"
     training: dict = field(default_factory=dict)
     regkit_checkpoint: int = FORMAT
+
+    @property
+    def input_options(self) -> dict:
+        """How to build this network's input (:class:`~regkit.deep.crop.CaseInput` keyword arguments)."""
+        return {"shape": tuple(self.input_shape), "enlarge": float(self.enlarge), "normalization": self.normalization}
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2) + "\n"

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from deep.crop import CropBox
+from regkit.deep.crop import CropBox
 from regkit.transform import RigidTransform
 
 

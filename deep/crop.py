@@ -28,6 +28,22 @@ from regkit.transform import RigidTransform
 
 INPUT_SHAPE = (32, 96, 96)  # (D, H, W)
 ENLARGE = 0.3
+NORMALIZATION = "percentile-0.5-99.5"  # images: these percentiles of the non-zero voxels → [0, 1]; labels: 0/1
+_LEGACY_NORMALIZATION = {"per-channel percentile 0.5-99.5 to [0, 1]; labels 0/1": NORMALIZATION}
+
+
+def percentiles(normalization: str) -> tuple[float, float]:
+    """The (low, high) percentiles of a ``"percentile-LOW-HIGH"`` normalisation (as checkpoints store it)."""
+    name = _LEGACY_NORMALIZATION.get(normalization, normalization)
+    kind, _, bounds = name.partition("-")
+    try:
+        low, high = (float(v) for v in bounds.split("-"))
+    except ValueError:
+        kind = ""
+    if kind != "percentile" or not 0 <= low < high <= 100:
+        raise InputError(f"unknown input normalisation {normalization!r}",
+                         fix=f"regkit reads 'percentile-LOW-HIGH', e.g. {NORMALIZATION!r}")
+    return low, high
 
 
 @dataclass(frozen=True)
@@ -95,20 +111,19 @@ class VolumeSampler:
     Parameters
     ----------
     image : SimpleITK.Image
-    normalize : {"percentile", "label", "none"}
-        Intensity scaling to [0, 1] (see the module docstring).
+    normalize : str
+        Intensity scaling to [0, 1]: ``"percentile-LOW-HIGH"`` (see the module docstring), ``"label"`` (0/1)
+        or ``"none"``.
     device : torch.device or str
     """
 
-    def __init__(self, image: sitk.Image, normalize: str = "percentile", device="cpu"):
+    def __init__(self, image: sitk.Image, normalize: str = NORMALIZATION, device="cpu"):
         a = sitk.GetArrayFromImage(image).astype(np.float32)
-        if normalize == "percentile":
-            lo, hi = intensity_window(image)
-            a = np.clip((a - lo) / (hi - lo), 0.0, 1.0)
-        elif normalize == "label":
+        if normalize == "label":
             a = (a > 0).astype(np.float32)
         elif normalize != "none":
-            raise InputError(f"unknown normalisation {normalize!r}")
+            lo, hi = intensity_window(image, *percentiles(normalize))
+            a = np.clip((a - lo) / (hi - lo), 0.0, 1.0)
         self.volume = torch.from_numpy(a)[None, None].to(device)
         geo = ImageGeometry.of(image)
         size = np.array(geo.size, dtype=float)
@@ -142,21 +157,24 @@ class CaseInput:
     case : regkit.Case
     variant : {"image", "label"}
         Fixed channel: the MR image or the MR prostate label.
+    shape, enlarge, normalization
+        The network's input grid, crop-box enlargement and intensity scaling, as its checkpoint stores them.
     """
 
-    def __init__(self, case, variant: str = "image", device="cpu", shape: tuple[int, int, int] = INPUT_SHAPE):
+    def __init__(self, case, variant: str = "image", device="cpu", shape: tuple[int, int, int] = INPUT_SHAPE,
+                 enlarge: float = ENLARGE, normalization: str = NORMALIZATION):
         if case.fixed_label is None:
             raise InputError(f"case {case.case_id!r} has no MR prostate label; the deep registrars need it for "
                              "the crop box")
         self.case = case
-        self.box = crop_box(case.fixed_label, shape=shape)
+        self.box = crop_box(case.fixed_label, enlarge=enlarge, shape=tuple(shape))
         self.points = self.box.points()
         self.device = torch.device(device)
         fixed_img = case.fixed_input(variant)
-        fixed_sampler = VolumeSampler(fixed_img, "label" if variant == "label" else "percentile", device)
+        fixed_sampler = VolumeSampler(fixed_img, "label" if variant == "label" else normalization, device)
         ident = transform_points(RigidTransform.identity((1,)), self.points, device)
         self.fixed = fixed_sampler.sample(ident)[0]
-        self.moving = VolumeSampler(case.moving, "percentile", device)
+        self.moving = VolumeSampler(case.moving, normalization, device)
 
     def inputs(self, transforms: RigidTransform) -> torch.Tensor:
         """Network input for a batch of estimates: (N, 2, D, H, W), channel 0 fixed, channel 1 moving."""

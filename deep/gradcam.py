@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from deep.attention_reg import AttentionReg
+from regkit.deep.attention_reg import AttentionReg
 
 
 @dataclass
@@ -90,20 +90,14 @@ def explain(methods=("attreg",), case: str | None = None, data: str | Path | Non
     The start is start ``start_id`` drawn by the protocol at ``init`` with ``seed`` (as ``regkit compare``
     draws them). Writes ``explain.png`` (one row per network, stage-1 network) and ``gradcam.npz``.
     """
-    from deep.crop import CaseInput
-    from deep.registrar import DeepRegistrar
-    from evaluation.starts import make_starts
+    from regkit.benchmark import open_dataset
+    from regkit.deep.crop import CaseInput
+    from regkit.deep.registrar import DeepRegistrar
     from regkit.errors import InputError
     from regkit.registry import get_registrar
+    from regkit.starts import make_starts
 
-    if data is None:
-        from regkit.benchmark import builtin_benchmark
-
-        ds = builtin_benchmark(("test",))
-    else:
-        from regkit.dataset import load_dataset
-
-        ds = load_dataset(data)
+    ds = open_dataset(data, ("test",))
     cid = case or ds.case_ids("test" if "test" in ds.splits else None)[0]
     c = ds.load(cid)
     start = make_starts([c], init, start_id + 1, seed)[start_id].transform
@@ -113,7 +107,7 @@ def explain(methods=("attreg",), case: str | None = None, data: str | Path | Non
         reg = get_registrar(m, **opts)
         if not isinstance(reg, DeepRegistrar) or not isinstance(reg.networks[0], AttentionReg):
             raise InputError(f"explain works on Attention-Reg and Feature-Reg registrars, not {m!r}")
-        x = CaseInput(c, reg.variant, reg.device).inputs(start)
+        x = CaseInput(c, reg.variant, reg.device, **reg.configs[0].input_options).inputs(start)
         g = grad_cam(reg.networks[0].float(), x.float())
         cams.append((m, g))
         arrays[f"{m}_cam_fixed"], arrays[f"{m}_cam_moving"] = g.cam_fixed, g.cam_moving

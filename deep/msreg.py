@@ -30,7 +30,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from deep.layers import init_conv_bn, regression_head
+from regkit.deep.layers import init_conv_bn, regression_head
 
 CARDINALITY = 16
 

@@ -3,7 +3,7 @@
 The recipe follows the paper (§2.3, §3.1) and the authors' code:
 
 * every sample is a (case, start) pair with a start drawn fresh by the paper's generator
-  (:mod:`evaluation.starts`), its target SRE uniform in the stage's range (stage 1: 0–20 mm, stage 2: 0–8 mm);
+  (:mod:`regkit.starts`), its target SRE uniform in the stage's range (stage 1: 0–20 mm, stage 2: 0–8 mm);
   an epoch draws one start for every training case; the training volumes are rendered once and only the
   TRUS is resampled per sample (batched ``grid_sample``);
 * the validation set is fixed: 5 starts per validation case, saved with the run (``val_starts.csv``);
@@ -39,24 +39,31 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from deep.checkpoint import CheckpointConfig, load_into, read_config, read_tensors, save_checkpoint
-from deep.correction import apply_correction, correction_target
-from deep.crop import CaseInput
-from deep.networks import architecture, build_network, parameter_count
-from evaluation.sre import sre
-from evaluation.starts import InitSpec, draw_start, make_starts, parse_init, read_starts, write_starts
+from regkit.deep.checkpoint import CheckpointConfig, load_into, read_config, read_tensors, save_checkpoint
+from regkit.deep.correction import apply_correction, correction_target
+from regkit.deep.crop import CaseInput
+from regkit.deep.networks import architecture, build_network, parameter_count
 from regkit.errors import CheckpointError, InputError
 from regkit.progress import progress
+from regkit.registrar import MethodDeclaration
+from regkit.sre import sre
+from regkit.starts import InitSpec, draw_start, make_starts, parse_init, read_starts, write_starts
 from regkit.transform import RigidTransform
 
-METHODS = {
-    "attreg": ("attention_reg", "image"),
-    "attreg-label": ("attention_reg", "label"),
-    "featreg": ("feature_reg", "image"),
-    "featreg-label": ("feature_reg", "label"),
-    "msreg": ("msreg", "image"),
-    "dvnet": ("dvnet", "image"),
-}
+
+def trainable_methods() -> dict[str, MethodDeclaration]:
+    """The declared methods that name a network (``regkit train --method`` takes these)."""
+    from regkit.registry import available_registrars
+
+    return {name: d for name, d in available_registrars().items() if d.trainable}
+
+
+def trainable_declaration(method: str) -> MethodDeclaration:
+    methods = trainable_methods()
+    if method not in methods:
+        raise InputError(f"{method!r} is not a trainable registrar", fix=f"use one of {', '.join(methods)}")
+    return methods[method]
+
 HISTORY_COLUMNS = ["epoch", "step", "samples", "train_loss", "val_loss", "val_sre_mean", "val_sre_median", "lr",
                    "elapsed_s"]
 
@@ -88,11 +95,10 @@ class TrainOptions:
     max_steps: int | None = None  # stop after this many optimiser steps in this process (tests, benchmarks)
 
     def resolved(self) -> TrainOptions:
-        if self.method not in METHODS:
-            raise InputError(f"unknown method {self.method!r}", fix=f"use one of {', '.join(METHODS)}")
+        decl = trainable_declaration(self.method)
         if self.stage not in (1, 2):
             raise InputError(f"stage must be 1 or 2, got {self.stage}")
-        arch = architecture(METHODS[self.method][0])
+        arch = architecture(decl.architecture)
         self.init_range = self.init_range or ("0-20mm" if self.stage == 1 else "0-8mm")
         self.batch_size = self.batch_size or arch.batch_size
         self.lr = self.lr or arch.lr
@@ -142,11 +148,9 @@ def make_scheduler(optimizer, arch_schedule: str, epochs: int):
 
 def load_training_data(opts: TrainOptions, variant: str, device):
     """Training and validation cases, prepared as network inputs once."""
-    from regkit.benchmark import builtin_benchmark
-    from regkit.dataset import load_dataset
+    from regkit.benchmark import open_dataset
 
-    ds = load_dataset(opts.data) if opts.data else builtin_benchmark(("train", "val"),
-                                                                     show_progress=opts.show_progress)
+    ds = open_dataset(opts.data, ("train", "val"), show_progress=opts.show_progress)
     train_ids = ds.case_ids("train") if "train" in ds.splits else []
     if not train_ids:
         raise InputError("the training split is empty", ds.root / "dataset.json",
@@ -176,8 +180,9 @@ class Trainer:
     def __init__(self, opts: TrainOptions):
         self.opts = opts.resolved()
         self.rank, self.world, local_rank = _distributed()
-        self.arch_name, self.variant = METHODS[self.opts.method]
-        self.arch = architecture(self.arch_name)
+        decl = trainable_declaration(self.opts.method)
+        self.arch = architecture(decl.architecture)
+        self.arch_name, self.variant = self.arch.name, decl.variant
         if self.opts.device:
             self.device = torch.device(self.opts.device)
             if self.device.type == "cuda" and self.device.index is None and self.world > 1:

@@ -134,9 +134,9 @@ def register_and_explain() -> None:
     import tempfile
 
     import regkit
-    from deep.gradcam import explain
-    from evaluation.starts import make_starts
     from regkit.benchmark import builtin_benchmark
+    from regkit.deep.gradcam import explain
+    from regkit.starts import make_starts
 
     ds = builtin_benchmark(("test",))
     cid = ds.case_ids("test")[0]

@@ -21,11 +21,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from evaluation.sre import sre
-from evaluation.starts import Start, make_starts, parse_init, read_starts, write_starts
-from evaluation.store import ResultStore, write_atomic
 from regkit.errors import InputError
-from regkit.registrar import Registrar
+from regkit.evaluation.store import ResultStore, write_atomic
+from regkit.registrar import Capabilities, Registrar
+from regkit.sre import sre
+from regkit.starts import Start, make_starts, parse_init, read_starts, write_starts
 from regkit.transform import RigidTransform
 
 DEFAULT_STARTS_PER_CASE = 3
@@ -38,8 +38,9 @@ class MethodSpec:
     label: str
     registrar: str | Registrar
     options: dict = field(default_factory=dict)
-    kind: str = "?"
-    local: bool = False  # registered in this process only (register_registrar), not through an entry point
+    title: str = ""
+    capabilities: Capabilities = field(default_factory=Capabilities)
+    local: bool = False  # declared in this process only (register_registrar), not through an entry point
 
     @property
     def portable(self) -> bool:
@@ -47,42 +48,33 @@ class MethodSpec:
         return isinstance(self.registrar, str) and not self.local
 
 
-def _check_options(label: str, name: str, factory, options: dict) -> None:
-    """Reject unknown registrar options before any work (without building the registrar)."""
-    import inspect
-
-    try:
-        inspect.signature(factory).bind(**options)
-    except TypeError as exc:
-        raise InputError(f"bad options for {label!r} ({name}): {exc}",
-                         fix=f"see the registrar's options: python -c 'import {factory.__module__}; "
-                             f"help({factory.__module__}.{factory.__qualname__})'") from None
-
-
 def parse_methods(methods: str | Sequence, options: dict[str, dict] | None = None) -> list[MethodSpec]:
-    """Methods from ``"mi,mind,attreg"``, aliases ``"milabel=mi"``, or a list of names and Registrar objects."""
-    from regkit.registry import available_registrars
+    """Methods from ``"mi,mind,attreg"``, aliases ``"milabel=mi"``, or a list of names and Registrar objects.
+
+    Options are checked against each registrar's signature here, before any work.
+    """
+    from regkit.registry import check_options, declaration
 
     options = options or {}
     items = [m.strip() for m in methods.split(",") if m.strip()] if isinstance(methods, str) else list(methods)
     if not items:
         raise InputError("no methods given", fix="e.g. --methods mi,mind,attreg")
-    infos = available_registrars()
     specs, labels = [], set()
     for item in items:
         if isinstance(item, str):
             label, _, name = item.partition("=")
             name = name or label
-            if name not in infos:
-                raise InputError(f"unknown method {name!r}", fix=f"use one of: {', '.join(infos)} (see `regkit list`)")
-            factory = infos[name].load()
-            _check_options(label, name, factory, options.get(label, {}))
-            spec = MethodSpec(label, name, dict(options.get(label, {})), getattr(factory, "kind", "?"),
-                              local=infos[name].source == "local")
+            decl = declaration(name)
+            check_options(decl, options.get(label, {}), label)
+            title = decl.display_title if label == name else label
+            spec = MethodSpec(label, name, dict(options.get(label, {})), title, decl.capabilities,
+                              local=decl.source == "local")
         elif isinstance(item, Registrar):
-            spec = MethodSpec(item.name, item, {}, getattr(item, "kind", "?"))
+            spec = MethodSpec(item.name, item, {}, item.name, item.capabilities)
         else:
-            raise InputError(f"a method must be a registrar name or a Registrar object, got {item!r}")
+            raise InputError(f"a method must be a registrar name or a Registrar object, got {item!r}",
+                             fix="a registrar needs name, capabilities, register() and register_many(): subclass "
+                                 "regkit.RegistrarBase")
         if spec.label in labels:
             raise InputError(f"method {spec.label!r} is listed twice", fix="give one an alias: other=name")
         labels.add(spec.label)
@@ -147,23 +139,15 @@ def run_task(task: Task) -> list[dict]:
     """Register one case's starts with one method and return the result rows (never raises)."""
     from regkit.dataset import load_dataset
     from regkit.registrar import RegistrationResult
-    from regkit.registry import get_registrar
 
     spec = task.method
     case, results, error = None, None, ""
     try:
         ds = _cached(("dataset", task.dataset), lambda: load_dataset(task.dataset))
         case = ds.load(task.case)
-        if isinstance(spec.registrar, str):
-            key = ("registrar", spec.label, json.dumps(spec.options, sort_keys=True, default=str))
-            reg = _cached(key, lambda: get_registrar(spec.registrar, **spec.options))
-        else:
-            reg = spec.registrar
+        reg = _registrar_of(spec)
         pairs = [(case, s.transform) for s in task.starts]
-        if len(pairs) > 1 and hasattr(reg, "register_many"):
-            results = reg.register_many(pairs)
-        else:
-            results = [reg.register(c, t) for c, t in pairs]
+        results = reg.register_many(pairs)
     except Exception as exc:  # a broken method or case is recorded, never fatal
         error = f"{type(exc).__name__}: {exc}"
     rows = []
@@ -181,6 +165,22 @@ def run_task(task: Task) -> list[dict]:
         row.update(_matrix_columns(r.transform))
         rows.append(row)
     return rows
+
+
+def _registrar_of(spec: MethodSpec) -> Registrar:
+    """The spec's registrar, constructed once per process."""
+    from regkit.registry import get_registrar
+
+    if not isinstance(spec.registrar, str):
+        return spec.registrar
+    key = ("registrar", spec.label, spec.registrar, json.dumps(spec.options, sort_keys=True, default=str))
+    return _cached(key, lambda: get_registrar(spec.registrar, **spec.options))
+
+
+def _in_process(spec: MethodSpec, scheduler) -> bool:
+    """Run in this process: a registrar that uses a device (one model on it), or one other processes cannot
+    construct, unless a Dask scheduler takes every task."""
+    return scheduler is None and (spec.capabilities.uses_device or not spec.portable)
 
 
 def _matrix_columns(t: RigidTransform) -> dict[str, float]:
@@ -346,24 +346,19 @@ def compare(methods: str | Sequence = "mi,mind,attreg", init: str = "8mm", data:
     method_options : dict, optional
         ``{label: {option: value}}`` passed to the registrars.
     starts_file : path, optional
-        Use these starts (a file written by :func:`evaluation.starts.write_starts`) instead of drawing them.
+        Use these starts (a file written by :func:`regkit.starts.write_starts`) instead of drawing them.
     """
-    from evaluation import plots, provenance, stats, tables
+    from regkit.evaluation import plots, provenance, stats, tables
     from regkit.progress import progress
-    from regkit.registry import available_registrars
+    from regkit.registry import declaration, parameter_count
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     specs = parse_methods(methods, method_options)
     init_order = {spec.label: i for i, spec in enumerate(parse_init(init))}  # also fails early on a bad --init
-    if data is None:
-        from regkit.benchmark import builtin_benchmark
+    from regkit.benchmark import open_dataset
 
-        ds = builtin_benchmark((split,), show_progress=show_progress)
-    else:
-        from regkit.dataset import load_dataset
-
-        ds = load_dataset(data)
+    ds = open_dataset(data, (split,), show_progress=show_progress)
     ids = ds.case_ids(split)
     if cases is not None:
         if cases < 1:
@@ -388,12 +383,10 @@ def compare(methods: str | Sequence = "mi,mind,attreg", init: str = "8mm", data:
                   "options": s.options} for s in specs])
     write_atomic(out / "run.json", json.dumps(record, indent=2, default=str) + "\n")
 
-    # construct every method once here: a missing checkpoint or a bad option is an error before any work
-    from regkit.registry import get_registrar
-
+    # methods that run in this process are constructed once, here: a missing checkpoint is an error before any work
     for s in specs:
-        if isinstance(s.registrar, str) and s.kind == "deep":
-            get_registrar(s.registrar, **s.options)
+        if isinstance(s.registrar, str) and _in_process(s, scheduler):
+            _registrar_of(s)
     store = ResultStore(out / "results.csv")
     by_case: dict[str, list[Start]] = {}
     for s in starts:
@@ -408,12 +401,11 @@ def compare(methods: str | Sequence = "mi,mind,attreg", init: str = "8mm", data:
             n = sum(len(v) for v in todo.values())
             if n == 0:
                 continue
-            batched = spec.kind == "deep" or not spec.portable
-            if batched:
+            if spec.capabilities.batched or not spec.portable:  # one task per case
                 tasks = [Task(spec, str(ds.root), c, ss) for c, ss in todo.items() if ss]
             else:
                 tasks = [Task(spec, str(ds.root), c, [s]) for c, ss in todo.items() for s in ss]
-            if batched and scheduler is None:
+            if _in_process(spec, scheduler):
                 runner = (run_task(t) for t in tasks)
             else:
                 if pool is None:
@@ -448,14 +440,11 @@ def compare(methods: str | Sequence = "mi,mind,attreg", init: str = "8mm", data:
                                   key=lambda c: c.map(order[c.name]) if c.name in order else c).reset_index(drop=True)
     summary = stats.summary(samples)
     tests = stats.paired_tests(samples, reference)
-    infos = available_registrars()
-    counts = {}
-    for s in specs:
-        if s.kind == "deep" and isinstance(s.registrar, str):
-            counts[s.label] = infos[s.registrar].parameter_count()
-    md = tables.write_tables(out, summary, tests, counts, write_atomic)
-    plots.boxplot(samples, out / "boxplot.png")
-    plots.scatter(samples, out / "scatter.png")
+    counts = {s.label: parameter_count(declaration(s.registrar)) for s in specs if isinstance(s.registrar, str)}
+    titles = {s.label: s.title for s in specs}
+    md = tables.write_tables(out, summary, tests, titles, {k: v for k, v in counts.items() if v}, write_atomic)
+    plots.boxplot(samples, out / "boxplot.png", titles)
+    plots.scatter(samples, out / "scatter.png", titles)
     record["wall_time_s"] = round(time.perf_counter() - t0, 1)
     write_atomic(out / "run.json", json.dumps(record, indent=2, default=str) + "\n")
     if echo is not None:

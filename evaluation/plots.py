@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from evaluation.tables import title
+from regkit.evaluation.tables import Titles, title
 
 
 def _save(fig, path: Path) -> Path:
@@ -17,7 +17,7 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def boxplot(samples: pd.DataFrame, path: str | Path) -> Path:
+def boxplot(samples: pd.DataFrame, path: str | Path, titles: Titles | None = None) -> Path:
     """Final SRE per method, one panel per starting error; the dashed line is the mean starting SRE."""
     import matplotlib
 
@@ -32,7 +32,7 @@ def boxplot(samples: pd.DataFrame, path: str | Path) -> Path:
         methods = list(dict.fromkeys(s["method"]))
         data = [s[s["method"] == m]["final_sre"].to_numpy(float) for m in methods]
         ax.boxplot(data, showmeans=True, meanprops={"marker": "D", "markerfacecolor": "white", "markersize": 5})
-        ax.set_xticks(range(1, len(methods) + 1), [title(m) for m in methods], rotation=25, ha="right")
+        ax.set_xticks(range(1, len(methods) + 1), [title(m, titles) for m in methods], rotation=25, ha="right")
         ax.axhline(s["initial_sre"].mean(), ls="--", color="grey", lw=1, label="mean start")
         ax.set_title(f"start {init}")
         ax.grid(axis="y", alpha=0.3)
@@ -44,7 +44,7 @@ def boxplot(samples: pd.DataFrame, path: str | Path) -> Path:
     return out
 
 
-def scatter(samples: pd.DataFrame, path: str | Path) -> Path:
+def scatter(samples: pd.DataFrame, path: str | Path, titles: Titles | None = None) -> Path:
     """Initial versus final SRE, one panel per method; points below the diagonal improved."""
     import matplotlib
 
@@ -70,7 +70,7 @@ def scatter(samples: pd.DataFrame, path: str | Path) -> Path:
         ax.set_xlim(0, top)
         ax.set_ylim(0, top)
         ax.set_aspect("equal")
-        ax.set_title(title(m))
+        ax.set_title(title(m, titles))
         ax.set_xlabel("initial SRE (mm)")
         ax.set_ylabel("final SRE (mm)")
         ax.legend(fontsize=7, frameon=False)

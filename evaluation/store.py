@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from evaluation.starts import MATRIX_COLUMNS
+from regkit.starts import MATRIX_COLUMNS
 
 KEY = ["method", "case", "start_id", "init"]
 COLUMNS = [*KEY, "target_sre", "initial_sre", "final_sre", "stage1_sre", "runtime_s", "status", "message",

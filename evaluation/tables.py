@@ -7,21 +7,11 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-TITLES = {
-    "identity": "No registration",
-    "mi": "Mutual Information",
-    "mind": "SSD MIND",
-    "attreg": "Attention-Reg (image)",
-    "attreg-label": "Attention-Reg (label)",
-    "featreg": "Feature-Reg (image)",
-    "featreg-label": "Feature-Reg (label)",
-    "msreg": "MSReg",
-    "dvnet": "DVNet",
-}
+Titles = dict[str, str]  # method label → row title (from the method's declaration; see compare)
 
 
-def title(method: str) -> str:
-    return TITLES.get(method, method)
+def title(method: str, titles: Titles | None = None) -> str:
+    return (titles or {}).get(method, method)
 
 
 def pm(mean: float, std: float) -> str:
@@ -34,24 +24,25 @@ def runtime_text(seconds: float) -> str:
     return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"
 
 
-def table1(summary: pd.DataFrame) -> pd.DataFrame:
+def table1(summary: pd.DataFrame, titles: Titles | None = None) -> pd.DataFrame:
     """Methods × starting error (the paper's Table 1): result SRE mean±std and robustness figures."""
     rows = []
     for _, r in summary.iterrows():
-        rows.append({"Method": title(r["method"]), "Initialization": r["init"],
+        rows.append({"Method": title(r["method"], titles), "Initialization": r["init"],
                      "Result SRE (mm)": pm(r["mean"], r["std"]), "Median (mm)": f"{r['median']:.2f}",
                      "30% worst (mm)": f"{r['worst30']:.2f}", "Failures": f"{int(r['failures'])}/{int(r['n'])}"})
     return pd.DataFrame(rows)
 
 
-def table2(summary: pd.DataFrame, parameter_counts: dict[str, int | None]) -> pd.DataFrame:
+def table2(summary: pd.DataFrame, parameter_counts: dict[str, int | None], titles: Titles | None = None
+           ) -> pd.DataFrame:
     """The paper's Table 2: stage 1, stage 2, parameter count and runtime per method."""
     rows = []
     for _, r in summary.iterrows():
         cascade = np.isfinite(r.get("stage1_mean", np.nan))
         count = parameter_counts.get(r["method"])
         rows.append({
-            "Method": title(r["method"]), "Initial.": r["init"],
+            "Method": title(r["method"], titles), "Initial.": r["init"],
             "Stage 1": pm(r["stage1_mean"], r["stage1_std"]) if cascade else pm(r["mean"], r["std"]),
             "Stage 2": pm(r["mean"], r["std"]) if cascade else "-",
             "#Parameters": f"{count:,}" if count else "-",
@@ -91,10 +82,11 @@ def to_latex(table: pd.DataFrame, caption: str, label: str, group: str | None = 
     return "\n".join(out) + "\n"
 
 
-def tests_table(tests: pd.DataFrame) -> pd.DataFrame:
+def tests_table(tests: pd.DataFrame, titles: Titles | None = None) -> pd.DataFrame:
     rows = []
     for _, r in tests.iterrows():
-        rows.append({"Initialization": r["init"], "A": title(r["a"]), "B": title(r["b"]), "n": int(r["n"]),
+        rows.append({"Initialization": r["init"], "A": title(r["a"], titles), "B": title(r["b"], titles),
+                     "n": int(r["n"]),
                      "mean diff (mm)": f"{r['mean_diff']:+.2f}", "d_z": f"{r['cohens_dz']:+.2f}",
                      "p t-test (Holm)": _p(r["p_ttest_holm"]), "p Wilcoxon (Holm)": _p(r["p_wilcoxon_holm"]),
                      "rank-biserial": f"{r['rank_biserial']:+.2f}"})
@@ -107,11 +99,11 @@ def _p(p: float) -> str:
     return "<0.001" if p < 0.001 else f"{p:.3f}"
 
 
-def write_tables(out, summary: pd.DataFrame, tests: pd.DataFrame, parameter_counts: dict,
+def write_tables(out, summary: pd.DataFrame, tests: pd.DataFrame, titles: Titles, parameter_counts: dict,
                  write: Callable[[object, str], object]) -> dict[str, str]:
     """Write Table 1, Table 2 and the tests as CSV, LaTeX and Markdown; returns Table 1 and 2 as Markdown."""
-    t1, t2, tt = table1(summary), table2(summary, parameter_counts), tests_table(tests)
-    from evaluation.stats import CORRECTION_NOTE
+    t1, t2, tt = table1(summary, titles), table2(summary, parameter_counts, titles), tests_table(tests, titles)
+    from regkit.evaluation.stats import CORRECTION_NOTE
 
     md = {}
     for name, table, caption, group in (

@@ -27,8 +27,8 @@ _API = {
     "register_registrar": "regkit.registry",
     "InputError": "regkit.errors",
     "builtin_benchmark": "regkit.benchmark",
-    "compare": "evaluation.compare",
-    "register": "regkit.register_pair",
+    "compare": "regkit.evaluation.compare",
+    "register": "regkit.app.register_pair",
 }
 
 __all__ = sorted(_API)

@@ -69,3 +69,13 @@ def builtin_benchmark(splits: tuple[str, ...] | list[str] | None = None, workers
         return synth_dataset(path, sum(BENCHMARK_SIZES.values()), seed=BENCHMARK_SEED, splits=keep,
                              workers=workers, show_progress=show_progress, name="regkit built-in benchmark",
                              index_of={cid: i for i, cid in enumerate(c for s in SPLITS for c in full[s])})
+
+
+def open_dataset(data: str | Path | None, splits: tuple[str, ...] | list[str] | None = None,
+                 show_progress: bool = True) -> Dataset:
+    """The dataset folder ``data``, or the built-in benchmark (with ``splits`` rendered) when it is None."""
+    if data is None:
+        return builtin_benchmark(splits, show_progress=show_progress)
+    from regkit.dataset import load_dataset
+
+    return load_dataset(data)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+import importlib
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar, Protocol, runtime_checkable
 
@@ -49,27 +51,115 @@ class RegistrationResult:
         return cls(transform=initial, runtime=runtime, status=FAILED, message=message, info=dict(info))
 
 
+@dataclass(frozen=True)
+class Capabilities:
+    """What the comparison runner may rely on when it schedules a registrar.
+
+    Attributes
+    ----------
+    batched : bool
+        ``register_many`` gains from all starts of a case at once: the runner hands it one case at a time.
+    needs_fixed_label : bool
+        The registrar cannot run without the MR prostate label.
+    uses_device : bool
+        It runs on an accelerator when there is one (a GPU): the runner keeps it in one process instead of
+        spreading samples over per-core worker processes.
+    """
+
+    batched: bool = False
+    needs_fixed_label: bool = False
+    uses_device: bool = False
+
+
 @runtime_checkable
 class Registrar(Protocol):
     """A registration method.
 
     ``register(case, initial)`` estimates the rigid transform of ``case`` (fixed MR → moving TRUS, see
-    :mod:`regkit.transform`) starting from ``initial``. Implementations may also offer
-    ``register_many(pairs)`` for a list of ``(case, initial)`` pairs when batching pays.
+    :mod:`regkit.transform`) starting from ``initial``; ``register_many(pairs)`` does so for a list of
+    ``(case, initial)`` pairs (in turn, or batched when ``capabilities.batched``). :class:`RegistrarBase`
+    provides everything but ``_register``.
     """
 
     name: str
+    capabilities: Capabilities
 
     def register(self, case: Case, initial: RigidTransform) -> RegistrationResult: ...
+
+    def register_many(self, pairs: Sequence[tuple[Case, RigidTransform]]) -> list[RegistrationResult]: ...
+
+
+@dataclass(frozen=True)
+class MethodDeclaration:
+    """A registration method, declared once: everything regkit derives about it comes from here.
+
+    The registry, ``regkit list``, the CLI's choices, the table titles and ``regkit train`` read it.
+
+    Attributes
+    ----------
+    name : str
+        Registry name (``regkit compare --methods NAME``).
+    factory : str or callable
+        ``"module:attribute"`` (imported on first use) or the callable itself; called with ``options`` and the
+        user's options, it returns a :class:`Registrar`.
+    title : str
+        Row title in the tables (default: the name).
+    kind : str
+        ``"classical"``, ``"deep"``, ``"reference"``, ... (shown by ``regkit list``).
+    summary : str
+        One line for ``regkit list``.
+    capabilities : Capabilities
+    options : dict
+        Fixed keyword arguments for ``factory`` (e.g. a network's architecture and fixed-input variant).
+    architecture, variant : str, optional
+        Deep methods: the network (a built-in architecture name or ``"module:attribute"`` of an
+        ``Architecture``) and the fixed channel (``"image"`` or ``"label"``). A declaration with an
+        architecture can be trained with ``regkit train``.
+    weights : tuple of str
+        Bundled checkpoints (stems or ``.safetensors`` paths), in stage order; missing files are skipped.
+    source : str
+        Who declared it: a distribution's name, or ``"local"`` (filled in by the registry).
+    """
+
+    name: str
+    factory: str | Callable[..., Registrar]
+    title: str = ""
+    kind: str = "classical"
+    summary: str = ""
+    capabilities: Capabilities = Capabilities()
+    options: dict = field(default_factory=dict)
+    architecture: str | None = None
+    variant: str | None = None
+    weights: tuple[str, ...] = ()
+    source: str = ""
+
+    @property
+    def display_title(self) -> str:
+        return self.title or self.name
+
+    @property
+    def trainable(self) -> bool:
+        return self.architecture is not None
+
+    def load(self) -> Callable[..., Registrar]:
+        """The factory, with the declared options bound."""
+        factory = self.factory
+        if isinstance(factory, str):
+            module, _, attr = factory.partition(":")
+            factory = getattr(importlib.import_module(module), attr)
+        return functools.partial(factory, **self.options) if self.options else factory
 
 
 class RegistrarBase:
     """Convenience base class: times the call and turns any exception into a failed result.
 
-    Subclasses implement ``_register(case, initial) -> (transform, info)``.
+    Subclasses implement ``_register(case, initial) -> (transform, info)`` and may set ``capabilities``,
+    ``title``, ``kind`` and ``summary`` (read when the class is registered without a declaration).
     """
 
     name: ClassVar[str] = "base"
+    capabilities: ClassVar[Capabilities] = Capabilities()
+    title: ClassVar[str] = ""
     kind: ClassVar[str] = "classical"
     summary: ClassVar[str] = ""
 
@@ -99,12 +189,10 @@ class IdentityRegistrar(RegistrarBase):
     """Returns its start unchanged: the "no registration" row of every table."""
 
     name = "identity"
-    kind = "reference"
-    summary = "no registration: returns the starting transform"
-
-    def __init__(self, **options):
-        if options:
-            raise TypeError(f"identity takes no options, got {sorted(options)}")
 
     def _register(self, case: Case, initial: RigidTransform) -> tuple[RigidTransform, dict]:
         return initial, {}
+
+
+METHODS = (MethodDeclaration("identity", IdentityRegistrar, title="No registration", kind="reference",
+                             summary="no registration: returns the starting transform"),)

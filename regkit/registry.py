@@ -1,87 +1,139 @@
 """Finding registrars by name: the ``regkit.registrars`` entry-point group, plus in-process registrations.
 
-Built-in registrars are declared in regkit's own ``pyproject.toml`` exactly as a third-party package declares
-its own::
+An entry point of the group names one of:
 
-    [project.entry-points."regkit.registrars"]
-    my-method = "my_package.module:MyRegistrar"
+* a :class:`~regkit.registrar.MethodDeclaration`, or a sequence of them (regkit declares its own methods as
+  such tables: ``regkit.registrar:METHODS``, ``regkit.baselines.methods:METHODS``,
+  ``regkit.deep.methods:METHODS``);
+* a registrar class or factory (called with the registrar's options); its declaration is read from its
+  ``title``, ``kind``, ``summary`` and ``capabilities`` attributes, under the entry point's name::
 
-The entry point names a callable (usually a class) that takes the registrar's options as keyword arguments
-and returns a :class:`~regkit.registrar.Registrar`. It may carry class attributes ``kind`` ("classical",
-"deep", ...), ``summary`` and a ``parameter_count()`` classmethod, which ``regkit list`` shows.
+      [project.entry-points."regkit.registrars"]
+      my-method = "my_package.module:MyRegistrar"
+
+A name declared twice (by two packages, or a plug-in named like a built-in) is an error that names both
+sources. Entry-point targets should import quickly: heavy libraries belong inside ``register``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import functools
+import inspect
+from collections.abc import Callable, Iterable
+from dataclasses import replace
 from importlib.metadata import entry_points
 
 from regkit.errors import InputError
-from regkit.registrar import Registrar
+from regkit.registrar import Capabilities, MethodDeclaration, Registrar
 
 GROUP = "regkit.registrars"
-_LOCAL: dict[str, Callable[..., Registrar]] = {}
+LOCAL = "local"
+_LOCAL: dict[str, MethodDeclaration] = {}
 
 
-@dataclass(frozen=True)
-class RegistrarInfo:
-    name: str
-    kind: str
-    summary: str
-    source: str  # distribution that declared it, or "local"
-    target: str  # module:attribute
+def declaration_of(name: str, factory: Callable[..., Registrar], source: str = LOCAL) -> MethodDeclaration:
+    """The declaration of a registrar class or factory registered without one (read from its attributes)."""
+    return MethodDeclaration(
+        name=name, factory=factory, title=getattr(factory, "title", "") or "",
+        kind=getattr(factory, "kind", "classical"), summary=getattr(factory, "summary", "") or "",
+        capabilities=getattr(factory, "capabilities", Capabilities()), source=source)
 
-    def load(self) -> Callable[..., Registrar]:
-        if self.source == "local":
-            return _LOCAL[self.name]
-        for ep in entry_points(group=GROUP):
-            if ep.name == self.name:
-                return ep.load()
-        raise InputError(f"registrar {self.name!r} disappeared from the entry points")
 
-    def parameter_count(self) -> int | None:
-        """Trainable parameters of a deep registrar's network (None for classical ones)."""
-        factory = self.load()
-        counter = getattr(factory, "parameter_count", None)
-        return counter() if callable(counter) else None
+def _declarations(target, name: str, source: str) -> list[MethodDeclaration]:
+    if isinstance(target, MethodDeclaration):
+        return [replace(target, source=source)]
+    if callable(target):
+        return [declaration_of(name, target, source)]
+    if isinstance(target, Iterable) and not isinstance(target, str | bytes):
+        items = list(target)
+        if all(isinstance(d, MethodDeclaration) for d in items):
+            return [replace(d, source=source) for d in items]
+    raise InputError(f"entry point {name!r} of {source} names {type(target).__name__}, not a registrar, a "
+                     "MethodDeclaration or a sequence of them", fix=f"fix the [{GROUP}] entry in its pyproject.toml")
+
+
+def _broken(name: str, source: str, value: str, exc: Exception) -> MethodDeclaration:
+    def fail(**_):
+        raise InputError(f"registrar {name!r} ({value}, from {source}) cannot be loaded: {type(exc).__name__}: "
+                         f"{exc}", fix=f"reinstall {source}, or uninstall it")
+
+    return MethodDeclaration(name, fail, kind="broken", summary=f"cannot load: {exc}", source=source)
+
+
+def _add(found: dict[str, MethodDeclaration], decl: MethodDeclaration) -> None:
+    old = found.get(decl.name)
+    if old is not None and old.source != decl.source:
+        raise InputError(f"registrar {decl.name!r} is declared twice: by {old.source} and by {decl.source}",
+                         fix="uninstall one of the two packages, or rename its method")
+    found[decl.name] = decl
+
+
+@functools.cache
+def _entry_point_declarations() -> tuple[MethodDeclaration, ...]:
+    found: dict[str, MethodDeclaration] = {}
+    for ep in entry_points(group=GROUP):
+        source = ep.dist.name if ep.dist is not None else "?"
+        try:
+            decls = _declarations(ep.load(), ep.name, source)
+        except Exception as exc:  # a broken plugin must not hide the others; it fails when used
+            decls = [_broken(ep.name, source, ep.value, exc)]
+        for d in decls:
+            _add(found, d)
+    return tuple(found.values())
+
+
+def available_registrars() -> dict[str, MethodDeclaration]:
+    """Every declared registrar by name: the entry points' and this process's (see the module docstring)."""
+    found: dict[str, MethodDeclaration] = {}
+    for d in (*_entry_point_declarations(), *_LOCAL.values()):
+        _add(found, d)
+    return dict(sorted(found.items()))
+
+
+def declaration(name: str) -> MethodDeclaration:
+    """The declaration of a registrar name; an error listing the known names if there is none."""
+    infos = available_registrars()
+    if name not in infos:
+        known = ", ".join(infos) or "none (is regkit installed? run `pip install -e .`)"
+        raise InputError(f"unknown registrar {name!r}", fix=f"use one of: {known} (see `regkit list`)")
+    return infos[name]
+
+
+def register_method(decl: MethodDeclaration) -> None:
+    """Declare a method in this process (no packaging needed); re-declaring a local name replaces it."""
+    for d in _entry_point_declarations():
+        if d.name == decl.name:
+            raise InputError(f"registrar {decl.name!r} is already declared by {d.source}",
+                             fix="give your method another name")
+    _LOCAL[decl.name] = replace(decl, source=LOCAL)
 
 
 def register_registrar(name: str, factory: Callable[..., Registrar]) -> None:
-    """Make ``factory`` available as ``name`` in this process (no packaging needed)."""
-    _LOCAL[name] = factory
+    """Make a registrar class or factory available as ``name`` in this process."""
+    register_method(declaration_of(name, factory))
 
 
-def _entry_point_infos() -> dict[str, RegistrarInfo]:
-    infos = {}
-    for ep in entry_points(group=GROUP):
-        dist = ep.dist.name if ep.dist is not None else "?"
-        infos[ep.name] = RegistrarInfo(ep.name, "?", "", dist, ep.value)
-    return infos
+def check_options(decl: MethodDeclaration, options: dict, label: str | None = None) -> None:
+    """Reject options the registrar does not take, before any work (without constructing it)."""
+    factory = decl.load()
+    try:
+        inspect.signature(factory).bind(**options)
+    except TypeError as exc:
+        target = factory.func if isinstance(factory, functools.partial) else factory
+        where = f"{getattr(target, '__module__', '?')}.{getattr(target, '__qualname__', '?')}"
+        raise InputError(f"bad options for {label or decl.name!r} ({decl.name}): {exc}",
+                         fix=f"see the registrar's options: python -c 'import {where.rsplit('.', 1)[0]}; "
+                             f"help({where})'") from None
+    except ValueError:  # no signature (a builtin): nothing to check
+        pass
 
 
-def available_registrars(describe: bool = False) -> dict[str, RegistrarInfo]:
-    """Registrars by name: entry points first, then in-process registrations.
-
-    With ``describe=True`` each entry point is imported to read its ``kind`` and ``summary`` (importing a
-    module is cheap: heavy libraries such as ITK load only when a registration runs).
-    """
-    infos = _entry_point_infos()
-    for name, factory in _LOCAL.items():
-        target = f"{getattr(factory, '__module__', '?')}:{getattr(factory, '__name__', '?')}"
-        infos[name] = RegistrarInfo(name, getattr(factory, "kind", "?"), getattr(factory, "summary", ""), "local",
-                                    target)
-    if describe:
-        for name, info in list(infos.items()):
-            if info.source == "local":
-                continue
-            try:
-                factory = info.load()
-                infos[name] = RegistrarInfo(name, getattr(factory, "kind", "?"), getattr(factory, "summary", ""),
-                                            info.source, info.target)
-            except Exception as exc:  # a broken plugin must not hide the others
-                infos[name] = RegistrarInfo(name, "broken", f"cannot load: {exc}", info.source, info.target)
-    return dict(sorted(infos.items()))
+def parameter_count(decl: MethodDeclaration) -> int | None:
+    """Trainable parameters of a registrar's network, from its factory's ``parameter_count`` (None if none)."""
+    factory = decl.load()
+    target = factory.func if isinstance(factory, functools.partial) else factory
+    counter = getattr(target, "parameter_count", None)
+    return counter(**decl.options) if callable(counter) else None
 
 
 def get_registrar(name: str | Registrar, **options) -> Registrar:
@@ -91,13 +143,9 @@ def get_registrar(name: str | Registrar, **options) -> Registrar:
             if options:
                 raise InputError("options cannot be applied to a registrar object; construct it with them")
             return name
-        raise InputError(f"expected a registrar name or object, got {type(name).__name__}")
-    infos = available_registrars()
-    if name not in infos:
-        known = ", ".join(infos) or "none (is regkit installed? run `pip install -e .`)"
-        raise InputError(f"unknown registrar {name!r}", fix=f"use one of: {known}")
-    factory = infos[name].load()
-    try:
-        return factory(**options)
-    except TypeError as exc:
-        raise InputError(f"bad options for registrar {name!r}: {exc}") from None
+        raise InputError(f"expected a registrar name or object, got {type(name).__name__}",
+                         fix="a registrar needs name, capabilities, register() and register_many(): subclass "
+                             "regkit.RegistrarBase")
+    decl = declaration(name)
+    check_options(decl, options)
+    return decl.load()(**options)

@@ -12,7 +12,7 @@ Conventions (stated once, here, and tested in ``tests/test_transform.py``)
   ``R = Rz(az) · Ry(ay) · Rx(ax)`` (rotate about x first, then y, then z, about fixed axes), applied about a
   centre ``c``: ``T(p) = R (p − c) + c + t``. This is the paper's order and ITK's ``Euler3DTransform`` with
   ``ComputeZYX = true``. (elastix's ``EulerTransform`` defaults to ``Rz · Rx · Ry``; see
-  :mod:`baselines.elastix` for that conversion.)
+  :mod:`regkit.baselines.elastix` for that conversion.)
 
 A :class:`RigidTransform` may hold a batch: ``matrix`` has shape ``(*batch, 4, 4)`` and every operation
 broadcasts over the batch, so one object can carry the thousands of starts of a test set.

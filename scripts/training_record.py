@@ -32,7 +32,7 @@ def main(root: Path) -> None:
 
 
 def export(root: Path, dest: Path = Path("deep/weights")) -> None:
-    from deep.checkpoint import export_checkpoint
+    from regkit.deep.checkpoint import export_checkpoint
 
     for run, method, stage in RUNS:
         if (root / run / "best.safetensors").exists():

@@ -8,17 +8,17 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from evaluation.sre import sre
-from evaluation.starts import make_starts
 from regkit import RigidTransform, get_registrar
 from regkit.case import Case
 from regkit.image import make_image, read_image
+from regkit.sre import sre
+from regkit.starts import make_starts
 from regkit.transform import rotation_matrix
 
 
 @pytest.fixture(scope="module")
 def itk_loaded():
-    from baselines.elastix import itk_module
+    from regkit.baselines.elastix import itk_module
 
     return itk_module()
 
@@ -66,7 +66,7 @@ def test_recovers_a_known_motion_of_a_phantom_mr(itk_loaded, phantom_case, metho
 
 @pytest.mark.parametrize("method", ["mi", "mind"])
 def test_multi_resolution_recovers_the_same_motion(itk_loaded, phantom_case, method):
-    from baselines.elastix import rigid_parameter_map
+    from regkit.baselines.elastix import rigid_parameter_map
 
     assert rigid_parameter_map(resolutions=2)["NumberOfResolutions"] == ["2"]
     check_recovery(self_case(phantom_case.fixed, phantom_case.fixed_label), method, resolutions=2)
@@ -78,7 +78,7 @@ def test_label_as_fixed_input(itk_loaded, phantom_case):
     assert res.ok, res.message
     assert res.info["fixed"] == "label"
     # MIND on a label: the label is softened first, so its descriptors vary around the gland boundary
-    from baselines.mind import MINDRegistrar
+    from regkit.baselines.mind import MINDRegistrar
 
     fixed, _, _, _ = MINDRegistrar(fixed="label").descriptors(phantom_case, start)
     ch = sitk.GetArrayFromImage(fixed[0])
@@ -86,7 +86,7 @@ def test_label_as_fixed_input(itk_loaded, phantom_case):
 
 
 def test_start_passes_through_exactly_with_zero_iterations(itk_loaded, phantom_case):
-    from baselines.elastix import rigid_parameter_map, run_elastix
+    from regkit.baselines.elastix import rigid_parameter_map, run_elastix
 
     pm = rigid_parameter_map(iterations=0, resolutions=1)
     for params in ([0, 0, 0, 0, 0, 0], [5, -3, 2, 10, 20, 30]):
@@ -114,7 +114,7 @@ def test_failure_becomes_a_failed_result_with_its_log_and_no_stray_files(itk_loa
 
 
 def test_mind_grids_share_orientation_and_spacing(phantom_case):
-    from baselines.mind import MINDRegistrar
+    from regkit.baselines.mind import MINDRegistrar
 
     reg = MINDRegistrar(spacing=2.0)
     start = make_starts([phantom_case], "8mm", 1, seed=3)[0].transform

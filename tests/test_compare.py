@@ -13,9 +13,9 @@ import pandas as pd
 import pytest
 from scipy.stats import ttest_rel, wilcoxon
 
-from evaluation.compare import compare
-from evaluation.store import KEY, ResultStore
 from regkit import RigidTransform, register_registrar
+from regkit.evaluation.compare import compare
+from regkit.evaluation.store import KEY, ResultStore
 from regkit.registrar import RegistrarBase
 
 
@@ -110,7 +110,7 @@ SCRIPT = textwrap.dedent("""
     import sys, time
     sys.path.insert(0, {tests!r})
     from test_compare import HalfwayRegistrar
-    from evaluation.compare import compare
+    from regkit.evaluation.compare import compare
     compare(methods="identity,slow=halfway", init="8mm", data={data!r}, split="train", starts_per_case=6, seed=2,
             out={out!r}, workers=1, show_progress=False, echo=None, method_options={{"slow": {{"delay": 0.4}}}})
 """)
@@ -185,7 +185,7 @@ def test_a_crashing_worker_is_recorded_and_the_run_goes_on(phantom_dataset, tmp_
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: crash-plugin\nVersion: 0.1\n")
     (dist / "entry_points.txt").write_text("[regkit.registrars]\ncrasher = crash_plugin:Crasher\n")
     code = textwrap.dedent(f"""
-        from evaluation.compare import compare
+        from regkit.evaluation.compare import compare
         r = compare(methods="crasher", init="8mm", data={str(phantom_dataset.root)!r}, split="train",
                     starts_per_case=2, seed=1, out={str(tmp_path / 'out')!r}, workers=2, show_progress=False,
                     echo=None)

@@ -7,16 +7,16 @@ import pytest
 import SimpleITK as sitk
 import torch
 
-from deep.attention import attend
-from deep.checkpoint import CheckpointConfig, load_checkpoint, save_checkpoint
-from deep.correction import apply_correction, correction_target
-from deep.crop import CaseInput, VolumeSampler, crop_box, transform_points
-from deep.networks import build_network, parameter_count
-from deep.registrar import DeepRegistrar, bundled_checkpoints
-from evaluation.sre import sre
-from evaluation.starts import make_starts
-from regkit import RigidTransform, get_registrar
+from regkit import RigidTransform, available_registrars, get_registrar
+from regkit.deep.attention import attend
+from regkit.deep.checkpoint import CheckpointConfig, load_checkpoint, save_checkpoint
+from regkit.deep.correction import apply_correction, correction_target
+from regkit.deep.crop import CaseInput, VolumeSampler, crop_box, transform_points
+from regkit.deep.networks import build_network, parameter_count
+from regkit.deep.registrar import DeepRegistrar, bundled_checkpoints
 from regkit.errors import CheckpointError, InputError
+from regkit.sre import sre
+from regkit.starts import make_starts
 
 torch.set_num_threads(2)
 
@@ -48,7 +48,7 @@ def test_fused_attention_equals_the_explicit_formula():
 
 
 def test_attention_roles_queries_from_the_other_branch():
-    from deep.attention import CrossModalAttention
+    from regkit.deep.attention import CrossModalAttention
 
     torch.manual_seed(1)
     block = CrossModalAttention(4, 2, "explicit").eval()
@@ -185,7 +185,7 @@ def test_checkpoint_round_trip_and_errors(tmp_path, phantom_case):
 
 
 def test_registry_names_need_weights_or_a_checkpoint():
-    assert not bundled_checkpoints("msreg")
+    assert not bundled_checkpoints(available_registrars()["msreg"].weights)
     with pytest.raises(InputError, match="needs checkpoint=PATH"):
         get_registrar("msreg")
     reg = get_registrar("dvnet", checkpoint="random")
@@ -218,8 +218,8 @@ def test_a_left_handed_mr_still_gives_a_rotation_frame(phantom_case):
 
 @pytest.mark.parametrize("name,stages", [("attreg", 2), ("attreg-label", 2), ("featreg", 1)])
 def test_bundled_weights_load_and_register(phantom_case, name, stages):
-    from evaluation.sre import sre
-    from evaluation.starts import make_starts
+    from regkit.sre import sre
+    from regkit.starts import make_starts
 
     reg = get_registrar(name)  # no checkpoint: the weights shipped in deep/weights
     assert len(reg.networks) == stages

@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from evaluation.sre import sre
 from regkit.dataset import load_dataset
 from regkit.errors import InputError
 from regkit.image import ImageGeometry, make_image
@@ -25,6 +24,7 @@ from regkit.importers import (
     read_stl,
 )
 from regkit.registry import get_registrar
+from regkit.sre import sre
 from regkit.surface import label_mesh, read_mesh_points, write_mesh
 from regkit.transform import RigidTransform
 
@@ -387,7 +387,7 @@ def test_read_stl_binary_and_ascii(tmp_path, gland_mesh):
 def test_cli_import_paired(tmp_path):
     from click.testing import CliRunner
 
-    from regkit.cli_import import import_group
+    from regkit.app.cli_import import import_group
 
     make_paired(tmp_path / "src", ["a"])
     result = CliRunner().invoke(import_group, ["paired", str(tmp_path / "src"), str(tmp_path / "out"),
@@ -398,6 +398,6 @@ def test_cli_import_paired(tmp_path):
 
 
 def test_cli_module_starts_without_heavy_imports():
-    code = "import sys, regkit.cli_import; print(sorted({'SimpleITK', 'numpy', 'torch'} & set(sys.modules)))"
+    code = "import sys, regkit.app.cli_import; print(sorted({'SimpleITK', 'numpy', 'torch'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -1,4 +1,4 @@
-"""Tests for ``baselines.mind_ssc``: a loop-based NumPy transcription of MIND-SSC plus property tests."""
+"""Tests for ``regkit.baselines.mind_ssc``: a loop-based NumPy transcription of MIND-SSC plus property tests."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from baselines.mind_ssc import MIND_PAIRS, SIX_NEIGHBOURHOOD, mind_ssc
+from regkit.baselines.mind_ssc import MIND_PAIRS, SIX_NEIGHBOURHOOD, mind_ssc
 
 torch.set_num_threads(1)
 

@@ -8,7 +8,7 @@ import SimpleITK as sitk
 from click.testing import CliRunner
 
 import regkit
-from regkit.cli import main
+from regkit.app.cli import main
 from regkit.errors import InputError
 from regkit.transform_io import read_transform
 
@@ -62,7 +62,7 @@ def test_register_cli_with_centres_start_and_errors(case_dir, tmp_path):
 
 
 def test_explain_writes_grad_cam_for_attention_and_feature_reg(phantom_dataset, tmp_path):
-    from deep.gradcam import explain
+    from regkit.deep.gradcam import explain
 
     files = explain(methods=("attreg", "featreg"), data=phantom_dataset.root, out=tmp_path / "e",
                     checkpoints={"attreg": "random", "featreg": "random"})

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 import regkit
 from regkit import RigidTransform, available_registrars, get_registrar, register_registrar
-from regkit.cli import main
+from regkit.app.cli import main
 from regkit.errors import InputError
 from regkit.registrar import Registrar, RegistrarBase, RegistrationResult
 
@@ -29,10 +29,12 @@ def test_identity_registrar_returns_its_start(phantom_case):
 
 
 def test_builtin_registrars_come_from_entry_points():
-    infos = available_registrars(describe=True)
+    infos = available_registrars()
     for name in ("identity", "mi", "mind", "attreg", "attreg-label", "featreg", "featreg-label", "msreg", "dvnet"):
         assert infos[name].source == "regkit", name
     assert infos["mi"].kind == "classical" and infos["attreg"].kind == "deep"
+    assert infos["attreg"].capabilities.uses_device and not infos["mi"].capabilities.uses_device
+    assert infos["attreg-label"].title == "Attention-Reg (label)" and infos["attreg-label"].variant == "label"
 
 
 def test_local_registrar_and_failures_become_results(phantom_case):
@@ -53,7 +55,7 @@ def test_local_registrar_and_failures_become_results(phantom_case):
 
 
 def test_help_is_fast_and_imports_neither_torch_nor_itk():
-    code = ("import sys; from click.testing import CliRunner; from regkit.cli import main; "
+    code = ("import sys; from click.testing import CliRunner; from regkit.app.cli import main; "
             "r = CliRunner().invoke(main, ['--help']); assert r.exit_code == 0; "
             "print(sorted(m for m in ('torch', 'itk', 'SimpleITK', 'numpy') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

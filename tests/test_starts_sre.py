@@ -3,8 +3,10 @@
 import numpy as np
 import pytest
 
-from evaluation.sre import sre
-from evaluation.starts import (
+from regkit import RigidTransform
+from regkit.errors import InputError
+from regkit.sre import sre
+from regkit.starts import (
     SRE_TOLERANCE_MM,
     InitSpec,
     make_starts,
@@ -13,8 +15,6 @@ from evaluation.starts import (
     scale_to_sre,
     write_starts,
 )
-from regkit import RigidTransform
-from regkit.errors import InputError
 
 
 def fibonacci_sphere(n, r, centre):

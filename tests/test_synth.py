@@ -6,7 +6,7 @@ import numpy as np
 import SimpleITK as sitk
 from click.testing import CliRunner
 
-from regkit.cli import main
+from regkit.app.cli import main
 from regkit.image import ImageGeometry, read_image
 from regkit.synth.phantom import synth_case, synth_case_from_mr
 from regkit.transform import fit_rigid

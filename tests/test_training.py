@@ -11,9 +11,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from deep.checkpoint import load_checkpoint, read_config, read_tensors
-from deep.training import Trainer, TrainOptions, load_training_data, train
 from regkit.dataset import write_manifest
+from regkit.deep.checkpoint import load_checkpoint, read_config, read_tensors
+from regkit.deep.training import Trainer, TrainOptions, load_training_data, train
 from regkit.errors import CheckpointError, InputError
 
 torch.set_num_threads(2)
@@ -99,7 +99,7 @@ def test_bad_input_gets_clear_errors(phantom_dataset, tmp_path):
     # the command line names a checkpoint by its stem too (stage 2 from stage 1's best)
     from click.testing import CliRunner
 
-    from regkit.cli import main
+    from regkit.app.cli import main
 
     r = CliRunner().invoke(main, ["train", "--method", "dvnet", "--data", str(phantom_dataset.root), "--epochs", "1",
                                   "--batch-size", "2", "--no-bf16", "--stage", "2", "--out", str(tmp_path / "g"),
@@ -111,7 +111,7 @@ def test_bad_input_gets_clear_errors(phantom_dataset, tmp_path):
 def test_gloo_ddp_replicas_agree(phantom_dataset, tmp_path):
     out = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
-           "-m", "regkit.cli", "train", "--method", "dvnet", "--data", str(phantom_dataset.root), "--epochs", "2",
+           "-m", "regkit.app.cli", "train", "--method", "dvnet", "--data", str(phantom_dataset.root), "--epochs", "2",
            "--batch-size", "1", "--out", str(out), "--no-bf16"]
     env = {**os.environ, "REGKIT_NO_PROGRESS": "1", "OMP_NUM_THREADS": "1"}
     r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)

@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import brentq
 
-from evaluation.sre import displacement_sre
 from regkit.errors import InputError
+from regkit.sre import displacement_sre
 from regkit.transform import RigidTransform
 
 TRANSLATION_RANGE_MM = 5.0
@@ -179,7 +179,7 @@ def starts_from_frame(frame, source: str | None = None) -> list[Start]:
     missing = [c for c in START_COLUMNS if c not in frame.columns]
     if missing:
         raise InputError(f"the starts file lacks columns {missing}", source,
-                         "write it with evaluation.starts.write_starts")
+                         "write it with regkit.starts.write_starts")
     mats = frame[MATRIX_COLUMNS].to_numpy(float).reshape(-1, 4, 4)
     out = []
     for row, m in zip(frame.itertuples(index=False), mats, strict=True):

@@ -1,6 +1,6 @@
 """``regkit import``: convert public MR-TRUS layouts into regkit's dataset layout.
 
-Register with ``main.add_command(import_group)`` in :mod:`regkit.cli`. Heavy modules are imported inside the
+Register with ``main.add_command(import_group)`` in :mod:`regkit.app.cli`. Heavy modules are imported inside the
 commands, so ``regkit --help`` stays instant.
 """
 

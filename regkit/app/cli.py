@@ -34,22 +34,21 @@ def main():
 
 @main.command("list")
 def list_cmd():
-    """List the registrars: name, kind, parameter count (networks) and summary."""
-    from regkit.registry import available_registrars
+    """List the registrars: name, kind, parameter count (networks), summary and the package declaring it."""
+    from regkit.registry import available_registrars, parameter_count
 
-    infos = available_registrars(describe=True)
     rows = []
-    for name, info in infos.items():
+    for name, decl in available_registrars().items():
         count = ""
-        if info.kind == "deep":
+        if decl.kind != "broken":
             try:
-                n = info.parameter_count()
+                n = parameter_count(decl)
                 count = f"{n:,}" if n is not None else ""
             except Exception as exc:  # a broken network must not hide the list
                 count = f"? ({exc})"
-        rows.append((name, info.kind, count, info.summary, info.source))
-    widths = [max(len(r[i]) for r in [("name", "kind", "#parameters", "summary", "from"), *rows]) for i in range(5)]
+        rows.append((name, decl.kind, count, decl.summary, decl.source))
     header = ("name", "kind", "#parameters", "summary", "from")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(5)]
     for r in [header, *rows]:
         click.echo("  ".join([r[0].ljust(widths[0]), r[1].ljust(widths[1]), r[2].rjust(widths[2]),
                               r[3].ljust(widths[3]), r[4]]).rstrip())
@@ -91,8 +90,7 @@ def parse_duration(text: str | None) -> float | None:
 
 @main.command()
 @click.option("--method", "-m", required=True,
-              type=click.Choice(["attreg", "attreg-label", "featreg", "featreg-label", "msreg", "dvnet"]),
-              help="Network and fixed-input variant to train.")
+              help="A registrar with a network (see `regkit list`): e.g. attreg, attreg-label, featreg, msreg, dvnet.")
 @click.option("--data", type=click.Path(exists=True, file_okay=False), default=None,
               help="Dataset folder (train and val splits). Default: the built-in benchmark.")
 @click.option("--stage", type=click.IntRange(1, 2), default=1, show_default=True,
@@ -121,8 +119,8 @@ def train(method, data, stage, init_range, epochs, batch_size, lr, out, resume, 
 
     Works the same under `torchrun --nproc_per_node N regkit train ...` (DistributedDataParallel).
     """
-    from deep.training import TrainOptions
-    from deep.training import train as run
+    from regkit.deep.training import TrainOptions
+    from regkit.deep.training import train as run
 
     summary = run(TrainOptions(
         method=method, out=out, data=data, stage=stage, init_range=init_range, epochs=epochs, batch_size=batch_size,
@@ -164,8 +162,8 @@ def compare(methods, init, data, split, cases, starts_per_case, seed, starts_fil
     Writes OUT/results.csv row by row, then summary.csv, table1/table2/tests as .csv, .tex and .md, boxplot.png,
     scatter.png and run.json (seeds, versions, threads, git hash, command line). Interrupted runs resume.
     """
-    from evaluation.compare import compare as run
-    from evaluation.compare import parse_method_options
+    from regkit.evaluation.compare import compare as run
+    from regkit.evaluation.compare import parse_method_options
 
     run(methods=methods, init=init, data=data, split=split, cases=cases, starts_per_case=starts_per_case, seed=seed,
         out=out, workers=workers, reference=reference, scheduler=scheduler,
@@ -185,8 +183,8 @@ def compare(methods, init, data, split, cases, starts_per_case, seed, starts_fil
 @click.option("--method-option", "-O", "method_option", multiple=True, help="OPTION=VALUE for the registrar.")
 def register(fixed, moving, fixed_label, method, init, out, method_option):
     """Register one MR-TRUS pair; write transform.tfm, transform.txt, the resampled TRUS and overlay.png."""
-    from evaluation.compare import parse_method_options
-    from regkit.register_pair import register as run
+    from regkit.app.register_pair import register as run
+    from regkit.evaluation.compare import parse_method_options
 
     options = parse_method_options(f"{method}.{o}" for o in method_option).get(method, {})
     res = run(fixed, moving, fixed_label, method=method, init=init, out=out, **options)
@@ -209,7 +207,7 @@ def register(fixed, moving, fixed_label, method, init, out, method_option):
 @click.option("--out", "-o", type=click.Path(file_okay=False), default="regkit-explain", show_default=True)
 def explain(method, case_id, data, init, start_id, seed, checkpoint, out):
     """Grad-CAM of the cross-modal attention blocks (the paper's Fig. 4), per branch, as PNG."""
-    from deep.gradcam import explain as run
+    from regkit.deep.gradcam import explain as run
 
     ckpts = dict(c.split("=", 1) for c in checkpoint)
     files = run(methods=[m.strip() for m in method.split(",")], case=case_id, data=data, init=init,
@@ -219,7 +217,7 @@ def explain(method, case_id, data, init, start_id, seed, checkpoint, out):
 
 
 def _register_subcommands() -> None:
-    from regkit.cli_import import import_group
+    from regkit.app.cli_import import import_group
 
     main.add_command(import_group)
 

@@ -53,7 +53,7 @@ def register(fixed, moving, fixed_label=None, method: str = "mi", init="identity
         Output folder: ``transform.tfm`` (ITK, read by 3D Slicer and ITK-SNAP), ``transform.txt`` (4×4),
         ``moving_resampled.nii.gz`` (the TRUS in MR space), ``overlay.png`` and ``result.json``.
     """
-    from evaluation.plots import overlay
+    from regkit.evaluation.plots import overlay
     from regkit.registry import get_registrar
 
     def load(x, what):
@@ -73,7 +73,7 @@ def register(fixed, moving, fixed_label=None, method: str = "mi", init="identity
                 files={k: Path(v) for k, v in (("fixed", fixed), ("moving", moving), ("fixed_label", fixed_label))
                        if isinstance(v, (str, Path))})
     reg = get_registrar(method, **options)
-    if getattr(reg, "kind", "") == "deep" and lab is None:
+    if reg.capabilities.needs_fixed_label and lab is None:
         raise InputError(f"method {method!r} needs the MR prostate label", fix="pass --fixed-label")
     result = reg.register(case, start)
     out = Path(out)

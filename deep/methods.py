@@ -1,0 +1,83 @@
+"""The networks and the deep methods, each declared once (imports no torch: the registry reads this).
+
+A deep method is a network (an :class:`Architecture`) with a fixed-input variant: the MR image or the MR
+prostate label as the fixed channel. Adding a network means one module that builds it and one
+:class:`Architecture` plus one :class:`~regkit.registrar.MethodDeclaration` (see :func:`deep_method` and the
+README's worked example).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from regkit.registrar import Capabilities, MethodDeclaration
+
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+DEEP_CAPABILITIES = Capabilities(batched=True, needs_fixed_label=True, uses_device=True)
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """A network and the paper's recipe for it.
+
+    Attributes
+    ----------
+    name : str
+        Stored in checkpoints; a built-in name, or ``"module:attribute"`` of this object for a plug-in network.
+    title : str
+    builder : str
+        ``"module:function"`` returning the ``nn.Module`` (it may take ``attention="fused"|"explicit"``).
+    paper_parameters : int
+        The parameter count the paper reports (0 if none).
+    lr : float
+    schedule : str
+        ``"multistep"``: ×0.3 at 40 %, 57 % and 83 % of the epochs (the paper's 120/170/250 of 300);
+        ``"step5"``: ×0.9 every 5 epochs.
+    batch_size : int
+    """
+
+    name: str
+    title: str
+    builder: str
+    paper_parameters: int = 0
+    lr: float = 1e-3
+    schedule: str = "multistep"
+    batch_size: int = 8
+
+
+ARCHITECTURES = {
+    a.name: a
+    for a in (
+        Architecture("attention_reg", "Attention-Reg", "regkit.deep.attention_reg:attention_reg", 1_248_777),
+        Architecture("feature_reg", "Feature-Reg", "regkit.deep.attention_reg:feature_reg", 1_244_393),
+        # the paper trained MSReg at batch 16 on a GPU server; 16 does not fit a 24 GB CPU machine, 4 does
+        Architecture("msreg", "MSReg", "regkit.deep.msreg:msreg", 16_106_076, 5e-5, "step5", 4),
+        Architecture("dvnet", "DVNet", "regkit.deep.dvnet:dvnet", 5_275_832, 1e-3, "step5", 16),
+    )
+}
+
+
+def deep_method(name: str, title: str, architecture: str, variant: str = "image", summary: str = "",
+                stages: int = 2, weights_dir: str | Path = WEIGHTS_DIR) -> MethodDeclaration:
+    """The declaration of a network with a fixed-input variant; its bundled weights are
+    ``weights_dir/<name>-stage<k>`` for k = 1..stages (stages without a file are skipped)."""
+    weights = tuple(str(Path(weights_dir) / f"{name}-stage{k}") for k in range(1, stages + 1))
+    return MethodDeclaration(
+        name, "regkit.deep.registrar:DeepRegistrar", title=title, kind="deep", summary=summary,
+        capabilities=DEEP_CAPABILITIES, architecture=architecture, variant=variant, weights=weights,
+        options={"name": name, "architecture": architecture, "variant": variant, "weights": weights})
+
+
+METHODS = (
+    deep_method("attreg", "Attention-Reg (image)", "attention_reg", "image",
+                "Attention-Reg (image), two-stage cascade"),
+    deep_method("attreg-label", "Attention-Reg (label)", "attention_reg", "label",
+                "Attention-Reg (label), two-stage cascade"),
+    deep_method("featreg", "Feature-Reg (image)", "feature_reg", "image",
+                "Feature-Reg (image): Attention-Reg without attention"),
+    deep_method("featreg-label", "Feature-Reg (label)", "feature_reg", "label",
+                "Feature-Reg (label): Attention-Reg without attention"),
+    deep_method("msreg", "MSReg", "msreg", "image", "MSReg: 3-D ResNeXt, cardinality 16"),
+    deep_method("dvnet", "DVNet", "dvnet", "image", "DVNet-style 2-D CNN over slices (regkit's design)"),
+)

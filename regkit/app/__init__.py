@@ -1,0 +1,1 @@
+"""The application layer: the ``regkit`` command line and one-pair registration, on top of everything else."""

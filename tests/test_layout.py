@@ -1,0 +1,107 @@
+"""The package's shape: one installed namespace, and layers whose imports run one way (design.md)."""
+
+import ast
+import subprocess
+import sys
+import zipfile
+from importlib.metadata import distribution
+from pathlib import Path
+
+import pytest
+
+import regkit
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# module prefix → layer; the longest matching prefix wins. The package root `regkit` is the public facade,
+# which re-exports from every layer lazily, so it sits with the application on top.
+LAYERS = {
+    "regkit": 0,                 # core: geometry, I/O, cases, datasets, phantom, protocol, registrar protocol
+    "regkit.baselines": 1,       # methods: classical
+    "regkit.deep": 1,            # methods: deep
+    "regkit.evaluation": 2,      # evaluation: runner, statistics, tables, plots
+    "regkit.app": 3,             # application: CLI, one-pair registration
+}
+FACADE = "regkit"
+METHOD_FAMILIES = ("regkit.baselines", "regkit.deep")
+
+
+def layer_of(module: str) -> tuple[int, str]:
+    best = max((p for p in LAYERS if module == p or module.startswith(p + ".")), key=len)
+    return LAYERS[best], best
+
+
+def package_modules() -> dict[str, Path]:
+    """Every module of the installed package, by dotted name (folders as the package-dir mapping installs them)."""
+    roots = {"regkit": ROOT / "regkit", "regkit.baselines": ROOT / "baselines", "regkit.deep": ROOT / "deep",
+             "regkit.evaluation": ROOT / "evaluation"}
+    out = {}
+    for prefix, folder in roots.items():
+        for path in folder.rglob("*.py"):
+            parts = list(path.relative_to(folder).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts = parts[:-1]
+            out[".".join([prefix, *parts])] = path
+    return out
+
+
+def imports_of(path: Path, module: str) -> list[tuple[int, str]]:
+    """(line, imported module) for every import in the file, at any depth (lazy imports count too)."""
+    tree = ast.parse(path.read_text(), str(path))
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, a.name) for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+            found.append((node.lineno, base))
+    return [(line, name) for line, name in found if name == "regkit" or name.startswith("regkit.")]
+
+
+def test_imports_run_one_way():
+    modules = package_modules()
+    assert "regkit.deep.registrar" in modules and "regkit.starts" in modules
+    upward = []
+    for module, path in modules.items():
+        if module == FACADE:
+            continue
+        here, here_pkg = layer_of(module)
+        for line, target in imports_of(path, module):
+            there, there_pkg = layer_of(target)
+            sideways = here == there == 1 and here_pkg != there_pkg  # classical and deep stay apart
+            if there > here or sideways or target == FACADE and here < LAYERS["regkit.app"]:
+                upward.append(f"{path.relative_to(ROOT)}:{line}: {module} ({here_pkg}) imports {target}")
+    assert not upward, "imports that run upward (see design.md):\n" + "\n".join(upward)
+
+
+def test_the_layer_walk_can_fail(tmp_path):
+    bad = tmp_path / "bad.py"
+    bad.write_text("def f():\n    from regkit.evaluation.compare import compare\n")
+    (line, target), = imports_of(bad, "regkit.transform")
+    assert layer_of(target)[0] > layer_of("regkit.transform")[0]
+
+
+def test_regkit_is_the_only_top_level_name_when_installed(tmp_path):
+    dist = distribution("regkit")
+    assert (dist.read_text("top_level.txt") or "").split() == ["regkit"]
+    code = ("import importlib.util as u; "
+            "print([n for n in ('deep', 'baselines', 'evaluation') if u.find_spec(n) is not None])")
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", "an installed top-level package besides regkit"
+    assert Path(regkit.__file__).parent == ROOT / "regkit"
+
+
+@pytest.mark.slow
+def test_the_wheel_holds_one_top_level_package(tmp_path):
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w",
+                    str(tmp_path), str(ROOT)], check=True, capture_output=True)
+    wheel, = tmp_path.glob("regkit-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    tops = {n.split("/")[0] for n in names}
+    assert tops == {"regkit", next(t for t in tops if t.endswith(".dist-info"))}, tops
+    for must in ("regkit/deep/registrar.py", "regkit/baselines/mi.py", "regkit/evaluation/compare.py",
+                 "regkit/app/cli.py", "regkit/deep/weights/attreg-stage1.safetensors"):
+        assert must in names
