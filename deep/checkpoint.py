@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from regkit.atomic import atomic_path
 from regkit.deep.crop import ENLARGE, INPUT_SHAPE, NORMALIZATION
 from regkit.deep.networks import architecture, build_network
 from regkit.errors import CheckpointError
@@ -67,12 +68,9 @@ def save_checkpoint(model: nn.Module, config: CheckpointConfig, path: str | Path
     for k, v in (extra_tensors or {}).items():
         state[k] = v.detach().cpu().contiguous()
     config.dtype = str(dtype).removeprefix("torch.")
-    tmp_w = weights.with_name(f".{weights.name}.tmp")
-    tmp_c = cfg_path.with_name(f".{cfg_path.name}.tmp")
-    save_file(state, str(tmp_w), metadata={"architecture": config.architecture, "variant": config.variant})
-    tmp_c.write_text(config.to_json())
-    tmp_w.replace(weights)
-    tmp_c.replace(cfg_path)
+    with atomic_path(weights) as tmp_w, atomic_path(cfg_path) as tmp_c:
+        save_file(state, str(tmp_w), metadata={"architecture": config.architecture, "variant": config.variant})
+        tmp_c.write_text(config.to_json())
     return weights
 
 

@@ -21,8 +21,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from regkit.atomic import write_text
 from regkit.errors import InputError
-from regkit.evaluation.store import ResultStore, write_atomic
+from regkit.evaluation.store import ResultStore
 from regkit.registrar import Capabilities, Registrar
 from regkit.sre import sre
 from regkit.starts import Start, make_starts, parse_init, read_starts, write_starts
@@ -381,7 +382,7 @@ def compare(methods: str | Sequence = "mi,mind,attreg", init: str = "8mm", data:
         threads_per_worker=threads, scheduler=str(scheduler) if scheduler else None,
         methods=[{"label": s.label, "registrar": s.registrar if isinstance(s.registrar, str) else repr(s.registrar),
                   "options": s.options} for s in specs])
-    write_atomic(out / "run.json", json.dumps(record, indent=2, default=str) + "\n")
+    write_text(out / "run.json", json.dumps(record, indent=2, default=str) + "\n")
 
     # methods that run in this process are constructed once, here: a missing checkpoint is an error before any work
     for s in specs:
@@ -442,11 +443,11 @@ def compare(methods: str | Sequence = "mi,mind,attreg", init: str = "8mm", data:
     tests = stats.paired_tests(samples, reference)
     counts = {s.label: parameter_count(declaration(s.registrar)) for s in specs if isinstance(s.registrar, str)}
     titles = {s.label: s.title for s in specs}
-    md = tables.write_tables(out, summary, tests, titles, {k: v for k, v in counts.items() if v}, write_atomic)
+    md = tables.write_tables(out, summary, tests, titles, {k: v for k, v in counts.items() if v}, write_text)
     plots.boxplot(samples, out / "boxplot.png", titles)
     plots.scatter(samples, out / "scatter.png", titles)
     record["wall_time_s"] = round(time.perf_counter() - t0, 1)
-    write_atomic(out / "run.json", json.dumps(record, indent=2, default=str) + "\n")
+    write_text(out / "run.json", json.dumps(record, indent=2, default=str) + "\n")
     if echo is not None:
         echo(md["table1"])
         echo(md["tests"])

@@ -72,13 +72,3 @@ class ResultStore:
         frame = pd.read_csv(self.path, dtype={"method": str, "case": str, "init": str, "status": str,
                                               "message": str})
         return frame.drop_duplicates(subset=KEY, keep="first").reset_index(drop=True)
-
-
-def write_atomic(path: str | Path, text: str) -> Path:
-    """Write a text file through a temporary file and a rename, so it is never seen half-written."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-    return path

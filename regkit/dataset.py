@@ -34,6 +34,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from regkit.atomic import write_text
 from regkit.case import Case, load_case
 from regkit.errors import InputError
 from regkit.image import IMAGE_SUFFIXES
@@ -182,10 +183,7 @@ def write_manifest(root: str | Path, splits: dict[str, list[str]], name: str = "
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     doc = {"regkit_dataset": FORMAT_VERSION, "name": name or root.name, "splits": splits, **info}
-    tmp = root / f".{MANIFEST}.tmp"
-    tmp.write_text(json.dumps(doc, indent=2) + "\n")
-    tmp.replace(root / MANIFEST)
-    return root / MANIFEST
+    return write_text(root / MANIFEST, json.dumps(doc, indent=2) + "\n")
 
 
 def write_case(case: Case, folder: str | Path) -> Path:
@@ -203,7 +201,5 @@ def write_case(case: Case, folder: str | Path) -> Path:
         write_image(case.moving_label, folder / "trus_label.nii.gz")
     if case.ground_truth is not None:
         write_matrix_text(case.ground_truth, folder / "ground_truth.txt")
-    tmp = folder / ".case.json.tmp"
-    tmp.write_text(json.dumps({"case_id": case.case_id, **case.metadata}, indent=2) + "\n")
-    tmp.replace(folder / "case.json")
+    write_text(folder / "case.json", json.dumps({"case_id": case.case_id, **case.metadata}, indent=2) + "\n")
     return folder

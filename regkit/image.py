@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
+from regkit.atomic import atomic_path
 from regkit.errors import InputError
 
 IMAGE_SUFFIXES = (".nii.gz", ".nii", ".mha", ".mhd", ".nrrd", ".nhdr")
@@ -80,9 +81,8 @@ def write_image(image: sitk.Image, path: str | Path, compress: bool = True) -> P
     if suffix in (".mhd", ".nhdr"):  # header + data file pairs name each other; write them in place
         sitk.WriteImage(image, str(path), compress)
         return path
-    tmp = path.with_name(f".{path.name[: -len(suffix)] if suffix else path.name}.tmp{suffix}")
-    sitk.WriteImage(image, str(tmp), compress)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        sitk.WriteImage(image, str(tmp), compress)
     return path
 
 

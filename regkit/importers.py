@@ -44,7 +44,7 @@ UroNav export (Attention-Reg / FVR-Net authors' lab) — :func:`import_uronav`
   ``M[1:, 0]`` (row 0 is ignored, as the lab code does). The lab converts it with ``us2mr = T(−O) · mr2us⁻¹``.
   Substituting in the line above, ``T_gt = (T(−O) · mr2us⁻¹)⁻¹ · T(−O) = mr2us · T(O) · T(−O) = mr2us``:
   ``mr2us`` itself maps MR physical to TRUS physical points.
-* The MR label is not shipped: the STL is voxelised onto the MR grid (:func:`label_from_mesh`) to make
+* The MR label is not shipped: the STL is voxelised onto the MR grid (:func:`regkit.surface.label_from_mesh`) to make
   ``mr_label``, and the STL is kept as the case's ``mr_surface.stl`` so SRE uses the original surface points.
 
 Writing and resuming
@@ -59,7 +59,6 @@ folder merges them.
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import warnings
 from collections.abc import Callable
@@ -155,66 +154,6 @@ def read_label_channel(path: str | Path, what: str = "label", channel: int = 0) 
     return binary, channels
 
 
-def read_stl(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """Vertices (N, 3, merged) and triangles (M, 3) of a binary or ASCII STL file."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError("the STL surface file does not exist", path)
-    data = path.read_bytes()
-    corners = None
-    if len(data) >= 84:
-        n = int.from_bytes(data[80:84], "little")
-        if n > 0 and len(data) == 84 + 50 * n:
-            record = np.dtype([("normal", "<f4", (3,)), ("corners", "<f4", (3, 3)), ("attribute", "<u2")])
-            corners = np.frombuffer(data, dtype=record, count=n, offset=84)["corners"].astype(float)
-    if corners is None:
-        text = data.decode("ascii", errors="replace")
-        if not text.lstrip().lower().startswith("solid"):
-            raise InputError("the file is neither a binary STL (size mismatch) nor an ASCII STL", path,
-                             "give the segmentation as an STL surface mesh")
-        num = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
-        found = re.findall(rf"vertex\s+({num})\s+({num})\s+({num})", text)
-        if not found or len(found) % 3:
-            raise InputError(f"the ASCII STL has {len(found)} vertices, not a positive multiple of 3", path)
-        corners = np.array(found, dtype=float).reshape(-1, 3, 3)
-    if not np.all(np.isfinite(corners)):
-        raise InputError("the STL holds NaN or infinite coordinates", path)
-    points, inverse = np.unique(corners.reshape(-1, 3), axis=0, return_inverse=True)
-    faces = inverse.reshape(-1, 3)
-    faces = faces[(faces[:, 0] != faces[:, 1]) & (faces[:, 1] != faces[:, 2]) & (faces[:, 0] != faces[:, 2])]
-    if len(points) < 4 or len(faces) < 4:
-        raise InputError(f"the STL has only {len(points)} distinct vertices and {len(faces)} triangles", path)
-    return points, faces
-
-
-def _parse_4x4(path: Path) -> np.ndarray:
-    """A 4×4 matrix from a text file (4 rows of 4 numbers, as ``numpy.loadtxt`` reads the lab's files)."""
-    if not path.exists():
-        raise InputError("the transform file does not exist", path)
-    try:
-        text = path.read_text()
-    except UnicodeDecodeError:
-        raise InputError("the transform file is not text", path, "give a 4×4 matrix as 4 rows of 4 numbers") from None
-    rows = []
-    for line in text.splitlines():
-        line = line.split("#", 1)[0].strip()
-        if not line:
-            continue
-        try:
-            rows.append([float(v) for v in re.split(r"[\s,;]+", line) if v])
-        except ValueError:
-            raise InputError(f"the transform file does not parse as numbers (line {line[:60]!r})", path,
-                             "give a 4×4 matrix as 4 rows of 4 numbers") from None
-    m = np.array(rows, dtype=float) if rows and all(len(r) == 4 for r in rows) else None
-    if m is None or m.shape != (4, 4):
-        shape = [len(r) for r in rows]
-        raise InputError(f"a 4×4 matrix (4 rows of 4 numbers) is needed; the rows hold {shape} numbers", path,
-                         "give a 4×4 matrix as 4 rows of 4 numbers")
-    if not np.all(np.isfinite(m)):
-        raise InputError("the transform matrix holds NaN or infinite values", path)
-    return m
-
-
 def _translation(t: np.ndarray) -> np.ndarray:
     m = np.eye(4)
     m[:3, 3] = t
@@ -253,6 +192,8 @@ def uronav_ground_truth(folder: str | Path, mr_origin: np.ndarray, registration:
     ``registration``: ``"auto"`` (``coreg_refined.txt`` when present, else ``coreg.txt``), ``"refined"`` or
     ``"coreg"``.
     """
+    from regkit.transform_io import read_matrix
+
     folder = Path(folder)
     if registration not in REGISTRATION_CHOICES:
         raise InputError(f"unknown registration file choice {registration!r}", fix=f"use one of {REGISTRATION_CHOICES}")
@@ -262,111 +203,11 @@ def uronav_ground_truth(folder: str | Path, mr_origin: np.ndarray, registration:
         if not refined.exists():
             raise InputError(f"the case has no {URONAV_REFINED}", refined,
                              f"use registration='auto' or 'coreg' to read {URONAV_COREG}")
-        return ground_truth_from_us2mr(_parse_4x4(refined), mr_origin, refined), refined, URONAV_REFINED_CONVENTION
+        return ground_truth_from_us2mr(read_matrix(refined), mr_origin, refined), refined, URONAV_REFINED_CONVENTION
     if not coreg.exists():
         raise InputError(f"the case has no ground-truth registration ({URONAV_REFINED} or {URONAV_COREG})", coreg,
                          f"put the registration in {URONAV_REFINED} (us2mr) or {URONAV_COREG} (UroNav)")
-    return ground_truth_from_uronav_coreg(_parse_4x4(coreg), coreg), coreg, URONAV_COREG_CONVENTION
-
-
-# =========================================================================== voxeliser
-_RAY_OFFSET = (1.2345e-4, 2.7183e-4)  # rays pass just off voxel centres, so they miss mesh edges and vertices
-_CANDIDATE_CHUNK = 2_000_000
-
-
-def _crossing_parity(tri: np.ndarray, box: np.ndarray, axis: int) -> np.ndarray:
-    """Inside mask (box-shaped, x/y/z order) by the parity of crossings of rays cast along ``axis``.
-
-    ``tri`` holds triangle corners in continuous voxel indices relative to the box corner, shape (M, 3, 3).
-    """
-    u, v = [a for a in range(3) if a != axis]
-    du, dv = _RAY_OFFSET
-    a2, b2, c2 = tri[:, 0][:, [u, v]], tri[:, 1][:, [u, v]], tri[:, 2][:, [u, v]]
-    area = (b2[:, 0] - a2[:, 0]) * (c2[:, 1] - a2[:, 1]) - (b2[:, 1] - a2[:, 1]) * (c2[:, 0] - a2[:, 0])
-    keep = np.abs(area) > 1e-12  # triangles seen edge-on along the ray cannot be crossed
-    tri, area = tri[keep], area[keep]
-    proj = tri[:, :, [u, v]]
-    lo_u = np.clip(np.ceil(proj[:, :, 0].min(1) - du), 0, box[u])
-    hi_u = np.clip(np.floor(proj[:, :, 0].max(1) - du), -1, box[u] - 1)
-    lo_v = np.clip(np.ceil(proj[:, :, 1].min(1) - dv), 0, box[v])
-    hi_v = np.clip(np.floor(proj[:, :, 1].max(1) - dv), -1, box[v] - 1)
-    nu = np.maximum(hi_u - lo_u + 1, 0).astype(np.int64)
-    nv = np.maximum(hi_v - lo_v + 1, 0).astype(np.int64)
-    counts = nu * nv
-    toggles = np.zeros(int(box[u]) * int(box[v]) * (int(box[axis]) + 1), dtype=np.int64)
-    start = 0
-    cum = np.cumsum(counts)
-    while start < len(tri):  # chunks of triangles bound the number of (triangle, ray) candidates in memory
-        base = cum[start - 1] if start else 0
-        stop = max(int(np.searchsorted(cum, base + _CANDIDATE_CHUNK, side="right")), start + 1)
-        sel = slice(start, stop)
-        n = counts[sel]
-        if n.sum():
-            t_idx = np.repeat(np.arange(start, stop), n)
-            k = np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n)
-            iu = lo_u[t_idx] + k // nv[t_idx]
-            iv = lo_v[t_idx] + k % nv[t_idx]
-            pu, pv = iu + du, iv + dv
-            p = proj[t_idx]
-            # edge functions of the three edges, each the signed double area opposite one corner
-            w = np.empty((len(t_idx), 3))
-            for i, (j, l) in enumerate(((1, 2), (2, 0), (0, 1))):
-                w[:, i] = (p[:, j, 0] - pu) * (p[:, l, 1] - pv) - (p[:, j, 1] - pv) * (p[:, l, 0] - pu)
-            w /= area[t_idx, None]
-            hit = np.all(w > 0, axis=1)
-            depth = np.einsum("ni,ni->n", w[hit], tri[t_idx[hit], :, axis])
-            slot = np.clip(np.ceil(depth), 0, box[axis]).astype(np.int64)
-            flat = (iu[hit].astype(np.int64) * int(box[v]) + iv[hit].astype(np.int64)) * (int(box[axis]) + 1) + slot
-            toggles += np.bincount(flat, minlength=toggles.size)
-        start = stop
-    parity = np.cumsum(toggles.reshape(int(box[u]), int(box[v]), int(box[axis]) + 1), axis=2)[..., :-1] % 2 == 1
-    # axes of parity are (u, v, axis); put them back in x, y, z order
-    return np.moveaxis(parity, (0, 1, 2), (u, v, axis))
-
-
-def label_from_mesh(points: np.ndarray, faces: np.ndarray, reference: sitk.Image) -> sitk.Image:
-    """Voxelise a closed triangle surface onto ``reference``'s grid: 1 inside, 0 outside (uint8).
-
-    A voxel centre is inside when rays cast from it along the grid's three index axes each cross the surface
-    an odd number of times, by a majority of the three (which tolerates small holes in the mesh). The rays pass
-    a ten-thousandth of a voxel off the centres so that they miss mesh edges and vertices lying exactly on grid
-    lines (as marching-cubes meshes do). Only the voxels of the mesh's bounding box are tested.
-
-    Parameters
-    ----------
-    points : ndarray, shape (N, 3)
-        Vertices, physical mm in the reference image's frame.
-    faces : ndarray, shape (M, 3)
-        Triangles as vertex indices.
-    reference : SimpleITK.Image
-        The grid (size, spacing, origin, direction) of the label.
-    """
-    import SimpleITK as sitk
-
-    from regkit.image import ImageGeometry
-
-    pts = np.asarray(points, dtype=float)
-    tris = np.asarray(faces, dtype=np.int64)
-    if pts.ndim != 2 or pts.shape[1] != 3 or tris.ndim != 2 or tris.shape[1] != 3:
-        raise InputError(f"a mesh needs (N, 3) points and (M, 3) faces, got {pts.shape} and {tris.shape}")
-    if len(tris) and (tris.min() < 0 or tris.max() >= len(pts)):
-        raise InputError("the mesh's faces index points that do not exist")
-    geo = ImageGeometry.of(reference)
-    size = np.array(geo.size)
-    out = np.zeros(tuple(size[::-1]), dtype=np.uint8)
-    if len(tris):
-        tri = geo.to_index(pts)[tris]  # (M, 3 corners, 3 = x, y, z)
-        lo = np.clip(np.floor(tri.min(axis=(0, 1))).astype(int), 0, size - 1)
-        hi = np.clip(np.ceil(tri.max(axis=(0, 1))).astype(int), 0, size - 1)
-        if np.all(hi >= lo) and np.all(tri.max(axis=(0, 1)) >= 0) and np.all(tri.min(axis=(0, 1)) <= size - 1):
-            box = hi - lo + 1
-            local = tri - lo
-            votes = sum(_crossing_parity(local, box, axis).astype(np.uint8) for axis in range(3))
-            inside = votes >= 2  # x, y, z order
-            out[lo[2]:hi[2] + 1, lo[1]:hi[1] + 1, lo[0]:hi[0] + 1] = np.transpose(inside, (2, 1, 0))
-    label = sitk.GetImageFromArray(out)
-    label.CopyInformation(reference)
-    return label
+    return ground_truth_from_uronav_coreg(read_matrix(coreg), coreg), coreg, URONAV_COREG_CONVENTION
 
 
 # =========================================================================== writing
@@ -435,7 +276,7 @@ def _check_existing(folder: Path, importer: str, source_key: str) -> bool:
 def _write_case_atomically(case: Case, dst: Path, extra_files: dict[str, Path]) -> Path:
     """Write ``case`` into ``dst/<case_id>`` by way of a hidden temporary folder renamed into place."""
     from regkit.dataset import write_case
-    from regkit.surface import read_mesh_points, write_mesh
+    from regkit.surface import read_mesh, read_mesh_points, write_mesh
 
     final = dst / case.case_id
     tmp = dst / f".{case.case_id}.partial"
@@ -449,7 +290,7 @@ def _write_case_atomically(case: Case, dst: Path, extra_files: dict[str, Path]) 
                 try:
                     read_mesh_points(tmp / name)
                 except InputError:  # a file meshio cannot read: rewrite the same triangles in a form it can
-                    pts, faces = read_stl(src)
+                    pts, faces = read_mesh(src)
                     write_mesh(pts, faces, tmp / name)
                     case.metadata["surface_rewritten"] = "the source STL was rewritten because meshio could not read it"
         write_case(case, tmp)  # writes case.json last
@@ -777,6 +618,7 @@ def _build_uronav(folder: Path, case_id: str, split: str, registration: str, ign
 
     from regkit.case import Case
     from regkit.image import ImageGeometry, read_image
+    from regkit.surface import label_from_mesh, read_mesh
 
     mr_path, us_path, stl_path = folder / mr_file, folder / URONAV_US, folder / URONAV_STL
     for path, what in ((mr_path, "MR image"), (us_path, "TRUS image"), (stl_path, "MR prostate surface (STL)")):
@@ -797,7 +639,7 @@ def _build_uronav(folder: Path, case_id: str, split: str, registration: str, ign
                 warnings.warn(f"{folder / name}: non-identity TransformMatrix; kept as the image direction, while the "
                               "lab code ignored it (pass ignore_direction=True to do the same)", stacklevel=3)
     gt, gt_file, convention = uronav_ground_truth(folder, np.array(mr.GetOrigin()), registration)
-    points, faces = read_stl(stl_path)
+    points, faces = read_mesh(stl_path)
 
     geo = ImageGeometry.of(mr)
     idx = geo.to_index(points)

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import brentq
 
+from regkit.atomic import atomic_path
 from regkit.errors import InputError
 from regkit.sre import displacement_sre
 from regkit.transform import RigidTransform
@@ -191,10 +192,8 @@ def starts_from_frame(frame, source: str | None = None) -> list[Start]:
 def write_starts(starts: list[Start], path: str | Path) -> Path:
     """Save a test set of starts as CSV (one row per start, the 4×4 matrix in 16 columns, full precision)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    starts_to_frame(starts).to_csv(tmp, index=False, float_format="%.17g")
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        starts_to_frame(starts).to_csv(tmp, index=False, float_format="%.17g")
     return path
 
 

@@ -36,11 +36,10 @@ def surface_from_label(label: sitk.Image, source: str | Path | None = None) -> n
     return label_mesh(label)[0]
 
 
-def read_mesh_points(path: str | Path) -> np.ndarray:
-    """Vertices of a surface mesh file (.stl, .vtk, .vtp, .obj, .ply, .off), in the file's coordinates.
-
-    Duplicated vertices (STL stores each triangle's three corners) are merged.
-    """
+def read_mesh(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """Vertices (N, 3) and triangles (M, 3) of a surface mesh file (.stl binary or ASCII, .vtk, .vtp, .obj,
+    .ply, .off), in the file's coordinates. Duplicated vertices (STL stores each triangle's three corners) are
+    merged, and triangles that collapse are dropped."""
     import meshio
 
     path = Path(path)
@@ -55,7 +54,19 @@ def read_mesh_points(path: str | Path) -> np.ndarray:
     pts = np.asarray(mesh.points, dtype=float)
     if pts.ndim != 2 or pts.shape[1] != 3 or len(pts) < 4:
         raise InputError(f"the mesh has no usable 3-D vertices (shape {pts.shape})", path)
-    return np.unique(pts, axis=0)
+    if not np.all(np.isfinite(pts)):
+        raise InputError("the mesh holds NaN or infinite coordinates", path)
+    tri = [np.asarray(c.data) for c in mesh.cells if c.type == "triangle"]
+    faces = np.concatenate(tri) if tri else np.zeros((0, 3), dtype=np.int64)
+    points, inverse = np.unique(pts, axis=0, return_inverse=True)
+    faces = inverse.reshape(-1)[faces]
+    faces = faces[(faces[:, 0] != faces[:, 1]) & (faces[:, 1] != faces[:, 2]) & (faces[:, 0] != faces[:, 2])]
+    return points, faces
+
+
+def read_mesh_points(path: str | Path) -> np.ndarray:
+    """The (merged) vertices of a surface mesh file (see :func:`read_mesh`)."""
+    return read_mesh(path)[0]
 
 
 def write_mesh(points: np.ndarray, faces: np.ndarray, path: str | Path) -> Path:
@@ -75,3 +86,98 @@ def label_mesh(label: sitk.Image) -> tuple[np.ndarray, np.ndarray]:
     a = np.pad(sitk.GetArrayViewFromImage(label) > 0, 1).astype(np.float32)  # closes the surface at borders
     verts_zyx, faces, _, _ = marching_cubes(a, level=0.5)
     return ImageGeometry.of(label).to_physical(verts_zyx[:, ::-1] - 1.0), faces
+
+
+_RAY_OFFSET = (1.2345e-4, 2.7183e-4)  # rays pass just off voxel centres, so they miss mesh edges and vertices
+_CANDIDATE_CHUNK = 2_000_000
+
+
+def _crossing_parity(tri: np.ndarray, box: np.ndarray, axis: int) -> np.ndarray:
+    """Inside mask (box-shaped, x/y/z order) by the parity of crossings of rays cast along ``axis``.
+
+    ``tri`` holds triangle corners in continuous voxel indices relative to the box corner, shape (M, 3, 3).
+    """
+    u, v = [a for a in range(3) if a != axis]
+    du, dv = _RAY_OFFSET
+    a2, b2, c2 = tri[:, 0][:, [u, v]], tri[:, 1][:, [u, v]], tri[:, 2][:, [u, v]]
+    area = (b2[:, 0] - a2[:, 0]) * (c2[:, 1] - a2[:, 1]) - (b2[:, 1] - a2[:, 1]) * (c2[:, 0] - a2[:, 0])
+    keep = np.abs(area) > 1e-12  # triangles seen edge-on along the ray cannot be crossed
+    tri, area = tri[keep], area[keep]
+    proj = tri[:, :, [u, v]]
+    lo_u = np.clip(np.ceil(proj[:, :, 0].min(1) - du), 0, box[u])
+    hi_u = np.clip(np.floor(proj[:, :, 0].max(1) - du), -1, box[u] - 1)
+    lo_v = np.clip(np.ceil(proj[:, :, 1].min(1) - dv), 0, box[v])
+    hi_v = np.clip(np.floor(proj[:, :, 1].max(1) - dv), -1, box[v] - 1)
+    nu = np.maximum(hi_u - lo_u + 1, 0).astype(np.int64)
+    nv = np.maximum(hi_v - lo_v + 1, 0).astype(np.int64)
+    counts = nu * nv
+    toggles = np.zeros(int(box[u]) * int(box[v]) * (int(box[axis]) + 1), dtype=np.int64)
+    start = 0
+    cum = np.cumsum(counts)
+    while start < len(tri):  # chunks of triangles bound the number of (triangle, ray) candidates in memory
+        base = cum[start - 1] if start else 0
+        stop = max(int(np.searchsorted(cum, base + _CANDIDATE_CHUNK, side="right")), start + 1)
+        sel = slice(start, stop)
+        n = counts[sel]
+        if n.sum():
+            t_idx = np.repeat(np.arange(start, stop), n)
+            k = np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n)
+            iu = lo_u[t_idx] + k // nv[t_idx]
+            iv = lo_v[t_idx] + k % nv[t_idx]
+            pu, pv = iu + du, iv + dv
+            p = proj[t_idx]
+            # edge functions of the three edges, each the signed double area opposite one corner
+            w = np.empty((len(t_idx), 3))
+            for i, (j, l) in enumerate(((1, 2), (2, 0), (0, 1))):
+                w[:, i] = (p[:, j, 0] - pu) * (p[:, l, 1] - pv) - (p[:, j, 1] - pv) * (p[:, l, 0] - pu)
+            w /= area[t_idx, None]
+            hit = np.all(w > 0, axis=1)
+            depth = np.einsum("ni,ni->n", w[hit], tri[t_idx[hit], :, axis])
+            slot = np.clip(np.ceil(depth), 0, box[axis]).astype(np.int64)
+            flat = (iu[hit].astype(np.int64) * int(box[v]) + iv[hit].astype(np.int64)) * (int(box[axis]) + 1) + slot
+            toggles += np.bincount(flat, minlength=toggles.size)
+        start = stop
+    parity = np.cumsum(toggles.reshape(int(box[u]), int(box[v]), int(box[axis]) + 1), axis=2)[..., :-1] % 2 == 1
+    # axes of parity are (u, v, axis); put them back in x, y, z order
+    return np.moveaxis(parity, (0, 1, 2), (u, v, axis))
+
+
+def label_from_mesh(points: np.ndarray, faces: np.ndarray, reference: sitk.Image) -> sitk.Image:
+    """Voxelise a closed triangle surface onto ``reference``'s grid: 1 inside, 0 outside (uint8).
+
+    A voxel centre is inside when rays cast from it along the grid's three index axes each cross the surface
+    an odd number of times, by a majority of the three (which tolerates small holes in the mesh). The rays pass
+    a ten-thousandth of a voxel off the centres so that they miss mesh edges and vertices lying exactly on grid
+    lines (as marching-cubes meshes do). Only the voxels of the mesh's bounding box are tested.
+
+    Parameters
+    ----------
+    points : ndarray, shape (N, 3)
+        Vertices, physical mm in the reference image's frame.
+    faces : ndarray, shape (M, 3)
+        Triangles as vertex indices.
+    reference : SimpleITK.Image
+        The grid (size, spacing, origin, direction) of the label.
+    """
+    pts = np.asarray(points, dtype=float)
+    tris = np.asarray(faces, dtype=np.int64)
+    if pts.ndim != 2 or pts.shape[1] != 3 or tris.ndim != 2 or tris.shape[1] != 3:
+        raise InputError(f"a mesh needs (N, 3) points and (M, 3) faces, got {pts.shape} and {tris.shape}")
+    if len(tris) and (tris.min() < 0 or tris.max() >= len(pts)):
+        raise InputError("the mesh's faces index points that do not exist")
+    geo = ImageGeometry.of(reference)
+    size = np.array(geo.size)
+    out = np.zeros(tuple(size[::-1]), dtype=np.uint8)
+    if len(tris):
+        tri = geo.to_index(pts)[tris]  # (M, 3 corners, 3 = x, y, z)
+        lo = np.clip(np.floor(tri.min(axis=(0, 1))).astype(int), 0, size - 1)
+        hi = np.clip(np.ceil(tri.max(axis=(0, 1))).astype(int), 0, size - 1)
+        if np.all(hi >= lo) and np.all(tri.max(axis=(0, 1)) >= 0) and np.all(tri.min(axis=(0, 1)) <= size - 1):
+            box = hi - lo + 1
+            local = tri - lo
+            votes = sum(_crossing_parity(local, box, axis).astype(np.uint8) for axis in range(3))
+            inside = votes >= 2  # x, y, z order
+            out[lo[2]:hi[2] + 1, lo[1]:hi[1] + 1, lo[0]:hi[0] + 1] = np.transpose(inside, (2, 1, 0))
+    label = sitk.GetImageFromArray(out)
+    label.CopyInformation(reference)
+    return label

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from regkit.atomic import atomic_path
 from regkit.errors import InputError
 from regkit.transform import RigidTransform
 
@@ -28,15 +29,15 @@ def write_matrix_text(transform: RigidTransform, path: str | Path) -> Path:
     if transform.batch_shape:
         raise InputError("a transform file holds one transform; index the batch first", path)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    np.savetxt(tmp, transform.matrix, fmt="%.17g", header=TEXT_HEADER)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        np.savetxt(tmp, transform.matrix, fmt="%.17g", header=TEXT_HEADER)
     return path
 
 
-def parse_matrix_text(text: str, source: str | None = None) -> RigidTransform:
-    """A transform from text holding 16 (or 12, a 3×4 matrix) numbers; ``#`` starts a comment."""
+def matrix_from_text(text: str, source: str | Path | None = None) -> np.ndarray:
+    """A 4×4 matrix from text holding 16 numbers (or 12: a 3×4 matrix); ``#`` starts a comment; commas,
+    semicolons and white space separate numbers."""
+    fix = "write 4 rows of 4 numbers (a 4×4 homogeneous matrix)"
     numbers = []
     for line in text.splitlines():
         line = line.split("#", 1)[0].strip()
@@ -45,18 +46,31 @@ def parse_matrix_text(text: str, source: str | None = None) -> RigidTransform:
         try:
             numbers.extend(float(v) for v in re.split(r"[\s,;]+", line) if v)
         except ValueError as exc:
-            raise InputError(
-                f"the transform text does not parse as numbers ({exc})",
-                source,
-                "write 4 rows of 4 numbers (a 4×4 homogeneous matrix)",
-            ) from None
+            raise InputError(f"the transform text does not parse as numbers ({exc})", source, fix) from None
     if len(numbers) not in (12, 16):
-        raise InputError(
-            f"a 4×4 matrix needs 16 numbers (or 12 for 3×4), found {len(numbers)}",
-            source,
-            "write 4 rows of 4 numbers (a 4×4 homogeneous matrix)",
-        )
-    m = np.array(numbers).reshape(-1, 4)
+        raise InputError(f"a 4×4 matrix needs 16 numbers (or 12 for 3×4), found {len(numbers)}", source, fix)
+    m = np.eye(4)
+    m[: len(numbers) // 4] = np.array(numbers).reshape(-1, 4)
+    if not np.all(np.isfinite(m)):
+        raise InputError("the transform matrix holds NaN or infinite values", source, fix)
+    return m
+
+
+def read_matrix(path: str | Path) -> np.ndarray:
+    """A 4×4 matrix from a text file (see :func:`matrix_from_text`), not yet checked to be rigid."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError("the transform file does not exist", path)
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError:
+        raise InputError("the transform file is not text", path, "give a 4×4 matrix as 4 rows of 4 numbers") from None
+    return matrix_from_text(text, path)
+
+
+def parse_matrix_text(text: str, source: str | None = None) -> RigidTransform:
+    """A rigid transform from 4×4 (or 3×4) matrix text (see :func:`matrix_from_text`)."""
+    m = matrix_from_text(text, source)
     return RigidTransform.from_matrix(m, orthonormalize=True, tolerance=1e-3, source=source)
 
 
@@ -235,12 +249,10 @@ def write_transform(transform: RigidTransform, path: str | Path, center: np.ndar
     ``center``, which ITK, SimpleITK, 3D Slicer and ITK-SNAP read; anything else (``.txt``) gets 4×4 text.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix.lower() in ITK_SUFFIXES:
         import SimpleITK as sitk
 
-        tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-        sitk.WriteTransform(transform.to_sitk(center), str(tmp))
-        tmp.replace(path)
+        with atomic_path(path) as tmp:
+            sitk.WriteTransform(transform.to_sitk(center), str(tmp))
         return path
     return write_matrix_text(transform, path)

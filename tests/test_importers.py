@@ -20,12 +20,10 @@ from regkit.importers import (
     ground_truth_from_us2mr,
     import_paired_folders,
     import_uronav,
-    label_from_mesh,
-    read_stl,
 )
 from regkit.registry import get_registrar
 from regkit.sre import sre
-from regkit.surface import label_mesh, read_mesh_points, write_mesh
+from regkit.surface import label_from_mesh, label_mesh, read_mesh, read_mesh_points, write_mesh
 from regkit.transform import RigidTransform
 
 CENTRE = np.array([12.0, -40.0, 25.0])  # gland centre, MR physical mm
@@ -375,12 +373,12 @@ def test_read_stl_binary_and_ascii(tmp_path, gland_mesh):
     write_binary_stl(gland_mesh, tmp_path / "b.stl")
     write_mesh(pts, faces, tmp_path / "a.stl")  # meshio writes ASCII STL by default
     for name in ("a.stl", "b.stl"):
-        p, f = read_stl(tmp_path / name)
+        p, f = read_mesh(tmp_path / name)
         assert len(f) == len(faces)
         assert np.allclose(p, read_mesh_points(tmp_path / name), atol=1e-5)
     (tmp_path / "bad.stl").write_bytes(b"\x00" * 100)
     with pytest.raises(InputError, match=r"bad\.stl"):
-        read_stl(tmp_path / "bad.stl")
+        read_mesh(tmp_path / "bad.stl")
 
 
 # --------------------------------------------------------------------------- command line
