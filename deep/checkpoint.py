@@ -16,6 +16,7 @@ from torch import nn
 
 from regkit.atomic import atomic_path
 from regkit.deep.crop import ENLARGE, INPUT_SHAPE, NORMALIZATION
+from regkit.deep.methods import Architecture
 from regkit.deep.networks import architecture, build_network
 from regkit.errors import CheckpointError
 
@@ -122,18 +123,25 @@ def load_into(model: nn.Module, tensors: dict[str, torch.Tensor], source: Path, 
     model.load_state_dict({k: tensors[k].to(own[k].dtype) for k in own})
 
 
-def load_checkpoint(path: str | Path, device="cpu", expect_architecture: str | None = None,
+def load_checkpoint(path: str | Path, device="cpu", expect_architecture: str | Architecture | None = None,
                     attention: str = "fused") -> tuple[nn.Module, CheckpointConfig]:
-    """Build the network a checkpoint describes and load its weights (eval mode, float32)."""
+    """Build the network a checkpoint describes and load its weights (eval mode, float32).
+
+    With ``expect_architecture`` the checkpoint must be of that network, which is then built (so that a
+    network declared only in this process loads too).
+    """
     weights, _ = checkpoint_paths(path)
     config = read_config(path)
-    arch = architecture(config.architecture).name
-    if expect_architecture is not None and arch != expect_architecture:
-        raise CheckpointError(f"the checkpoint is for {arch!r}, not {expect_architecture!r}", weights,
-                              "pass a checkpoint of the matching architecture, or use the registrar for "
-                              f"{arch!r}")
+    if expect_architecture is None:
+        arch = architecture(config.architecture)
+    else:
+        arch = architecture(expect_architecture)
+        if config.architecture != arch.name:
+            raise CheckpointError(f"the checkpoint is for {config.architecture!r}, not {arch.name!r}", weights,
+                                  "pass a checkpoint of the matching architecture, or use the registrar for "
+                                  f"{config.architecture!r}")
     model = build_network(arch, attention)
-    load_into(model, read_tensors(path, device), weights, arch)
+    load_into(model, read_tensors(path, device), weights, arch.name)
     return model.to(device).eval(), config
 
 

@@ -8,8 +8,10 @@ README's worked example).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from regkit.registrar import Capabilities, MethodDeclaration
 
@@ -24,10 +26,12 @@ class Architecture:
     Attributes
     ----------
     name : str
-        Stored in checkpoints; a built-in name, or ``"module:attribute"`` of this object for a plug-in network.
+        Stored in checkpoints. A plug-in network is named ``"module:attribute"`` of this object, so that its
+        checkpoints find it in any process.
     title : str
-    builder : str
-        ``"module:function"`` returning the ``nn.Module`` (it may take ``attention="fused"|"explicit"``).
+    builder : str or callable
+        Returns the ``nn.Module`` (it may take ``attention="fused"|"explicit"``): ``"module:function"``, or the
+        callable itself.
     paper_parameters : int
         The parameter count the paper reports (0 if none).
     lr : float
@@ -39,7 +43,7 @@ class Architecture:
 
     name: str
     title: str
-    builder: str
+    builder: str | Callable[..., Any]
     paper_parameters: int = 0
     lr: float = 1e-3
     schedule: str = "multistep"
@@ -58,7 +62,7 @@ ARCHITECTURES = {
 }
 
 
-def deep_method(name: str, title: str, architecture: str, variant: str = "image", summary: str = "",
+def deep_method(name: str, title: str, architecture: str | Architecture, variant: str = "image", summary: str = "",
                 stages: int = 2, weights_dir: str | Path = WEIGHTS_DIR) -> MethodDeclaration:
     """The declaration of a network with a fixed-input variant; its bundled weights are
     ``weights_dir/<name>-stage<k>`` for k = 1..stages (stages without a file are skipped)."""

@@ -33,13 +33,15 @@ def architecture(name: str | Architecture) -> Architecture:
 
 def build_network(name: str | Architecture, attention: str = "fused") -> nn.Module:
     arch = architecture(name)
-    module, _, attr = arch.builder.partition(":")
-    builder = getattr(importlib.import_module(module), attr)
+    builder = arch.builder
+    if isinstance(builder, str):
+        module, _, attr = builder.partition(":")
+        builder = getattr(importlib.import_module(module), attr)
     kwargs = {"attention": attention} if "attention" in inspect.signature(builder).parameters else {}
     return builder(**kwargs)
 
 
 @cache
-def parameter_count(name: str) -> int:
+def parameter_count(name: str | Architecture) -> int:
     """All registered parameters, as the paper counts them (MSReg includes its unused layers)."""
     return sum(p.numel() for p in build_network(name).parameters())

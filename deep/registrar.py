@@ -22,7 +22,7 @@ from regkit.case import Case
 from regkit.deep.checkpoint import CheckpointConfig, checkpoint_paths, load_checkpoint
 from regkit.deep.correction import apply_correction
 from regkit.deep.crop import CaseInput
-from regkit.deep.methods import DEEP_CAPABILITIES
+from regkit.deep.methods import DEEP_CAPABILITIES, Architecture
 from regkit.deep.networks import architecture as find_architecture
 from regkit.deep.networks import build_network, parameter_count
 from regkit.errors import InputError
@@ -69,14 +69,15 @@ class DeepRegistrar(RegistrarBase):
 
     capabilities = DEEP_CAPABILITIES
 
-    def __init__(self, architecture: str = "attention_reg", variant: str = "image",
+    def __init__(self, architecture: str | Architecture = "attention_reg", variant: str = "image",
                  checkpoint: str | Path | None = None, stage2: str | Path | None = None, stages: int | None = None,
                  device: str | None = None, batch_size: int = 16, attention: str = "fused", name: str = "deep",
                  weights: Sequence[str | Path] = ()):
         if variant not in ("image", "label"):
             raise InputError(f"unknown fixed-input variant {variant!r}; use 'image' or 'label'")
         self.name = name
-        self.architecture = find_architecture(architecture).name
+        self.arch = find_architecture(architecture)
+        self.architecture = self.arch.name
         self.variant = variant
         self.device = torch.device(device) if device else default_device()
         self.batch_size = int(batch_size)
@@ -101,11 +102,11 @@ class DeepRegistrar(RegistrarBase):
             if p == "random":
                 with torch.random.fork_rng(devices=[]):  # reproducible, without resetting the caller's stream
                     torch.manual_seed(0)
-                    net = build_network(architecture, attention).to(self.device).eval()
-                cfg = CheckpointConfig(self.architecture, variant, parameter_count=parameter_count(architecture),
+                    net = build_network(self.arch, attention).to(self.device).eval()
+                cfg = CheckpointConfig(self.architecture, variant, parameter_count=parameter_count(self.arch),
                                        training={"note": "random initialisation"})
             else:
-                net, cfg = load_checkpoint(p, self.device, expect_architecture=self.architecture, attention=attention)
+                net, cfg = load_checkpoint(p, self.device, expect_architecture=self.arch, attention=attention)
                 if cfg.variant != variant:
                     raise InputError(f"checkpoint {p} was trained with the {cfg.variant} variant, not {variant}",
                                      p, f"use the {cfg.variant} registrar or a {variant} checkpoint")
@@ -113,7 +114,7 @@ class DeepRegistrar(RegistrarBase):
             self.configs.append(cfg)
 
     @classmethod
-    def parameter_count(cls, architecture: str = "attention_reg", **_) -> int:
+    def parameter_count(cls, architecture: str | Architecture = "attention_reg", **_) -> int:
         """Parameters of one stage's network, as the paper's Table 2 counts them."""
         return parameter_count(architecture)
 

@@ -207,7 +207,7 @@ class Trainer:
         self.state = TrainState()
 
         torch.manual_seed(self.opts.seed)
-        self.model = build_network(self.arch_name).to(self.device)
+        self.model = build_network(self.arch).to(self.device)
         self.optimizer = torch.optim.Adam([p for p in self.model.parameters() if p.requires_grad], lr=self.opts.lr)
         self.scheduler = make_scheduler(self.optimizer, self.arch.schedule, self.opts.epochs)
         if self.opts.resume:
@@ -227,7 +227,7 @@ class Trainer:
     def _config(self) -> CheckpointConfig:
         return CheckpointConfig(
             architecture=self.arch_name, variant=self.variant, stage=self.opts.stage,
-            init_range=self.init.label, parameter_count=parameter_count(self.arch_name),
+            init_range=self.init.label, parameter_count=parameter_count(self.arch),
             training={
                 "method": self.opts.method, "data": str(self.opts.data) if self.opts.data else "built-in benchmark",
                 "seed": self.opts.seed, "epochs_planned": self.opts.epochs, "epochs_done": self.state.epoch,

@@ -8,7 +8,7 @@ import time
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from regkit.case import Case
 from regkit.transform import RigidTransform
@@ -128,7 +128,7 @@ class MethodDeclaration:
     summary: str = ""
     capabilities: Capabilities = Capabilities()
     options: dict = field(default_factory=dict)
-    architecture: str | None = None
+    architecture: Any = None  # a network's name, or the architecture object itself
     variant: str | None = None
     weights: tuple[str, ...] = ()
     source: str = ""

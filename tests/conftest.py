@@ -32,3 +32,18 @@ def shared_data():
     if not (SHARED_DATA / "prostate_mr").is_dir():
         pytest.skip("../shared/data is not present")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def itk_loaded():
+    """ITK with elastix, loaded once per test session."""
+    from regkit.baselines.elastix import itk_module
+
+    return itk_module()
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests that start ITK/elastix (~11 s once per process) are slow by definition: `-m "not slow"` skips them."""
+    for item in items:
+        if "itk_loaded" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)

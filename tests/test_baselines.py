@@ -16,13 +16,6 @@ from regkit.starts import make_starts
 from regkit.transform import rotation_matrix
 
 
-@pytest.fixture(scope="module")
-def itk_loaded():
-    from regkit.baselines.elastix import itk_module
-
-    return itk_module()
-
-
 def moved_copy(mr: sitk.Image, label: sitk.Image, truth: RigidTransform) -> sitk.Image:
     """The MR seen through ``truth`` (fixed → moving) on an oblique, isotropic grid of another size."""
     ref = sitk.Image([90, 80, 70], sitk.sitkFloat32)
@@ -113,7 +106,7 @@ def test_failure_becomes_a_failed_result_with_its_log_and_no_stray_files(itk_loa
     assert set(os.listdir(".")) == cwd_before
 
 
-def test_mind_grids_share_orientation_and_spacing(phantom_case):
+def test_mind_grids_share_orientation_and_spacing(itk_loaded, phantom_case):
     from regkit.baselines.mind import MINDRegistrar
 
     reg = MINDRegistrar(spacing=2.0)

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -27,9 +28,16 @@ class HalfwayRegistrar(RegistrarBase):
 
     def __init__(self, fraction: float = 0.5, fail_case: str | None = None, delay: float = 0.0):
         self.fraction, self.fail_case, self.delay = fraction, fail_case, delay
+        self.calls = 0
 
     def _register(self, case, initial):
         time.sleep(self.delay)
+        self.calls += 1
+        pause = os.environ.get("REGKIT_TEST_PAUSE")  # "N:marker": after N calls, say so in the marker and block
+        if pause and self.calls > int(pause.split(":", 1)[0]):
+            Path(pause.split(":", 1)[1]).touch()
+            while True:
+                time.sleep(1)
         if case.case_id == self.fail_case:
             raise RuntimeError("deliberate failure")
         p = (case.ground_truth.inverse() @ initial).to_params(case.surface_centroid)
@@ -112,29 +120,30 @@ SCRIPT = textwrap.dedent("""
     from test_compare import HalfwayRegistrar
     from regkit.evaluation.compare import compare
     compare(methods="identity,slow=halfway", init="8mm", data={data!r}, split="train", starts_per_case=6, seed=2,
-            out={out!r}, workers=1, show_progress=False, echo=None, method_options={{"slow": {{"delay": 0.4}}}})
+            out={out!r}, workers=1, show_progress=False, echo=None, method_options={{"slow": {{"delay": 0.01}}}})
 """)
 
 
+@pytest.mark.slow
 def test_resume_after_a_kill_neither_loses_nor_duplicates(phantom_dataset, tmp_path):
     out = tmp_path / "killed"
     script = SCRIPT.format(tests=os.path.dirname(__file__), data=str(phantom_dataset.root), out=str(out))
-    proc = subprocess.Popen([sys.executable, "-c", script], env={**os.environ, "REGKIT_NO_PROGRESS": "1"})
+    marker = tmp_path / "paused"
+    env = {**os.environ, "REGKIT_NO_PROGRESS": "1", "REGKIT_TEST_PAUSE": f"6:{marker}"}
+    proc = subprocess.Popen([sys.executable, "-c", script], env=env)
     results = out / "results.csv"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        if results.exists() and sum(1 for _ in open(results)) > 1 + 12 + 3:  # identity done, some slow ones
-            break
-        time.sleep(0.1)
+    while not marker.exists():  # blocks in its 7th sample: identity (12 rows) and the first case (6) are written
+        assert proc.poll() is None, "the run ended before it paused"
+        time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     before = ResultStore(results).read()
-    assert 12 + 3 <= len(before) < 24
+    assert len(before) == 12 + 6
     with open(results, "a") as fh:
         fh.write("slow,case000,5,8mm,8.0,8.0")  # a line cut short by the kill
     done = compare(methods="identity,slow=halfway", init="8mm", data=phantom_dataset.root, split="train",
                    starts_per_case=6, seed=2, out=out, workers=1, show_progress=False, echo=None,
-                   method_options={"slow": {"delay": 0.4}})  # same options: anything else is refused
+                   method_options={"slow": {"delay": 0.01}})  # same options: anything else is refused
     s = done.samples
     assert len(s) == 24 and not s.duplicated(KEY).any()
     merged = before.merge(s, on=KEY, suffixes=("_before", "_after"))
@@ -144,6 +153,7 @@ def test_resume_after_a_kill_neither_loses_nor_duplicates(phantom_dataset, tmp_p
     assert len(raw) == 24
 
 
+@pytest.mark.slow
 def test_dask_local_cluster_gives_the_same_table(phantom_dataset, tmp_path):
     distributed = pytest.importorskip("distributed")
     common = dict(methods="identity,mi", init="8mm", data=phantom_dataset.root, split="train", starts_per_case=2,
@@ -176,6 +186,7 @@ class Crasher(RegistrarBase):
 '''
 
 
+@pytest.mark.slow
 def test_a_crashing_worker_is_recorded_and_the_run_goes_on(phantom_dataset, tmp_path):
     site = tmp_path / "site"
     (site / "crash_plugin").mkdir(parents=True)

@@ -28,6 +28,7 @@ def test_parameter_counts_match_the_paper():
     assert abs(parameter_count("dvnet") - 5_275_832) / 5_275_832 < 1e-2
 
 
+@pytest.mark.slow
 def test_fused_attention_equals_the_explicit_formula():
     torch.manual_seed(0)
     q, k, v = (torch.randn(2, 9216, 16) for _ in range(3))
@@ -216,6 +217,7 @@ def test_a_left_handed_mr_still_gives_a_rotation_frame(phantom_case):
     assert res.ok, res.message
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name,stages", [("attreg", 2), ("attreg-label", 2), ("featreg", 1)])
 def test_bundled_weights_load_and_register(phantom_case, name, stages):
     from regkit.sre import sre

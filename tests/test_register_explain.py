@@ -61,6 +61,7 @@ def test_register_cli_with_centres_start_and_errors(case_dir, tmp_path):
     assert r.exit_code == 2 and "bad.txt" in r.output
 
 
+@pytest.mark.slow
 def test_explain_writes_grad_cam_for_attention_and_feature_reg(phantom_dataset, tmp_path):
     from regkit.deep.gradcam import explain
 
@@ -77,6 +78,7 @@ def test_explain_writes_grad_cam_for_attention_and_feature_reg(phantom_dataset, 
         explain(methods=("dvnet",), data=phantom_dataset.root, out=tmp_path / "f", checkpoints={"dvnet": "random"})
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["attreg", "attreg-label", "featreg", "featreg-label", "msreg", "dvnet"])
 def test_every_deep_registry_name_runs_from_the_cli_given_a_checkpoint(case_dir, tmp_path, name):
     r = CliRunner().invoke(main, ["register", "--fixed", str(case_dir / "mr.nii.gz"), "--moving",

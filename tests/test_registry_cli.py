@@ -2,7 +2,6 @@
 
 import subprocess
 import sys
-import time
 
 import pytest
 from click.testing import CliRunner
@@ -54,15 +53,12 @@ def test_local_registrar_and_failures_become_results(phantom_case):
         get_registrar("identity", foo=1)
 
 
-def test_help_is_fast_and_imports_neither_torch_nor_itk():
+def test_help_imports_neither_torch_nor_itk():
     code = ("import sys; from click.testing import CliRunner; from regkit.app.cli import main; "
             "r = CliRunner().invoke(main, ['--help']); assert r.exit_code == 0; "
             "print(sorted(m for m in ('torch', 'itk', 'SimpleITK', 'numpy') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
-    t0 = time.perf_counter()
-    subprocess.run(["regkit", "--help"], capture_output=True, check=True)
-    assert time.perf_counter() - t0 < 5.0  # generous: a sanity bound, the benchmark measures it properly
+    assert out.stdout.strip() == "[]"  # its speed is measured in bench/startup_and_phantom.py
 
 
 def test_list_shows_kinds_and_parameter_counts():

@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 import SimpleITK as sitk
 from click.testing import CliRunner
 
@@ -12,6 +13,7 @@ from regkit.synth.phantom import synth_case, synth_case_from_mr
 from regkit.transform import fit_rigid
 
 
+@pytest.mark.slow
 def test_deterministic_by_seed_and_index():
     a, b, c = synth_case(5, 1), synth_case(5, 1), synth_case(5, 2)
     for img in ("fixed", "moving", "fixed_label"):
@@ -63,6 +65,7 @@ def test_from_real_mr(shared_data):
     assert c.moving_label is not None and sitk.GetArrayViewFromImage(c.moving_label).any()
 
 
+@pytest.mark.slow
 def test_synth_cli_writes_a_resumable_dataset(tmp_path):
     out = tmp_path / "ds"
     r = CliRunner().invoke(main, ["synth", "--cases", "3", "--out", str(out), "--seed", "4"])

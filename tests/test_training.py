@@ -25,6 +25,7 @@ def options(ds, out, **kw):
     return TrainOptions(**{**base, **kw})
 
 
+@pytest.mark.slow
 def test_a_short_run_lowers_the_training_loss(phantom_dataset, tmp_path):
     # DVNet is the cheapest network to train; 80 steps of 8 fresh starts on two cases halve the loss here
     opts = options(phantom_dataset, tmp_path / "run", epochs=40, samples_per_epoch=16, batch_size=8,
@@ -47,6 +48,7 @@ def test_a_short_run_lowers_the_training_loss(phantom_dataset, tmp_path):
     assert (tmp_path / "run" / "best.safetensors").exists() and (tmp_path / "run" / "val_starts.csv").exists()
 
 
+@pytest.mark.slow
 def test_resume_continues_exactly(phantom_dataset, tmp_path):
     straight = train(options(phantom_dataset, tmp_path / "a", epochs=3))
     first = train(options(phantom_dataset, tmp_path / "b", epochs=3, max_steps=2))
@@ -66,6 +68,7 @@ def test_resume_continues_exactly(phantom_dataset, tmp_path):
     assert va == vb
 
 
+@pytest.mark.slow
 def test_checkpoint_reload_gives_identical_predictions(phantom_dataset, tmp_path):
     opts = options(phantom_dataset, tmp_path / "run", epochs=1)
     trainer = Trainer(opts)
@@ -79,6 +82,7 @@ def test_checkpoint_reload_gives_identical_predictions(phantom_dataset, tmp_path
         assert torch.equal(trainer.model(x), model(x))
 
 
+@pytest.mark.slow
 def test_bad_input_gets_clear_errors(phantom_dataset, tmp_path):
     root = tmp_path / "ds"
     shutil.copytree(phantom_dataset.root, root)
@@ -108,6 +112,7 @@ def test_bad_input_gets_clear_errors(phantom_dataset, tmp_path):
     assert read_config(tmp_path / "g" / "best").training["init_weights"] == str(tmp_path / "d" / "best")
 
 
+@pytest.mark.slow
 def test_gloo_ddp_replicas_agree(phantom_dataset, tmp_path):
     out = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
@@ -122,6 +127,7 @@ def test_gloo_ddp_replicas_agree(phantom_dataset, tmp_path):
     assert summary["samples"] == 4  # 2 epochs × 1 step × (batch 1 × 2 processes)
 
 
+@pytest.mark.slow
 def test_msreg_trains_with_the_same_command(phantom_dataset, tmp_path):
     summary = train(options(phantom_dataset, tmp_path / "msreg", method="msreg", epochs=1, batch_size=1,
                             samples_per_epoch=1, val_starts=1))
@@ -130,6 +136,7 @@ def test_msreg_trains_with_the_same_command(phantom_dataset, tmp_path):
     assert cfg.architecture == "msreg" and cfg.training["lr"] == 5e-5 and cfg.training["schedule"] == "step5"
 
 
+@pytest.mark.slow
 def test_a_run_folder_refuses_other_validation_starts(phantom_dataset, tmp_path):
     train(options(phantom_dataset, tmp_path / "r", epochs=1, val_starts=1))
     with pytest.raises(InputError, match="validation starts"):
