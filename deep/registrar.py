@@ -21,7 +21,7 @@ import torch
 from regkit.case import Case
 from regkit.deep.checkpoint import CheckpointConfig, checkpoint_paths, load_checkpoint
 from regkit.deep.correction import apply_correction
-from regkit.deep.crop import CaseInput
+from regkit.deep.crop import CaseInput, percentiles
 from regkit.deep.methods import DEEP_CAPABILITIES, Architecture
 from regkit.deep.networks import architecture as find_architecture
 from regkit.deep.networks import build_network, parameter_count
@@ -110,6 +110,7 @@ class DeepRegistrar(RegistrarBase):
                 if cfg.variant != variant:
                     raise InputError(f"checkpoint {p} was trained with the {cfg.variant} variant, not {variant}",
                                      p, f"use the {cfg.variant} registrar or a {variant} checkpoint")
+            percentiles(cfg.normalization)  # an unknown normalisation is an error now, not at the first sample
             self.networks.append(net)
             self.configs.append(cfg)
 

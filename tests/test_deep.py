@@ -1,6 +1,7 @@
 """Deep registrars: parameter counts, fused attention, input pipeline, correction, cascades, checkpoints."""
 
 import json
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -230,3 +231,39 @@ def test_bundled_weights_load_and_register(phantom_case, name, stages):
     results = reg.register_many([(phantom_case, s.transform) for s in starts])
     final = [sre(r.transform, phantom_case.ground_truth, phantom_case.surface_points) for r in results]
     assert all(r.ok for r in results) and np.mean(final) < 6.0, final  # the starts are at 8 mm
+
+
+class _ShapeProbe(torch.nn.Module):
+    """Records its input's shape and saturated fraction, and predicts no correction (any input size)."""
+
+    seen: ClassVar[list] = []
+
+    def __init__(self):
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, x):
+        moving = x[:, 1]
+        _ShapeProbe.seen.append((tuple(x.shape), float((moving > 0.999).sum() / (moving > 0).sum())))
+        return self.scale * x.new_zeros(len(x), 6)
+
+
+def test_inference_builds_the_input_each_checkpoint_stores(phantom_case, tmp_path):
+    from regkit.deep.methods import Architecture
+
+    probe = Architecture("tests.probe:PROBE", "probe", builder=_ShapeProbe)
+    net = _ShapeProbe()
+    save_checkpoint(net, CheckpointConfig(probe.name, "image", input_shape=(8, 24, 40), enlarge=0.1,
+                                          normalization="percentile-0.5-99.5"), tmp_path / "s1")
+    save_checkpoint(net, CheckpointConfig(probe.name, "image", input_shape=(16, 32, 32),
+                                          normalization="percentile-0-50"), tmp_path / "s2")
+    _ShapeProbe.seen.clear()
+    reg = DeepRegistrar(probe, "image", checkpoint=tmp_path / "s1", stage2=tmp_path / "s2")
+    res = reg.register(phantom_case, phantom_case.ground_truth)
+    assert res.ok, res.message
+    (shape1, saturated1), (shape2, saturated2) = _ShapeProbe.seen
+    assert shape1 == (1, 2, 8, 24, 40) and shape2 == (1, 2, 16, 32, 32)
+    assert saturated1 < 0.05 and saturated2 > 0.1  # stage 2 maps the median to 1: much of the TRUS saturates
+    save_checkpoint(net, CheckpointConfig(probe.name, "image", normalization="zscore"), tmp_path / "s3")
+    with pytest.raises(InputError, match="unknown input normalisation 'zscore'"):
+        DeepRegistrar(probe, "image", checkpoint=tmp_path / "s3")

@@ -1,5 +1,6 @@
 """The registrar interface, the registry and the CLI skeleton."""
 
+import os
 import subprocess
 import sys
 
@@ -10,7 +11,7 @@ import regkit
 from regkit import RigidTransform, available_registrars, get_registrar, register_registrar
 from regkit.app.cli import main
 from regkit.errors import InputError
-from regkit.registrar import Registrar, RegistrarBase, RegistrationResult
+from regkit.registrar import IdentityRegistrar, Registrar, RegistrarBase, RegistrationResult
 
 
 def test_public_api_imports_from_regkit():
@@ -72,3 +73,19 @@ def test_list_shows_kinds_and_parameter_counts():
 def test_cli_errors_are_one_line():
     r = CliRunner().invoke(main, ["synth", "--cases", "1", "--out", "/dev/null/x", "--from-mr", "/"])
     assert r.exit_code == 2 and "error:" in r.output and "Traceback" not in r.output
+
+
+def test_a_plugin_named_like_a_builtin_is_an_error_naming_both(tmp_path):
+    site = tmp_path / "site"
+    dist = site / "clash-0.1.dist-info"
+    dist.mkdir(parents=True)
+    (site / "clash.py").write_text("from regkit.registrar import RegistrarBase\n\n\nclass Mine(RegistrarBase):\n"
+                                   "    name = 'mi'\n")
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: clash\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[regkit.registrars]\nmi = clash:Mine\n")
+    env = {**os.environ, "PYTHONPATH": str(site) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    r = subprocess.run(["regkit", "list"], capture_output=True, text=True, env=env)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "'mi' is declared twice" in r.stderr and "regkit" in r.stderr and "clash" in r.stderr
+    with pytest.raises(InputError, match="already declared by regkit"):
+        register_registrar("mi", IdentityRegistrar)
