@@ -141,7 +141,7 @@ def train(method, data, stage, init_range, epochs, batch_size, lr, out, resume, 
               help="Starting SRE: 8mm, 16mm, a range 0-20mm, or a list 8mm,16mm (both blocks of Table 1).")
 @click.option("--data", type=click.Path(exists=True, file_okay=False), default=None,
               help="Dataset folder. Default: the built-in synthetic benchmark (rendered and cached on first use).")
-@click.option("--split", default="test", show_default=True, help="Split to evaluate on.")
+@click.option("--split", default="test", show_default=True, help="Split to evaluate on, or 'all' for every case.")
 @click.option("--cases", type=int, default=None, help="Use only the first N cases of the split [all].")
 @click.option("--starts-per-case", "-k", type=click.IntRange(1), default=3, show_default=True,
               help="Starts per case and starting error (the paper used 40 to 100).")
@@ -151,23 +151,32 @@ def train(method, data, stage, init_range, epochs, batch_size, lr, out, resume, 
 @click.option("--out", "-o", type=click.Path(file_okay=False), default="regkit-compare", show_default=True,
               help="Output folder; run the same command again to resume.")
 @click.option("--workers", "-j", type=click.IntRange(1), default=None, help="Processes for classical methods [cores].")
-@click.option("--reference", default=None, help="Test every method against this one only [every pair].")
+@click.option("--compare", "compare_", default=None,
+              help="Comparisons to test (the Holm family): A:B pairs, METHOD@K for stage K of a cascade (e.g. "
+                   "attreg@1:featreg), or reference, all, paper [reference,paper: every method against the "
+                   "reference, and the paper's claims whose methods are present; cascades also stage for stage].")
+@click.option("--reference", default=None, help="Reference method of the default comparisons [identity if listed, "
+                                                 "else the first method].")
 @click.option("--scheduler", default=None, help="Dask scheduler address (tcp://host:port) to run the tasks on.")
 @click.option("--method-option", "-O", "method_option", multiple=True,
               help="METHOD.OPTION=VALUE for a registrar, e.g. -O mi.iterations=300 -O attreg.checkpoint=run/best.")
-def compare(methods, init, data, split, cases, starts_per_case, seed, starts_file, out, workers, reference,
-            scheduler, method_option):
+def compare(methods, init, data, split, cases, starts_per_case, seed, starts_file, out, workers, compare_,
+            reference, scheduler, method_option):
     """Run METHODS on the same starts and write the per-sample table, statistics, tables and plots.
 
-    Writes OUT/results.csv row by row, then summary.csv, table1/table2/tests as .csv, .tex and .md, boxplot.png,
-    scatter.png and run.json (seeds, versions, threads, git hash, command line). Interrupted runs resume.
+    Statistics are made at the case level (paired tests over per-case means, CIs by a cluster bootstrap over
+    cases), with the paper's sample-level tests beside them. Writes OUT/results.csv row by row, then
+    summary.csv, table1/table2/tests/ranks as .csv, .tex and .md, tests_raw.csv, metrics.json, boxplot.png,
+    scatter.png, differences.png, run.json (seeds, versions, threads, git hash, command line) and report.html
+    (all of it in one file). Interrupted runs resume.
     """
     from regkit.evaluation.compare import compare as run
     from regkit.evaluation.compare import parse_method_options
 
     run(methods=methods, init=init, data=data, split=split, cases=cases, starts_per_case=starts_per_case, seed=seed,
         out=out, workers=workers, reference=reference, scheduler=scheduler,
-        method_options=parse_method_options(method_option), starts_file=starts_file, echo=click.echo)
+        method_options=parse_method_options(method_option), starts_file=starts_file, echo=click.echo,
+        compare=compare_)
 
 
 @main.command()
