@@ -172,3 +172,14 @@ def test_null_simulation_through_the_comparison_code():
                            "a", "b", "8mm", with_mixed=False) for i in range(150))])
     case_rate, sample_rate = rejections.mean(axis=0)
     assert case_rate <= 0.11 and sample_rate >= 0.2, (case_rate, sample_rate)
+
+
+def test_a_bad_compare_option_is_named_before_any_work(tmp_path):
+    from click.testing import CliRunner
+
+    from regkit.app.cli import main
+
+    r = CliRunner().invoke(main, ["compare", "--methods", "identity,mi", "--compare", "identity:mind",
+                                  "--out", str(tmp_path / "o")])
+    assert r.exit_code == 2 and "'mind', which is not one of the methods" in r.output
+    assert not (tmp_path / "o" / "results.csv").exists()

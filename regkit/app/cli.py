@@ -62,14 +62,25 @@ def list_cmd():
               help="Folder of real labelled MRs (<case>_t2.nii.gz + <case>_gland.nii.gz): simulate the TRUS "
                    "from them instead of drawing a synthetic pelvis.")
 @click.option("--workers", "-j", type=click.IntRange(1), default=1, show_default=True, help="Parallel processes.")
-def synth(cases, out, seed, from_mr, workers):
+@click.option("--split-sizes", default=None,
+              help="TRAIN,VAL,TEST case counts [under 10 cases all test, for evaluation; else about 70/15/15].")
+def synth(cases, out, seed, from_mr, workers, split_sizes):
     """Write a synthetic MR/TRUS dataset (train/val/test splits) in regkit's layout.
 
     Existing cases in OUT are kept, so an interrupted run resumes.
     """
-    from regkit.synth.dataset import synth_dataset
+    from regkit.errors import InputError
+    from regkit.synth.dataset import default_splits, synth_dataset
 
-    ds = synth_dataset(out, cases, seed=seed, from_mr=from_mr, workers=workers)
+    sizes = None
+    if split_sizes is not None:
+        try:
+            sizes = dict(zip(("train", "val", "test"), map(int, split_sizes.split(",")), strict=True))
+        except ValueError:
+            raise InputError(f"cannot read --split-sizes {split_sizes!r}",
+                             fix="give three counts, e.g. 6,2,2") from None
+    ds = synth_dataset(out, cases, seed=seed, from_mr=from_mr, workers=workers,
+                       splits=default_splits(cases, sizes))
     sizes = ", ".join(f"{k} {len(v)}" for k, v in ds.splits.items())
     click.echo(f"wrote {len(ds)} cases to {out} ({sizes})")
 
