@@ -460,9 +460,11 @@ def compare(methods: str | Sequence = "mi,mind,attreg", init: str = "8mm", data:
     samples = samples.sort_values(["init", "method", "case", "start_id"],
                                   key=lambda c: c.map(order[c.name]) if c.name in order else c).reset_index(drop=True)
     # ---- statistics, tables, plots, metrics.json and report.html (see regkit.evaluation.stats)
+    from regkit.evaluation.measures import backfill
     from regkit.evaluation.metrics import write_metrics
     from regkit.evaluation.report import write_report
 
+    backfill(samples, ds.load)  # Dice / TRE of rows from a run made before regkit measured them
     registrars = {s.label: s.registrar for s in specs if isinstance(s.registrar, str)}
     summary = stats.summary(samples)
     tests = stats.paired_tests(samples, compare, reference, registrars)

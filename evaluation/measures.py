@@ -47,3 +47,30 @@ def landmark_tre(case, transform: RigidTransform) -> float | None:
         return None
     fixed, moving = pts
     return float(np.linalg.norm(transform.apply(fixed) - moving, axis=1).mean())
+
+
+def backfill(samples, load_case) -> None:
+    """Fill ``final_dice`` and ``final_tre`` in place where they are missing (rows of a run made before these
+    measures existed), from each row's stored result matrix, for cases that have TRUS labels or landmarks."""
+    import pandas as pd
+
+    cols = [f"t_m{i}{j}" for i in range(3) for j in range(4)]
+    if not set(cols) <= set(samples.columns):
+        return
+    for name in ("final_dice", "final_tre"):
+        if name not in samples:
+            samples[name] = np.nan
+        samples[name] = pd.to_numeric(samples[name], errors="coerce")
+    todo = samples["final_dice"].isna() | samples["final_tre"].isna()
+    for case_id, rows in samples[todo].groupby("case", sort=False):
+        case = load_case(case_id)
+        if case.moving_label is None and landmarks(case) is None:
+            continue
+        for ix, row in rows.iterrows():
+            m = row[cols].to_numpy(float).reshape(3, 4)
+            if not np.isfinite(m).all():
+                continue
+            t = RigidTransform.from_matrix(m, orthonormalize=True, tolerance=1e-4)
+            for name, f in (("final_dice", label_dice), ("final_tre", landmark_tre)):
+                if pd.isna(samples.at[ix, name]) and (v := f(case, t)) is not None:
+                    samples.at[ix, name] = v

@@ -306,3 +306,13 @@ def test_report_is_self_contained_and_complete_in_a_headless_browser(run, tmp_pa
     assert figures == ["boxplot", "scatter", "differences"]
     assert len(widths) == 3 and all(int(w) > 100 for w in widths)
     assert "Run record" in dom and '"starts_per_case": 4' in dom
+
+
+def test_dice_of_rows_from_an_earlier_run_is_filled_from_their_matrices(run, phantom_dataset):
+    from regkit.evaluation.measures import backfill
+
+    old = run.samples.copy()
+    old["final_dice"] = np.nan  # as written by a regkit that did not measure Dice
+    backfill(old, phantom_dataset.load)
+    np.testing.assert_allclose(old["final_dice"], run.samples["final_dice"], atol=1e-3)
+    assert old["final_tre"].isna().all()  # the phantom has no landmarks

@@ -183,3 +183,22 @@ def test_a_bad_compare_option_is_named_before_any_work(tmp_path):
                                   "--out", str(tmp_path / "o")])
     assert r.exit_code == 2 and "'mind', which is not one of the methods" in r.output
     assert not (tmp_path / "o" / "results.csv").exists()
+
+
+def test_landmark_tre_and_its_column_where_a_case_has_landmarks(phantom_case):
+    import dataclasses
+
+    from regkit.evaluation.measures import landmark_tre
+    from regkit.evaluation.tables import table1
+    from regkit.transform import RigidTransform
+
+    pts = phantom_case.surface_points[:5]
+    gt = phantom_case.ground_truth
+    case = dataclasses.replace(phantom_case, metadata={"landmarks": {"fixed": pts.tolist(),
+                                                                     "moving": gt.apply(pts).tolist()}})
+    assert landmark_tre(case, gt) == pytest.approx(0.0, abs=1e-9)
+    assert landmark_tre(case, RigidTransform.identity()) > 1.0
+    assert landmark_tre(phantom_case, gt) is None
+    s = make_samples(methods=("a",))
+    assert "Landmark TRE (mm)" not in table1(stats.summary(s)).columns
+    assert "Landmark TRE (mm)" in table1(stats.summary(s.assign(final_tre=2.0))).columns
