@@ -205,7 +205,8 @@ def comparisons(spec: str | Sequence | None, methods: Sequence[str], samples: pd
             raise InputError(f"a comparison of {c.a.label!r} with itself", fix="name two different methods")
         todo = [c]
         if c.a.stage is None and c.b.stage is None and (c.a.method in cascades or c.b.method in cascades):
-            todo.append(Comparison(Arm(c.a.method, 1), Arm(c.b.method, 1), "stage for stage"))
+            todo.append(Comparison(*(Arm(x.method, 1 if x.method in cascades else None) for x in (c.a, c.b)),
+                                   "stage for stage"))
         for comp in todo:
             if comp.key not in seen:
                 seen.add(comp.key)
