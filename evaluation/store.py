@@ -49,9 +49,10 @@ class ResultStore:
             frame = pd.read_csv(self.path, dtype=str, keep_default_na=False)
             for c in missing:
                 frame[c] = ""
-            tmp = self.path.with_name(f".{self.path.name}.tmp")
-            frame[[*header, *missing]].to_csv(tmp, index=False)
-            tmp.replace(self.path)
+            from regkit.atomic import atomic_path
+
+            with atomic_path(self.path) as tmp:
+                frame[[*header, *missing]].to_csv(tmp, index=False)
             header = [*header, *missing]
         self.columns = header
 

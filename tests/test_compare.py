@@ -316,3 +316,12 @@ def test_dice_of_rows_from_an_earlier_run_is_filled_from_their_matrices(run, pha
     backfill(old, phantom_dataset.load)
     np.testing.assert_allclose(old["final_dice"], run.samples["final_dice"], atol=1e-3)
     assert old["final_tre"].isna().all()  # the phantom has no landmarks
+
+
+def test_store_of_an_earlier_regkit_gains_the_new_columns(tmp_path):
+    path = tmp_path / "results.csv"
+    path.write_text("method,case,start_id,init,final_sre\nm,c,0,8mm,1.5\n")  # fewer columns than today's
+    store = ResultStore(path)
+    store.append({"method": "m", "case": "c", "start_id": 1, "init": "8mm", "final_sre": 2.5, "final_dice": 0.8})
+    frame = ResultStore(path).read()
+    assert list(frame["final_sre"]) == [1.5, 2.5] and frame["final_dice"].isna().tolist() == [True, False]
