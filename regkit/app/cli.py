@@ -176,10 +176,10 @@ def compare(methods, init, data, split, cases, starts_per_case, seed, starts_fil
     """Run METHODS on the same starts and write the per-sample table, statistics, tables and plots.
 
     Statistics are made at the case level (paired tests over per-case means with t intervals of the difference;
-    intervals of each mean by a cluster bootstrap over cases), with the paper's sample-level tests beside them. Writes OUT/results.csv row by row, then
-    summary.csv, table1/table2/tests/ranks as .csv, .tex and .md, tests_raw.csv, metrics.json, boxplot.png,
-    scatter.png, differences.png, run.json (seeds, versions, threads, git hash, command line) and report.html
-    (all of it in one file). Interrupted runs resume.
+    intervals of each mean by a cluster bootstrap over cases), with the paper's sample-level tests beside them.
+    Writes OUT/results.csv row by row, then summary.csv, table1/table2/tests/ranks as .csv, .tex and .md,
+    tests_raw.csv, metrics.json, boxplot.png, scatter.png, differences.png, run.json (seeds, versions, threads,
+    git hash, command line) and report.html (all of it in one file). Interrupted runs resume.
     """
     from regkit.evaluation.compare import compare as run
     from regkit.evaluation.compare import parse_method_options
