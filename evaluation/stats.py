@@ -51,9 +51,9 @@ BOOTSTRAP_SEED = 0
 CORRECTION_NOTE = ("p-values are Holm-corrected (statsmodels multipletests, method='holm') over the comparisons "
                    "listed (all starting errors together), separately for each test")
 CASE_NOTE = ("Case level (the default): paired tests over the per-case mean differences (n = cases), 95 % CI "
-             "of the mean difference from the t-test (not adjusted for multiplicity); sample level (the paper's analysis): the same tests over "
-             "every (case, start) sample as if independent, whose p-values are too small when starts share a "
-             "case")
+             "of the mean difference from the t-test (not adjusted for multiplicity); sample level (the paper's "
+             "analysis): the same tests over every (case, start) sample as if independent, whose p-values are too "
+             "small when starts share a case")
 STAGE_COLUMN = re.compile(r"^stage(\d+)_sre$")
 
 # The paper's claims (Song et al. 2021): Attention-Reg against the baselines, attention against no attention
