@@ -208,3 +208,17 @@ def test_landmark_tre_and_its_column_where_a_case_has_landmarks(phantom_case):
     s = make_samples(methods=("a",))
     assert "Landmark TRE (mm)" not in table1(stats.summary(s)).columns
     assert "Landmark TRE (mm)" in table1(stats.summary(s.assign(final_tre=2.0))).columns
+
+
+def test_stage_columns_are_read_generically():
+    from regkit.evaluation.tables import table2
+
+    s = make_samples(seed=8, methods=("chain", "one"), stage1={"chain": 2.0})
+    s["stage2_sre"] = np.where(s["method"] == "chain", s["final_sre"] + 1.0, np.nan)  # a three-stage method
+    assert stats.n_stages(s, "chain") == 3 and stats.n_stages(s, "one") == 1
+    t2 = table2(stats.summary(s), {}).set_index("Method")
+    assert list(t2.columns[1:4]) == ["Stage 1", "Stage 2", "Stage 3"]
+    assert t2.loc["one", "Stage 2"] == "-" and t2.loc["chain", "Stage 3"].startswith(
+        f"{s[s['method'] == 'chain']['final_sre'].mean():.2f}")
+    r = stats.compare_arms(s, "chain@2", "one", "8mm")
+    assert r["mean_a"] == pytest.approx(s[s["method"] == "chain"]["stage2_sre"].mean())
