@@ -163,9 +163,19 @@ def run_task(task: Task) -> list[dict]:
             stages = r.info.get("stage_transforms") or []
             if len(stages) > 1:
                 row["stage1_sre"] = sre(stages[0], gt, pts)
+        if case is not None:
+            row.update(_extra_measures(case, r.transform))
         row.update(_matrix_columns(r.transform))
         rows.append(row)
     return rows
+
+
+def _extra_measures(case, transform: RigidTransform) -> dict[str, float]:
+    """TRUS-label Dice and landmark TRE of a result, where the case has TRUS labels or landmarks."""
+    from regkit.evaluation.measures import label_dice, landmark_tre
+
+    out = {"final_dice": label_dice(case, transform), "final_tre": landmark_tre(case, transform)}
+    return {k: v for k, v in out.items() if v is not None}
 
 
 def _registrar_of(spec: MethodSpec) -> Registrar:
@@ -272,6 +282,7 @@ class CompareResult:
     out: Path
     tables: dict[str, str]
     provenance: dict
+    ranks: pd.DataFrame | None = None
 
     def __repr__(self) -> str:
         return f"CompareResult({len(self.samples)} samples, {self.samples['method'].nunique()} methods, out={self.out})"
@@ -323,7 +334,8 @@ def compare(methods: str | Sequence = "mi,mind,attreg", init: str = "8mm", data:
             split: str = "test", cases: int | None = None, starts_per_case: int = DEFAULT_STARTS_PER_CASE,
             seed: int = 0, out: str | Path = "regkit-compare", workers: int | None = None,
             reference: str | None = None, scheduler=None, method_options: dict[str, dict] | None = None,
-            starts_file: str | Path | None = None, show_progress: bool = True, echo=print) -> CompareResult:
+            starts_file: str | Path | None = None, show_progress: bool = True, echo=print,
+            compare: str | Sequence | None = None) -> CompareResult:
     """Run a comparison (see the module docstring) and return its results.
 
     Parameters
@@ -341,13 +353,20 @@ def compare(methods: str | Sequence = "mi,mind,attreg", init: str = "8mm", data:
     workers : int, optional
         Processes for classical methods (default: the number of cores).
     reference : str, optional
-        Test every method against this one only (default: every pair).
+        The reference method of the default comparisons [``identity`` if listed, else the first method].
     scheduler : str or distributed.Client, optional
         A Dask scheduler address (or client) to run the tasks on.
     method_options : dict, optional
         ``{label: {option: value}}`` passed to the registrars.
     starts_file : path, optional
         Use these starts (a file written by :func:`regkit.starts.write_starts`) instead of drawing them.
+    compare : str or sequence, optional
+        The comparisons to test, which are also the Holm family: ``"A:B"`` pairs (``METHOD@K`` for stage ``K`` of
+        a cascade), ``reference``, ``all`` or ``paper`` (see :func:`regkit.evaluation.stats.comparisons`);
+        default ``"reference,paper"``: every method against the reference, and the paper's claims whose methods
+        are present. A cascade compared by its final result brings the comparison of its first stage.
+    split : str
+        A split of the dataset, or ``all`` for every case of it.
     """
     from regkit.evaluation import plots, provenance, stats, tables
     from regkit.progress import progress
@@ -356,11 +375,12 @@ def compare(methods: str | Sequence = "mi,mind,attreg", init: str = "8mm", data:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     specs = parse_methods(methods, method_options)
+    stats.comparisons(compare, [s.label for s in specs], None, reference)  # a bad --compare fails before any work
     init_order = {spec.label: i for i, spec in enumerate(parse_init(init))}  # also fails early on a bad --init
     from regkit.benchmark import open_dataset
 
-    ds = open_dataset(data, (split,), show_progress=show_progress)
-    ids = ds.case_ids(split)
+    ds = open_dataset(data, None if split == "all" else (split,), show_progress=show_progress)
+    ids = ds.case_ids(None if split == "all" else split)
     if cases is not None:
         if cases < 1:
             raise InputError(f"--cases must be at least 1, got {cases}")
@@ -439,17 +459,37 @@ def compare(methods: str | Sequence = "mi,mind,attreg", init: str = "8mm", data:
     order = {"method": {s.label: i for i, s in enumerate(specs)}, "init": init_order}
     samples = samples.sort_values(["init", "method", "case", "start_id"],
                                   key=lambda c: c.map(order[c.name]) if c.name in order else c).reset_index(drop=True)
+    # ---- statistics, tables, plots, metrics.json and report.html (see regkit.evaluation.stats)
+    from regkit.evaluation.measures import backfill
+    from regkit.evaluation.metrics import write_metrics
+    from regkit.evaluation.report import write_report
+
+    backfill(samples, ds.load)  # Dice / TRE of rows from a run made before regkit measured them
+    registrars = {s.label: s.registrar for s in specs if isinstance(s.registrar, str)}
     summary = stats.summary(samples)
-    tests = stats.paired_tests(samples, reference)
+    tests = stats.paired_tests(samples, compare, reference, registrars)
+    ranks = stats.significance_ranks(samples)
     counts = {s.label: parameter_count(declaration(s.registrar)) for s in specs if isinstance(s.registrar, str)}
     titles = {s.label: s.title for s in specs}
-    md = tables.write_tables(out, summary, tests, titles, {k: v for k, v in counts.items() if v}, write_text)
+    md = tables.write_tables(out, summary, tests, titles, {k: v for k, v in counts.items() if v}, write_text,
+                             ranks)
     plots.boxplot(samples, out / "boxplot.png", titles)
     plots.scatter(samples, out / "scatter.png", titles)
+    plots.differences(samples, tests, out / "differences.png", titles)
+    write_metrics(samples, out / "metrics.json", titles)
     record["wall_time_s"] = round(time.perf_counter() - t0, 1)
+    record["statistics"] = {
+        "compare": compare if compare is None or isinstance(compare, str) else [str(c) for c in compare],
+        "reference": reference,
+        "comparisons": [f"{a}:{b}" for a, b in dict.fromkeys(zip(tests["a"], tests["b"], strict=True))],
+        "holm_family_size": len(tests), "bootstrap": {"resamples": stats.BOOTSTRAP_RESAMPLES,
+                                                      "seed": stats.BOOTSTRAP_SEED}}
     write_text(out / "run.json", json.dumps(record, indent=2, default=str) + "\n")
+    write_report(out)
     if echo is not None:
         echo(md["table1"])
         echo(md["tests"])
-        echo(f"results in {out}/ (results.csv, table1/table2/tests .csv .tex .md, boxplot.png, scatter.png, run.json)")
-    return CompareResult(samples, summary, tests, out, md, record)
+        echo(md["ranks"])
+        echo(f"results in {out}/ (report.html, results.csv, summary.csv, metrics.json, table1/table2/tests/ranks "
+             ".csv .tex .md, tests_raw.csv, boxplot.png, scatter.png, differences.png, starts.csv, run.json)")
+    return CompareResult(samples, summary, tests, out, md, record, ranks)

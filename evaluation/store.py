@@ -18,7 +18,7 @@ from regkit.starts import MATRIX_COLUMNS
 
 KEY = ["method", "case", "start_id", "init"]
 COLUMNS = [*KEY, "target_sre", "initial_sre", "final_sre", "stage1_sre", "runtime_s", "status", "message",
-           *(f"t_{c}" for c in MATRIX_COLUMNS[:12])]
+           *(f"t_{c}" for c in MATRIX_COLUMNS[:12]), "final_dice", "final_tre"]
 
 
 class ResultStore:
@@ -43,6 +43,18 @@ class ResultStore:
         if not self.path.exists() or self.path.stat().st_size == 0:
             with open(self.path, "w", newline="") as fh:
                 csv.writer(fh).writerow(COLUMNS)
+        with open(self.path, newline="") as fh:
+            header = next(csv.reader(fh), [])
+        if missing := [c for c in COLUMNS if c not in header]:  # a file of an earlier regkit: add the new columns
+            frame = pd.read_csv(self.path, dtype=str, keep_default_na=False)
+            for c in missing:
+                frame[c] = ""
+            from regkit.atomic import atomic_path
+
+            with atomic_path(self.path) as tmp:
+                frame[[*header, *missing]].to_csv(tmp, index=False)
+            header = [*header, *missing]
+        self.columns = header
 
     def key(self, method: str, case: str, start_id: int, init: str) -> tuple:
         return (str(method), str(case), str(start_id), str(init))
@@ -55,7 +67,7 @@ class ResultStore:
         if k in self.done:
             return
         values = []
-        for c in COLUMNS:
+        for c in self.columns:
             v = row.get(c, "")
             if isinstance(v, float):
                 v = repr(v) if np.isfinite(v) else ""

@@ -71,7 +71,7 @@ def test_synth_cli_writes_a_resumable_dataset(tmp_path):
     r = CliRunner().invoke(main, ["synth", "--cases", "3", "--out", str(out), "--seed", "4"])
     assert r.exit_code == 0, r.output
     doc = json.loads((out / "dataset.json").read_text())
-    assert doc["splits"] == {"train": ["case000"], "val": ["case001"], "test": ["case002"]}
+    assert doc["splits"] == {"train": [], "val": [], "test": ["case000", "case001", "case002"]}  # evaluation only
     gt = (out / "case001" / "ground_truth.txt").read_text()
     stamp = (out / "case001" / "mr.nii.gz").stat().st_mtime_ns
     (out / "case002" / "case.json").unlink()  # as if interrupted before finishing case002
@@ -80,3 +80,18 @@ def test_synth_cli_writes_a_resumable_dataset(tmp_path):
     assert (out / "case001" / "mr.nii.gz").stat().st_mtime_ns == stamp  # kept
     assert (out / "case002" / "case.json").exists()
     assert (out / "case001" / "ground_truth.txt").read_text() == gt
+
+
+def test_small_datasets_are_for_evaluation_and_larger_ones_keep_two_test_cases():
+    from regkit.errors import InputError
+    from regkit.synth.dataset import default_splits, split_sizes
+
+    for n in range(1, 10):
+        assert split_sizes(n) == {"train": 0, "val": 0, "test": n}
+    assert split_sizes(10) == {"train": 6, "val": 2, "test": 2}
+    assert split_sizes(84) == {"train": 58, "val": 13, "test": 13}
+    assert default_splits(4, {"train": 2, "val": 1, "test": 1})["test"] == ["case003"]
+    with pytest.raises(InputError, match="add up"):
+        default_splits(4, {"train": 2, "val": 1, "test": 2})
+    r = CliRunner().invoke(main, ["synth", "--cases", "2", "--out", "/tmp/x", "--split-sizes", "a,b"])
+    assert r.exit_code == 2 and "split-sizes" in r.output

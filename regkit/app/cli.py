@@ -62,14 +62,25 @@ def list_cmd():
               help="Folder of real labelled MRs (<case>_t2.nii.gz + <case>_gland.nii.gz): simulate the TRUS "
                    "from them instead of drawing a synthetic pelvis.")
 @click.option("--workers", "-j", type=click.IntRange(1), default=1, show_default=True, help="Parallel processes.")
-def synth(cases, out, seed, from_mr, workers):
+@click.option("--split-sizes", default=None,
+              help="TRAIN,VAL,TEST case counts [under 10 cases all test, for evaluation; else about 70/15/15].")
+def synth(cases, out, seed, from_mr, workers, split_sizes):
     """Write a synthetic MR/TRUS dataset (train/val/test splits) in regkit's layout.
 
     Existing cases in OUT are kept, so an interrupted run resumes.
     """
-    from regkit.synth.dataset import synth_dataset
+    from regkit.errors import InputError
+    from regkit.synth.dataset import default_splits, synth_dataset
 
-    ds = synth_dataset(out, cases, seed=seed, from_mr=from_mr, workers=workers)
+    sizes = None
+    if split_sizes is not None:
+        try:
+            sizes = dict(zip(("train", "val", "test"), map(int, split_sizes.split(",")), strict=True))
+        except ValueError:
+            raise InputError(f"cannot read --split-sizes {split_sizes!r}",
+                             fix="give three counts, e.g. 6,2,2") from None
+    ds = synth_dataset(out, cases, seed=seed, from_mr=from_mr, workers=workers,
+                       splits=default_splits(cases, sizes))
     sizes = ", ".join(f"{k} {len(v)}" for k, v in ds.splits.items())
     click.echo(f"wrote {len(ds)} cases to {out} ({sizes})")
 
@@ -141,7 +152,7 @@ def train(method, data, stage, init_range, epochs, batch_size, lr, out, resume, 
               help="Starting SRE: 8mm, 16mm, a range 0-20mm, or a list 8mm,16mm (both blocks of Table 1).")
 @click.option("--data", type=click.Path(exists=True, file_okay=False), default=None,
               help="Dataset folder. Default: the built-in synthetic benchmark (rendered and cached on first use).")
-@click.option("--split", default="test", show_default=True, help="Split to evaluate on.")
+@click.option("--split", default="test", show_default=True, help="Split to evaluate on, or 'all' for every case.")
 @click.option("--cases", type=int, default=None, help="Use only the first N cases of the split [all].")
 @click.option("--starts-per-case", "-k", type=click.IntRange(1), default=3, show_default=True,
               help="Starts per case and starting error (the paper used 40 to 100).")
@@ -151,23 +162,32 @@ def train(method, data, stage, init_range, epochs, batch_size, lr, out, resume, 
 @click.option("--out", "-o", type=click.Path(file_okay=False), default="regkit-compare", show_default=True,
               help="Output folder; run the same command again to resume.")
 @click.option("--workers", "-j", type=click.IntRange(1), default=None, help="Processes for classical methods [cores].")
-@click.option("--reference", default=None, help="Test every method against this one only [every pair].")
+@click.option("--compare", "compare_", default=None,
+              help="Comparisons to test (the Holm family): A:B pairs, METHOD@K for stage K of a cascade (e.g. "
+                   "attreg@1:featreg), or reference, all, paper [reference,paper: every method against the "
+                   "reference, and the paper's claims whose methods are present; cascades also stage for stage].")
+@click.option("--reference", default=None, help="Reference method of the default comparisons [identity if listed, "
+                                                 "else the first method].")
 @click.option("--scheduler", default=None, help="Dask scheduler address (tcp://host:port) to run the tasks on.")
 @click.option("--method-option", "-O", "method_option", multiple=True,
               help="METHOD.OPTION=VALUE for a registrar, e.g. -O mi.iterations=300 -O attreg.checkpoint=run/best.")
-def compare(methods, init, data, split, cases, starts_per_case, seed, starts_file, out, workers, reference,
-            scheduler, method_option):
+def compare(methods, init, data, split, cases, starts_per_case, seed, starts_file, out, workers, compare_,
+            reference, scheduler, method_option):
     """Run METHODS on the same starts and write the per-sample table, statistics, tables and plots.
 
-    Writes OUT/results.csv row by row, then summary.csv, table1/table2/tests as .csv, .tex and .md, boxplot.png,
-    scatter.png and run.json (seeds, versions, threads, git hash, command line). Interrupted runs resume.
+    Statistics are made at the case level (paired tests over per-case means with t intervals of the difference;
+    intervals of each mean by a cluster bootstrap over cases), with the paper's sample-level tests beside them.
+    Writes OUT/results.csv row by row, then summary.csv, table1/table2/tests/ranks as .csv, .tex and .md,
+    tests_raw.csv, metrics.json, boxplot.png, scatter.png, differences.png, run.json (seeds, versions, threads,
+    git hash, command line) and report.html (all of it in one file). Interrupted runs resume.
     """
     from regkit.evaluation.compare import compare as run
     from regkit.evaluation.compare import parse_method_options
 
     run(methods=methods, init=init, data=data, split=split, cases=cases, starts_per_case=starts_per_case, seed=seed,
         out=out, workers=workers, reference=reference, scheduler=scheduler,
-        method_options=parse_method_options(method_option), starts_file=starts_file, echo=click.echo)
+        method_options=parse_method_options(method_option), starts_file=starts_file, echo=click.echo,
+        compare=compare_)
 
 
 @main.command()

@@ -14,24 +14,36 @@ from regkit.progress import progress
 LABEL_TAGS = ("gland", "label", "mask", "seg")
 
 
+SMALL = 10  # below this many cases a dataset is for evaluation only
+
+
 def split_sizes(n: int, val: float = 0.15, test: float = 0.15) -> dict[str, int]:
-    """Train/val/test counts for ``n`` cases: at least one val and one test case when n ≥ 3."""
+    """Train/val/test counts for ``n`` cases.
+
+    Fewer than 10 cases are too few to train on, and a held-out split of one or two of them would allow no
+    case-level statistics, so they all go to ``test`` (what ``regkit compare`` evaluates). From 10 cases on,
+    about 70/15/15, with at least one validation case and two test cases.
+    """
     if n < 1:
         raise InputError(f"need at least 1 case, got {n}")
-    if n < 3:
-        return {"train": n, "val": 0, "test": 0}
+    if n < SMALL:
+        return {"train": 0, "val": 0, "test": n}
     n_val = max(1, round(val * n))
-    n_test = max(1, round(test * n))
+    n_test = max(2, round(test * n))
     return {"train": n - n_val - n_test, "val": n_val, "test": n_test}
 
 
-def default_splits(n: int) -> dict[str, list[str]]:
-    sizes = split_sizes(n)
+def default_splits(n: int, sizes: dict[str, int] | None = None) -> dict[str, list[str]]:
+    """Case ids ``case000``... laid into train, val and test in that order (``sizes`` or :func:`split_sizes`)."""
+    sizes = sizes or split_sizes(n)
+    if sum(sizes.get(k, 0) for k in SPLITS) != n or any(v < 0 for v in sizes.values()):
+        raise InputError(f"split sizes {sizes} do not add up to {n} cases",
+                         fix="give three counts TRAIN,VAL,TEST that sum to --cases, e.g. 6,2,2 for 10")
     ids = [f"case{i:03d}" for i in range(n)]
     out, k = {}, 0
     for split in SPLITS:
-        out[split] = ids[k:k + sizes[split]]
-        k += sizes[split]
+        out[split] = ids[k:k + sizes.get(split, 0)]
+        k += sizes.get(split, 0)
     return out
 
 
