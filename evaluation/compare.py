@@ -23,6 +23,8 @@ import pandas as pd
 
 from regkit.atomic import write_text
 from regkit.errors import InputError
+from regkit.evaluation.arguments import one_run_per_folder
+from regkit.evaluation.faults import JOURNAL_NAME, CrashJournal, die_with_parent
 from regkit.evaluation.store import ResultStore
 from regkit.registrar import Capabilities, Registrar
 from regkit.sre import sre
@@ -116,8 +118,10 @@ class Task:
 _WORKER_CACHE: dict = {}
 
 
-def _worker_setup(threads: int) -> None:
-    """Per-process thread limits, set before ITK or torch start their thread pools."""
+def _worker_setup(threads: int, parent_pid: int | None = None) -> None:
+    """Per-process thread limits, set before ITK or torch start their thread pools; the worker ends with its parent."""
+    if parent_pid is not None:
+        die_with_parent(parent_pid)
     os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] = str(threads)
     os.environ.setdefault("ITK_GLOBAL_DEFAULT_THREADER", "Pool")
     os.environ["OMP_NUM_THREADS"] = str(threads)
@@ -137,18 +141,23 @@ def _cached(key, make):
 
 
 def run_task(task: Task) -> list[dict]:
-    """Register one case's starts with one method and return the result rows (never raises)."""
+    """Register one case's starts with one method and return the result rows.
+
+    A failure of a method or a case is recorded in its rows, and so is a result that is not a sound
+    ``RegistrationResult`` (see :func:`regkit.registrar.check_results`). Only a registrar that cannot be constructed
+    at all raises (:class:`InputError`): that is a configuration error, the same for every sample.
+    """
     from regkit.dataset import load_dataset
-    from regkit.registrar import RegistrationResult
+    from regkit.registrar import RegistrationResult, check_results
 
     spec = task.method
     case, results, error = None, None, ""
+    reg = _setup_registrar(spec)
     try:
         ds = _cached(("dataset", task.dataset), lambda: load_dataset(task.dataset))
         case = ds.load(task.case)
-        reg = _registrar_of(spec)
         pairs = [(case, s.transform) for s in task.starts]
-        results = reg.register_many(pairs)
+        results = check_results(reg.register_many(pairs), pairs, spec.label)
     except Exception as exc:  # a broken method or case is recorded, never fatal
         error = f"{type(exc).__name__}: {exc}"
     rows = []
@@ -176,6 +185,16 @@ def _extra_measures(case, transform: RigidTransform) -> dict[str, float]:
 
     out = {"final_dice": label_dice(case, transform), "final_tre": landmark_tre(case, transform)}
     return {k: v for k, v in out.items() if v is not None}
+
+
+def _setup_registrar(spec: MethodSpec) -> Registrar:
+    """The spec's registrar; an :class:`InputError` naming it and its options when it cannot be constructed."""
+    try:
+        return _registrar_of(spec)
+    except Exception as exc:
+        raise InputError(f"registrar {spec.label!r} ({spec.registrar}) cannot be set up with options {spec.options}: "
+                         f"{type(exc).__name__}: {exc}", fix="correct the options (-O) and run again: nothing was "
+                         "recorded for it") from None
 
 
 def _registrar_of(spec: MethodSpec) -> Registrar:
@@ -210,7 +229,8 @@ class _LocalPool:
         self.slots = [self._new() for _ in range(workers)]
 
     def _new(self):
-        return ProcessPoolExecutor(1, mp_context=self.ctx, initializer=_worker_setup, initargs=(self.threads,))
+        return ProcessPoolExecutor(1, mp_context=self.ctx, initializer=_worker_setup,
+                                   initargs=(self.threads, os.getpid()))
 
     def run(self, tasks: list[Task]) -> Iterator[list[dict]]:
         from collections import deque
@@ -251,7 +271,12 @@ class _DaskPool:
     def __init__(self, scheduler, threads: int):
         from distributed import Client
 
-        self.client = scheduler if hasattr(scheduler, "submit") else Client(scheduler)
+        try:
+            self.client = scheduler if hasattr(scheduler, "submit") else Client(scheduler)
+        except (OSError, TimeoutError, ValueError, TypeError) as exc:
+            raise InputError(f"cannot connect to the Dask scheduler {scheduler!r}: {type(exc).__name__}: {exc}",
+                             fix="start the scheduler and its workers (`dask scheduler`, `dask worker ADDRESS`), or "
+                                 "check the address") from None
         self.own = not hasattr(scheduler, "submit")
         self.client.run(_worker_setup, threads)
 
@@ -262,6 +287,8 @@ class _DaskPool:
         for fut in as_completed(futures):
             try:
                 yield fut.result()
+            except InputError:  # the registrar cannot be set up: a configuration error, not a sample's failure
+                raise
             except Exception as exc:  # e.g. KilledWorker: the task crashed its workers
                 task = futures[fut]
                 yield [_crashed_row(task, s, f"dask: {type(exc).__name__}: {exc}") for s in task.starts]
@@ -323,13 +350,25 @@ def _check_same_methods(path: Path, specs: list[MethodSpec]) -> None:
     for s in specs:
         m = before.get(s.label)
         name = s.registrar if isinstance(s.registrar, str) else repr(s.registrar)
-        if m is not None and isinstance(s.registrar, str) and (m["registrar"] != name or m["options"] != s.options):
+        if (m is not None and isinstance(s.registrar, str) and (m["registrar"] != name or m["options"] != s.options)
+                and _has_rows(path.parent / "results.csv", s.label)):  # settings that recorded nothing spoil nothing
             raise InputError(
                 f"this folder holds results of {s.label!r} run as {m['registrar']} with options {m['options']}; "
                 f"now it is {name} with {s.options}", path,
                 "use a new --out folder, or an alias (NEW=REGISTRAR) for the new settings")
 
 
+def _has_rows(results: Path, label: str) -> bool:
+    """Whether ``results`` (a results.csv) holds a row of method ``label``."""
+    if not results.exists():
+        return False
+    try:
+        return label in set(pd.read_csv(results, usecols=["method"], dtype=str)["method"])
+    except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError):
+        return True  # unreadable: assume the worst
+
+
+@one_run_per_folder
 def compare(methods: str | Sequence = "mi,mind,attreg", init: str = "8mm", data: str | Path | None = None,
             split: str = "test", cases: int | None = None, starts_per_case: int = DEFAULT_STARTS_PER_CASE,
             seed: int = 0, out: str | Path = "regkit-compare", workers: int | None = None,
@@ -388,6 +427,11 @@ def compare(methods: str | Sequence = "mi,mind,attreg", init: str = "8mm", data:
     if not ids:
         raise InputError(f"split {split!r} has no cases", ds.root / "dataset.json")
     case_objs = [ds.load(c) for c in ids]
+    # methods that run in this process are constructed once, here, before anything is written: a missing checkpoint
+    # is an error before any work, and does not bind the folder to the bad option
+    for s in specs:
+        if isinstance(s.registrar, str) and _in_process(s, scheduler):
+            _setup_registrar(s)
     _check_same_methods(out / "run.json", specs)
     starts = _load_or_make_starts(out, case_objs, init, starts_per_case, seed, starts_file)
     if starts_file is not None:  # the file's starting errors, in the order they appear
@@ -404,11 +448,9 @@ def compare(methods: str | Sequence = "mi,mind,attreg", init: str = "8mm", data:
                   "options": s.options} for s in specs])
     write_text(out / "run.json", json.dumps(record, indent=2, default=str) + "\n")
 
-    # methods that run in this process are constructed once, here: a missing checkpoint is an error before any work
-    for s in specs:
-        if isinstance(s.registrar, str) and _in_process(s, scheduler):
-            _registrar_of(s)
     store = ResultStore(out / "results.csv")
+    journal = CrashJournal(out / JOURNAL_NAME)
+    journal.prune(store.is_done)
     by_case: dict[str, list[Start]] = {}
     for s in starts:
         by_case.setdefault(s.case, []).append(s)
@@ -426,13 +468,12 @@ def compare(methods: str | Sequence = "mi,mind,attreg", init: str = "8mm", data:
                 tasks = [Task(spec, str(ds.root), c, ss) for c, ss in todo.items() if ss]
             else:
                 tasks = [Task(spec, str(ds.root), c, [s]) for c, ss in todo.items() for s in ss]
-            if _in_process(spec, scheduler):
-                runner = (run_task(t) for t in tasks)
-            else:
+            if _in_process(spec, scheduler):  # a crash here ends the run: the journal keeps it from recurring forever
+                runner = journal.run(tasks, run_task, lambda t, msg: [_crashed_row(t, s, msg) for s in t.starts])
+            else:  # worker processes, even with one worker: a native crash takes down a worker, not the run
                 if pool is None:
-                    pool = _DaskPool(scheduler, threads) if scheduler else (
-                        _LocalPool(workers, threads) if workers > 1 else None)
-                runner = pool.run(tasks) if pool is not None else (run_task(t) for t in tasks)
+                    pool = _DaskPool(scheduler, threads) if scheduler else _LocalPool(workers, threads)
+                runner = pool.run(tasks)
             with progress(total=n, desc=f"{spec.label}", unit="sample", disable=not show_progress) as bar:
                 for rows in runner:
                     for row in rows:
@@ -443,7 +484,7 @@ def compare(methods: str | Sequence = "mi,mind,attreg", init: str = "8mm", data:
                                                                         case.surface_points)
                         store.append(row)
                     bar.update(len(rows))
-    except KeyboardInterrupt:
+    except BaseException:  # Ctrl-C, a full disk, a registrar that cannot be set up: stop the workers at once
         if pool is not None:
             pool.close(cancel=True)
             pool = None

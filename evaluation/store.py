@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from regkit.errors import InputError, OutputError
 from regkit.starts import MATRIX_COLUMNS
 
 KEY = ["method", "case", "start_id", "init"]
@@ -28,6 +29,7 @@ class ResultStore:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._repair()
+        self._check_header()
         self.done: set[tuple] = set()
         if self.path.exists():
             frame = self.read()
@@ -56,6 +58,15 @@ class ResultStore:
             header = [*header, *missing]
         self.columns = header
 
+    def _check_header(self) -> None:
+        """A results table of another layout (another tool's, or another regkit version's) is never appended to."""
+        with open(self.path, newline="") as fh:
+            header = next(csv.reader(fh), [])
+        if header != COLUMNS:
+            raise InputError(f"this results table has the columns {header}, not regkit's {COLUMNS}: it was written by "
+                             "another tool or another regkit version", self.path,
+                             "use a new output folder (or move this results.csv away to start afresh)")
+
     def key(self, method: str, case: str, start_id: int, init: str) -> tuple:
         return (str(method), str(case), str(start_id), str(init))
 
@@ -74,10 +85,17 @@ class ResultStore:
             elif isinstance(v, str):
                 v = " ".join(v.split())  # one physical line per row, so a cut row is always the last line
             values.append(v)
-        with open(self.path, "a", newline="") as fh:
-            csv.writer(fh).writerow(values)
-            fh.flush()
-            os.fsync(fh.fileno())
+        try:
+            with open(self.path, "a", newline="") as fh:
+                csv.writer(fh).writerow(values)
+                fh.flush()
+                os.fsync(fh.fileno())
+        except OSError as exc:
+            err = OutputError(f"{self.path}: cannot write a result row: {exc.strerror}. The {len(self.done)} rows "
+                              "written before are kept (a row cut short is dropped when the run resumes). Fix: free "
+                              "space (or lift the limit), then run the same command again to resume")
+            err.errno = exc.errno
+            raise err from exc
         self.done.add(k)
 
     def read(self) -> pd.DataFrame:
