@@ -101,6 +101,8 @@ def parse_method_options(items: Iterable[str]) -> dict[str, dict]:
             parsed = json.loads(value)
         except json.JSONDecodeError:
             parsed = value
+        if opt in out.get(method, {}):
+            raise InputError(f"method option {method}.{opt} is given twice", fix="give each option once")
         out.setdefault(method, {})[opt] = parsed
     return out
 
@@ -158,7 +160,7 @@ def run_task(task: Task) -> list[dict]:
         case = ds.load(task.case)
         pairs = [(case, s.transform) for s in task.starts]
         results = check_results(reg.register_many(pairs), pairs, spec.label)
-    except Exception as exc:  # a broken method or case is recorded, never fatal
+    except (Exception, SystemExit) as exc:  # a broken method or case is recorded, never fatal (even sys.exit())
         error = f"{type(exc).__name__}: {exc}"
     rows = []
     for k, s in enumerate(task.starts):
@@ -421,8 +423,9 @@ def compare(methods: str | Sequence = "mi,mind,attreg", init: str = "8mm", data:
     ds = open_dataset(data, None if split == "all" else (split,), show_progress=show_progress)
     ids = ds.case_ids(None if split == "all" else split)
     if cases is not None:
-        if cases < 1:
-            raise InputError(f"--cases must be at least 1, got {cases}")
+        if cases > len(ids):
+            raise InputError(f"--cases {cases} asked for, but split {split!r} has {len(ids)} cases",
+                             ds.root / "dataset.json", f"give at most {len(ids)}, or leave --cases out to use all")
         ids = ids[:cases]
     if not ids:
         raise InputError(f"split {split!r} has no cases", ds.root / "dataset.json")

@@ -129,7 +129,7 @@ class Dataset:
             raise InputError(f"no case {case_id!r} in the dataset", self.root / MANIFEST)
         files = self.case_files(case_id)
         meta_path = self.root / case_id / "case.json"
-        meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+        meta = _read_case_json(meta_path) if meta_path.exists() else {}
         case = load_case(case_id, metadata=meta, **{k: v for k, v in files.items()})
         self._cache[case_id] = case
         while len(self._cache) > self.cache_size:
@@ -144,6 +144,17 @@ class Dataset:
     def __iter__(self):
         for cid in self.case_ids():
             yield self.load(cid)
+
+
+def _read_case_json(path: Path) -> dict:
+    try:
+        doc = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise InputError(f"the case's metadata is not valid JSON ({exc})", path, "repair it, or remove it") from None
+    if not isinstance(doc, dict):
+        raise InputError(f"the case's metadata must be a JSON object, got {type(doc).__name__}", path,
+                         "repair it, or remove it")
+    return doc
 
 
 def load_dataset(path: str | Path) -> Dataset:

@@ -7,10 +7,11 @@ Arrays taken from SimpleITK are indexed ``[z, y, x]``; physical points are ``(x,
 Bad files fail loudly, naming the file (as elastix, ANTs and SimpleITK do), never as a silent "ok":
 
 * a NIfTI file cut short, or a gzip-compressed file whose stream is cut or corrupt, is an error on read
-  (ITK itself fills the missing part of a NIfTI volume with zeros and says nothing);
-* voxel content is checked where its role is known (:func:`check_voxels`, called for every case): NaN or
-  infinite voxels are an error, never filled in silently (regkit does not guess what a NaN means: replace them
-  with the background value yourself), and so is a constant image (all zero, or one value everywhere).
+  (:func:`check_image_file`; ITK itself fills the missing part of a NIfTI volume with zeros and says nothing);
+* NaN or infinite voxels are an error, never filled in silently: regkit does not guess what a NaN means
+  (background? outside the field of view?), so replace them yourself, e.g. with ``numpy.nan_to_num``. They are
+  looked for in NIfTI files as they are read (ITK reads them as 0) and in every case's images
+  (:func:`check_voxels`), which also refuses a constant image (all zero, or one value everywhere).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import gzip
 import re
 import struct
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,7 +56,7 @@ def read_image(path: str | Path, what: str = "image") -> sitk.Image:
     Raises
     ------
     InputError
-        The file is missing, unreadable, cut short or corrupt (see :func:`check_file_complete`), not 3-D, or
+        The file is missing, unreadable, cut short or corrupt (see :func:`check_image_file`), not 3-D, or
         not scalar.
     """
     path = Path(path)
@@ -62,7 +64,7 @@ def read_image(path: str | Path, what: str = "image") -> sitk.Image:
         raise InputError(f"the {what} file does not exist", path, "check the path and the dataset layout")
     if path.is_dir():
         raise InputError(f"the {what} is a folder, not an image file", path, "name the image file itself")
-    check_file_complete(path, what)
+    check_image_file(path, what)
     try:
         img = sitk.ReadImage(str(path))
     except RuntimeError as exc:
@@ -109,36 +111,71 @@ def _metaimage_problem(path: Path) -> str:
     return "its voxel data is cut short or corrupt"
 
 
-_NIFTI_HEADER = {348: ("i", 40, "8h", 70, "h", 72, "h", 108, "f"), 540: ("i", 16, "8q", 12, "h", 14, "h", 168, "q")}
+# sizeof_hdr → offsets and formats of dim, datatype, bitpix and vox_offset (NIfTI-1 and NIfTI-2 headers)
+_NIFTI_HEADER = {348: (40, "8h", 70, "h", 72, "h", 108, "f"), 540: (16, "8q", 12, "h", 14, "h", 168, "q")}
+_NIFTI_FLOATS = {16: "f4", 64: "f8", 32: "c8", 1792: "c16"}  # datatype codes whose voxels can be NaN or infinite
 
 
-def _nifti_data_end(header: bytes) -> int | None:
-    """Where a single-file NIfTI-1/2 volume's voxel data ends (bytes), from its header; None if not NIfTI."""
+@dataclass(frozen=True)
+class _NiftiLayout:
+    offset: int  # first voxel byte
+    end: int  # one past the last voxel byte
+    dim: tuple[int, ...]  # x, y, z, ...
+    dtype: np.dtype | None  # a floating voxel type, else None
+
+
+def _nifti_layout(header: bytes) -> _NiftiLayout | None:
+    """Where a single-file NIfTI-1/2 volume's voxels lie, from its header; None if it is not one."""
     for order in "<>":
         if len(header) < 4:
             return None
         size = struct.unpack(order + "i", header[:4])[0]
         if size not in _NIFTI_HEADER or len(header) < size:
             continue
-        _, dim_at, dim_fmt, _, _, bitpix_at, bitpix_fmt, offset_at, offset_fmt = _NIFTI_HEADER[size]
+        dim_at, dim_fmt, type_at, type_fmt, bitpix_at, bitpix_fmt, offset_at, offset_fmt = _NIFTI_HEADER[size]
         magic = header[344:348] if size == 348 else header[4:8]
         if not magic.startswith((b"n+1", b"n+2")):  # "ni1"/"ni2": header-only (.hdr/.img pair)
             return None
         dim = struct.unpack_from(order + dim_fmt, header, dim_at)
+        datatype = struct.unpack_from(order + type_fmt, header, type_at)[0]
         bitpix = struct.unpack_from(order + bitpix_fmt, header, bitpix_at)[0]
-        offset = struct.unpack_from(order + offset_fmt, header, offset_at)[0]
+        offset = int(struct.unpack_from(order + offset_fmt, header, offset_at)[0])
         if not 1 <= dim[0] <= 7 or bitpix <= 0 or any(d < 1 for d in dim[1:dim[0] + 1]):
             return None  # a malformed header: ITK's reader names it
-        return int(offset) + int(np.prod([int(d) for d in dim[1:dim[0] + 1]], dtype=np.int64)) * bitpix // 8
+        shape = tuple(int(d) for d in dim[1:dim[0] + 1])
+        end = offset + int(np.prod(shape, dtype=np.int64)) * bitpix // 8
+        dtype = np.dtype(order + _NIFTI_FLOATS[datatype]) if datatype in _NIFTI_FLOATS else None
+        return _NiftiLayout(offset, end, shape, dtype)
     return None
 
 
-def check_file_complete(path: str | Path, what: str = "image") -> None:
-    """Raise :class:`InputError` when an image file is cut short or its compression is corrupt.
+def _chunks(path: Path, compressed: bool, what: str) -> Iterator[bytes]:
+    fix = "the file was cut short or damaged (an interrupted copy or download?): get it again"
+    if not compressed:
+        with open(path, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                yield chunk
+        return
+    try:
+        with gzip.open(path, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                yield chunk
+    except EOFError:
+        raise InputError(f"the {what} file is cut short: its gzip stream ({path.stat().st_size} bytes) ends before "
+                         "its end marker", path, fix) from None
+    except (OSError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError: a bad header or checksum
+        raise InputError(f"the {what} file is corrupt: its gzip stream cannot be decompressed ({exc})", path,
+                         fix) from None
+
+
+def check_image_file(path: str | Path, what: str = "image") -> None:
+    """Raise :class:`InputError` for what ITK would read without a word: a file cut short, a corrupt gzip stream,
+    or NaN and infinite voxels in a NIfTI file.
 
     A gzip-compressed file (``.gz``) must decompress to its end with a matching checksum, and a NIfTI file must
-    hold as many voxel bytes as its header announces. ITK's NIfTI reader pads a short file with zeros without
-    a word, so a volume cut in half would otherwise read as half zeros.
+    hold as many voxel bytes as its header announces: ITK's NIfTI reader pads a short file with zeros, so a
+    volume cut in half would read as half zeros. It also reads NaN and infinite voxels as 0, so they are looked
+    for in the file itself (other formats keep them, and :func:`check_voxels` finds them).
     """
     path = Path(path)
     name = path.name.lower()
@@ -146,31 +183,43 @@ def check_file_complete(path: str | Path, what: str = "image") -> None:
         return
     with open(path, "rb") as fh:
         compressed = fh.read(2) == b"\x1f\x8b"  # a gzip stream (ITK also reads a plain file named .gz)
+    nifti = name.endswith((".nii", ".nii.gz"))
+    head, size, layout = b"", 0, None
+    carry, n_nan, n_inf, first = b"", 0, 0, None
+    for chunk in _chunks(path, compressed, what):
+        if nifti and layout is None and len(head) < 540:
+            head += chunk[: 540 - len(head)]
+            if len(head) >= 540 or len(chunk) < 1 << 20:
+                layout = _nifti_layout(head)
+                nifti = layout is not None
+        if layout is not None and layout.dtype is not None:
+            lo, hi = max(layout.offset - size, 0), min(layout.end - size, len(chunk))
+            if hi > lo:
+                data = carry + chunk[lo:hi]
+                usable = len(data) - len(data) % layout.dtype.itemsize
+                values = np.frombuffer(data[:usable], dtype=layout.dtype)
+                bad = ~np.isfinite(values)
+                if bad.any():
+                    nan = np.isnan(values)
+                    if first is None:
+                        done = (size + lo - len(carry) - layout.offset) // layout.dtype.itemsize
+                        first = done + int(np.argmax(bad))
+                    n_nan += int(nan.sum())
+                    n_inf += int(bad.sum() - nan.sum())
+                carry = data[usable:]
+        size += len(chunk)
     fix = "the file was cut short or damaged (an interrupted copy or download?): get it again"
-    head, size = b"", 0
-    if compressed:
-        stored = path.stat().st_size
-        try:
-            with gzip.open(path, "rb") as fh:
-                while chunk := fh.read(1 << 20):
-                    if len(head) < 540:
-                        head += chunk[: 540 - len(head)]
-                    size += len(chunk)
-        except EOFError:
-            raise InputError(f"the {what} file is cut short: its gzip stream ({stored} bytes) ends before its end "
-                             "marker", path, fix) from None
-        except (OSError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError: a bad header or checksum
-            raise InputError(f"the {what} file is corrupt: its gzip stream cannot be decompressed ({exc})", path,
-                             fix) from None
-    else:
-        with open(path, "rb") as fh:
-            head = fh.read(540)
-        size = path.stat().st_size
-    if name.endswith((".nii", ".nii.gz")):
-        end = _nifti_data_end(head)
-        if end is not None and size < end:
-            raise InputError(f"the {what} file is cut short: it holds {size} bytes, but its NIfTI header "
-                             f"announces {end} (header and voxels)", path, fix)
+    if layout is not None and size < layout.end:
+        raise InputError(f"the {what} file is cut short: it holds {size} bytes, but its NIfTI header announces "
+                         f"{layout.end} (header and voxels)", path, fix)
+    if first is not None:
+        nx, ny = (layout.dim + (1, 1))[:2]
+        where = [first % nx, first // nx % ny, first // (nx * ny)]
+        raise InputError(
+            f"the {what} file holds {n_nan} NaN and {n_inf} infinite voxels (the first at voxel [x, y, z] = {where}); "
+            "ITK would read them as 0 without a word", path,
+            "replace them with the background value (e.g. numpy.nan_to_num) before registering: regkit does not "
+            "guess what a NaN means")
 
 
 def check_voxels(image: sitk.Image, what: str = "image", path: str | Path | None = None,
