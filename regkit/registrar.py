@@ -226,11 +226,14 @@ def check_results(results, pairs: Sequence[tuple[Case, RigidTransform]], name: s
 
 
 def _kind(value) -> str:
+    """``None``, "a list", "a numpy.ndarray of shape (4, 4)", ... (what a value is, for a message)."""
     if value is None:
         return "None"
+    kind = type(value)
+    module = kind.__module__.split(".")[0]
+    name = kind.__qualname__ if module == "builtins" else f"{module}.{kind.__qualname__}"
     shape = getattr(value, "shape", None)
-    return f"{'an' if type(value).__name__[0] in 'aeiou' else 'a'} {type(value).__name__}" + (
-        f" of shape {tuple(shape)}" if shape is not None else "")
+    return f"{'an' if name[0] in 'aeiou' else 'a'} {name}" + (f" of shape {tuple(shape)}" if shape is not None else "")
 
 
 def _result_problem(r) -> str | None:

@@ -214,7 +214,7 @@ def read_starts(path: str | Path) -> list[Start]:
     if not path.exists():
         raise InputError("the starts file does not exist", path)
     try:
-        frame = pd.read_csv(path, dtype={"case": str, "init": str})
+        frame = pd.read_csv(path, dtype={"case": str, "init": str}, keep_default_na=False, na_values=[""])
     except Exception as exc:
         raise InputError(f"cannot read the starts file: {exc}", path) from None
     return starts_from_frame(frame, str(path))
