@@ -5,6 +5,13 @@ same command again skips what is done. Classical methods run over samples in wor
 threads per worker = cores / workers, so the cores are not oversubscribed); deep methods run batched in the
 main process, all starts of a case in one batch. With ``scheduler="tcp://host:port"`` the same tasks go to a
 Dask distributed cluster instead (the dataset folder must be readable by the workers).
+
+Faults (see :mod:`regkit.evaluation.faults` and :mod:`regkit.evaluation.arguments`): the arguments, the registrars'
+options (by their types) and the data are checked before any work; one run holds ``OUT`` at a time (a lock that
+names its holder to a second run); classical methods run in worker processes even with one worker, which end with
+their parent, so a native crash takes down a worker, not the run; a registrar's result that is not a finite rigid
+``RegistrationResult`` becomes a failed row naming it; a full disk stops the run with a named error, keeping every
+row written.
 """
 
 from __future__ import annotations
@@ -67,7 +74,10 @@ def parse_methods(methods: str | Sequence, options: dict[str, dict] | None = Non
     for item in items:
         if isinstance(item, str):
             label, _, name = item.partition("=")
-            name = name or label
+            label, name = label.strip(), (name or label).strip()
+            if not label or not name:
+                raise InputError(f"method {item!r} has an empty name or alias", fix="write NAME or ALIAS=NAME, e.g. "
+                                 "milabel=mi")
             decl = declaration(name)
             check_options(decl, options.get(label, {}), label)
             title = decl.display_title if label == name else label

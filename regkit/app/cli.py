@@ -249,9 +249,9 @@ def register(fixed, moving, fixed_label, method, init, out, method_option):
 @click.option("--out", "-o", type=click.Path(file_okay=False), default="regkit-explain", show_default=True)
 def explain(method, case_id, data, init, start_id, seed, checkpoint, out):
     """Grad-CAM of the cross-modal attention blocks (the paper's Fig. 4), per branch, as PNG."""
+    ckpts = parse_checkpoints(checkpoint)
     from regkit.deep.gradcam import explain as run
 
-    ckpts = parse_checkpoints(checkpoint)
     files = run(methods=[m.strip() for m in method.split(",")], case=case_id, data=data, init=init,
                 start_id=start_id, seed=seed, out=out, checkpoints=ckpts)
     for k, p in files.items():
