@@ -54,12 +54,6 @@ def _path_like(name: str, value, optional: bool = True) -> None:
         raise InputError(f"{name} must be a path (a string or pathlib.Path), got {value!r}")
 
 
-def labels_of(methods) -> list[str]:
-    """The table labels of ``methods`` (names, ``ALIAS=NAME`` or Registrar objects), without loading anything."""
-    items = [m.strip() for m in methods.split(",") if m.strip()] if isinstance(methods, str) else list(methods)
-    return [m.partition("=")[0].strip() if isinstance(m, str) else getattr(m, "name", repr(m)) for m in items]
-
-
 def check_compare_arguments(args: Mapping) -> None:
     """Types and ranges of :func:`~regkit.evaluation.compare.compare`'s arguments (``args`` by name).
 
@@ -88,12 +82,6 @@ def check_compare_arguments(args: Mapping) -> None:
                                 or not all(isinstance(k, str) and isinstance(v, Mapping) for k, v in options.items())):
         raise InputError(f"method_options must map method labels to {{option: value}} dicts, got {options!r}",
                          fix="e.g. method_options={'mi': {'iterations': 300}}")
-    reference = args.get("reference")
-    if reference is not None:
-        labels = labels_of(methods)
-        if reference not in labels:
-            raise InputError(f"the reference method {reference!r} is not among the methods {labels}",
-                             fix="give one of the methods' labels as --reference, or leave it out to test every pair")
     check_scheduler(args.get("scheduler"))
 
 

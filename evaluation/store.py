@@ -18,7 +18,7 @@ from regkit.errors import InputError, OutputError
 from regkit.starts import MATRIX_COLUMNS
 
 KEY = ["method", "case", "start_id", "init"]
-REQUIRED = [*KEY, "status", "final_sre"]  # what makes a table regkit's
+REQUIRED = [*KEY, "final_sre"]  # what makes a table regkit's
 COLUMNS = [*KEY, "target_sre", "initial_sre", "final_sre", "stage1_sre", "runtime_s", "status", "message",
            *(f"t_{c}" for c in MATRIX_COLUMNS[:12]), "final_dice", "final_tre"]
 
