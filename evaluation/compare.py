@@ -217,9 +217,9 @@ def _registrar_of(spec: MethodSpec) -> Registrar:
 
 
 def _in_process(spec: MethodSpec, scheduler) -> bool:
-    """Run in this process: a registrar that uses a device (one model on it), or one other processes cannot
-    construct, unless a Dask scheduler takes every task."""
-    return scheduler is None and (spec.capabilities.uses_device or not spec.portable)
+    """Run in this process: a registrar that uses a device (one model on it), one other processes cannot
+    construct, or one that says it is cheap pure Python, unless a Dask scheduler takes every task."""
+    return scheduler is None and (spec.capabilities.uses_device or not spec.portable or spec.capabilities.in_process)
 
 
 def _matrix_columns(t: RigidTransform) -> dict[str, float]:
@@ -478,7 +478,9 @@ def compare(methods: str | Sequence = "mi,mind,attreg", init: str = "8mm", data:
                 tasks = [Task(spec, str(ds.root), c, ss) for c, ss in todo.items() if ss]
             else:
                 tasks = [Task(spec, str(ds.root), c, [s]) for c, ss in todo.items() for s in ss]
-            if _in_process(spec, scheduler):  # a crash here ends the run: the journal keeps it from recurring forever
+            if spec.capabilities.in_process and scheduler is None:  # pure Python: nothing to isolate or journal
+                runner = (run_task(t) for t in tasks)
+            elif _in_process(spec, scheduler):  # a crash here ends the run: the journal keeps it from recurring forever
                 runner = journal.run(tasks, run_task, lambda t, msg: [_crashed_row(t, s, msg) for s in t.starts])
             else:  # worker processes, even with one worker: a native crash takes down a worker, not the run
                 if pool is None:

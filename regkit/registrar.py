@@ -65,11 +65,15 @@ class Capabilities:
     uses_device : bool
         It runs on an accelerator when there is one (a GPU): the runner keeps it in one process instead of
         spreading samples over per-core worker processes.
+    in_process : bool
+        Pure Python and cheap, it cannot crash its process: the runner runs it in its own process, without
+        starting worker processes for it (which isolate a native crash, at a start-up cost of seconds).
     """
 
     batched: bool = False
     needs_fixed_label: bool = False
     uses_device: bool = False
+    in_process: bool = False
 
 
 @runtime_checkable
@@ -190,13 +194,15 @@ class IdentityRegistrar(RegistrarBase):
     """Returns its start unchanged: the "no registration" row of every table."""
 
     name = "identity"
+    capabilities = Capabilities(in_process=True)
 
     def _register(self, case: Case, initial: RigidTransform) -> tuple[RigidTransform, dict]:
         return initial, {}
 
 
 METHODS = (MethodDeclaration("identity", IdentityRegistrar, title="No registration", kind="reference",
-                             summary="no registration: returns the starting transform"),)
+                             summary="no registration: returns the starting transform",
+                             capabilities=IdentityRegistrar.capabilities),)
 
 
 # ---------------------------------------------------------------------------------------------- result checks
