@@ -17,6 +17,7 @@ import shlex
 import socket
 import sys
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -58,6 +59,9 @@ def hold_folder(folder: str | Path, what: str = "run") -> Iterator[dict]:
         holder = _read_holder(fd)
         os.close(fd)
         raise FolderInUseError(_busy_message(folder, holder, what)) from None
+    except OSError as exc:  # a file system without locks (some network mounts): say so, and go on unprotected
+        warnings.warn(f"{folder}: this file system cannot lock files ({exc.strerror}), so nothing stops a second "
+                      f"{what} on this folder while this one runs", RuntimeWarning, stacklevel=3)
     except BaseException:
         os.close(fd)
         raise
