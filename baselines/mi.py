@@ -7,6 +7,7 @@ in memory. The fixed input is the MR image (or, with ``fixed="label"``, the MR p
 
 from __future__ import annotations
 
+from regkit.baselines.elastix import check_settings
 from regkit.case import Case
 from regkit.registrar import RegistrarBase
 from regkit.transform import RigidTransform
@@ -40,6 +41,8 @@ class MIRegistrar(RegistrarBase):
     def __init__(self, fixed: str = "image", mask_mm: float | None = 15.0, resolutions: int = 1,
                  iterations: int = 500, histogram_bins: int = 32, spatial_samples: int = 2048, seed: int = 121212,
                  threads: int | None = None, log_dir: str | None = None):
+        check_settings(fixed, mask_mm, resolutions=resolutions, iterations=iterations, histogram_bins=histogram_bins,
+                       spatial_samples=spatial_samples, seed=seed, threads=threads)
         self.fixed = fixed
         self.mask_mm = mask_mm
         self.settings = dict(resolutions=int(resolutions), iterations=int(iterations),

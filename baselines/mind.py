@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 import SimpleITK as sitk
 
+from regkit.baselines.elastix import check_settings
 from regkit.case import Case
 from regkit.image import ImageGeometry
 from regkit.registrar import RegistrarBase
@@ -100,6 +101,8 @@ class MINDRegistrar(RegistrarBase):
                  margin_mm: float = 20.0, mask_mm: float | None = 15.0, resolutions: int = 1, iterations: int = 300,
                  spatial_samples: int = 2048, seed: int = 121212, threads: int | None = None,
                  log_dir: str | None = None):
+        check_settings(fixed, mask_mm, radius=radius, dilation=dilation, resolutions=resolutions,
+                       iterations=iterations, spatial_samples=spatial_samples, seed=seed, threads=threads)
         self.fixed = fixed
         self.spacing = float(spacing)
         self.radius = int(radius)

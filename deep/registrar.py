@@ -34,6 +34,43 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """A torch device from ``cpu``, ``cuda``, ``cuda:N`` (or None: CUDA when present, else the CPU), checked to exist
+    here, with an :class:`InputError` that names it otherwise."""
+    if device is None or device == "":
+        return default_device()
+    fix = "use cpu, cuda or cuda:N (N below the number of GPUs), or leave the device out to choose automatically"
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise InputError(f"unknown device {device!r}", fix=fix) from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise InputError(f"device {device!r} asked for, but CUDA is not available here", fix=fix)
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise InputError(f"device {device!r} asked for, but this machine has {torch.cuda.device_count()} GPU(s)",
+                             fix=fix)
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise InputError(f"device {device!r} asked for, but MPS is not available here", fix=fix)
+    elif dev.type not in ("cpu", "cuda", "mps"):
+        raise InputError(f"device {device!r} is not supported by regkit", fix=fix)
+    return dev
+
+
+def _check_inference_options(stages, batch_size, attention) -> None:
+    """Range checks of a deep registrar's options (their types are checked by the registry)."""
+    from regkit.deep.attention import ATTENTION_IMPLEMENTATIONS
+
+    if stages is not None and (isinstance(stages, bool) or not isinstance(stages, int) or stages < 1):
+        raise InputError(f"stages must be a whole number of at least 1, got {stages!r}",
+                         fix="stages=1 runs stage 1 alone; leave it out to run every stage")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise InputError(f"batch_size must be a whole number of at least 1, got {batch_size!r}", fix="e.g. 16")
+    if attention not in ATTENTION_IMPLEMENTATIONS:
+        raise InputError(f"unknown attention implementation {attention!r}",
+                         fix=f"use one of {', '.join(ATTENTION_IMPLEMENTATIONS)}")
+
+
 def bundled_checkpoints(weights: Sequence[str | Path]) -> list[Path]:
     """The declared bundled checkpoints that exist, in stage order (stopping at the first missing stage)."""
     out = []
@@ -79,7 +116,8 @@ class DeepRegistrar(RegistrarBase):
         self.arch = find_architecture(architecture)
         self.architecture = self.arch.name
         self.variant = variant
-        self.device = torch.device(device) if device else default_device()
+        _check_inference_options(stages, batch_size, attention)
+        self.device = resolve_device(device)
         self.batch_size = int(batch_size)
         self.networks: list[torch.nn.Module] = []
         self.configs: list[CheckpointConfig] = []
@@ -97,6 +135,9 @@ class DeepRegistrar(RegistrarBase):
         if stage2 is not None:
             paths = [*paths[:1], Path(stage2)]
         if stages is not None:
+            if stages > len(paths):
+                raise InputError(f"stages={stages}, but registrar {name!r} has {len(paths)} stage checkpoint(s)",
+                                 fix="give stage2=PATH for a second stage, or fewer stages")
             paths = paths[: int(stages)]
         for p in paths:
             if p == "random":

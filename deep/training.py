@@ -98,12 +98,33 @@ class TrainOptions:
         decl = trainable_declaration(self.method)
         if self.stage not in (1, 2):
             raise InputError(f"stage must be 1 or 2, got {self.stage}")
+        check_train_options(self)
         arch = architecture(decl.architecture)
         self.init_range = self.init_range or ("0-20mm" if self.stage == 1 else "0-8mm")
         self.batch_size = self.batch_size or arch.batch_size
         self.lr = self.lr or arch.lr
         self.out = Path(self.out)
         return self
+
+
+def check_train_options(opts: TrainOptions) -> None:
+    """Range checks of the training options, before any work, as :class:`InputError` naming the option."""
+    from regkit.deep.registrar import resolve_device
+
+    def whole(name: str, value, low: int = 1) -> None:
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
+            raise InputError(f"{name} must be a whole number of at least {low}, got {value!r}")
+
+    for name in ("epochs", "batch_size", "val_starts", "val_every", "samples_per_epoch", "threads", "max_steps"):
+        whole(name, getattr(opts, name))
+    whole("seed", opts.seed, 0)
+    for name in ("lr", "time_budget"):
+        value = getattr(opts, name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)
+                                  or not math.isfinite(value) or value <= 0):
+            raise InputError(f"{name} must be a positive number, got {value!r}")
+    if opts.device is not None:
+        resolve_device(opts.device)
 
 
 @dataclass

@@ -354,9 +354,9 @@ def _run_import(dst: Path, importer: str, source: Path, jobs: list[tuple[str, st
 
 
 def _check_case_id(case_id: str, where: Path) -> str:
-    if not case_id or case_id.startswith(".") or "/" in case_id or "\\" in case_id:
-        raise InputError(f"{case_id!r} cannot be a case id (a folder name)", where)
-    return case_id
+    from regkit.dataset import check_case_id
+
+    return check_case_id(case_id, where)
 
 
 def _listing(folder: Path, limit: int = 12) -> str:

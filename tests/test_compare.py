@@ -221,7 +221,8 @@ class Crasher(RegistrarBase):
 
 
 @pytest.mark.slow
-def test_a_crashing_worker_is_recorded_and_the_run_goes_on(phantom_dataset, tmp_path):
+@pytest.mark.parametrize("workers", [1, 2])  # with one worker too: a native crash never takes the run down
+def test_a_crashing_worker_is_recorded_and_the_run_goes_on(phantom_dataset, tmp_path, workers):
     site = tmp_path / "site"
     (site / "crash_plugin").mkdir(parents=True)
     (site / "crash_plugin" / "__init__.py").write_text(CRASHER)
@@ -232,7 +233,7 @@ def test_a_crashing_worker_is_recorded_and_the_run_goes_on(phantom_dataset, tmp_
     code = textwrap.dedent(f"""
         from regkit.evaluation.compare import compare
         r = compare(methods="crasher", init="8mm", data={str(phantom_dataset.root)!r}, split="train",
-                    starts_per_case=2, seed=1, out={str(tmp_path / 'out')!r}, workers=2, show_progress=False,
+                    starts_per_case=2, seed=1, out={str(tmp_path / 'out')!r}, workers={workers}, show_progress=False,
                     echo=None)
     """)
     env = {**os.environ, "PYTHONPATH": str(site) + os.pathsep + os.environ.get("PYTHONPATH", "")}
@@ -243,6 +244,9 @@ def test_a_crashing_worker_is_recorded_and_the_run_goes_on(phantom_dataset, tmp_
     assert (crashed["status"] == "failed").all() and crashed["message"].str.contains("crashed").all()
     np.testing.assert_allclose(crashed["final_sre"], 8.0, atol=1e-3)
     assert (s[s["case"] == "case000"]["status"] == "ok").all()
+    before = (tmp_path / "out" / "results.csv").read_bytes()
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=300, capture_output=True)
+    assert (tmp_path / "out" / "results.csv").read_bytes() == before  # the resume does not crash on it again
 
 
 def test_inputs_that_would_spoil_a_resumed_folder_are_refused(phantom_dataset, tmp_path):

@@ -8,7 +8,8 @@ import click
 
 
 class _Group(click.Group):
-    """Turns regkit's own errors into one readable line and exit code 2, instead of a traceback."""
+    """Turns regkit's own errors into one readable line and exit code 2, and file-system errors (a path through a
+    file, a full disk, no permission) into one line naming the path and exit code 1, instead of a traceback."""
 
     def invoke(self, ctx):
         try:
@@ -19,7 +20,27 @@ class _Group(click.Group):
             if isinstance(exc, RegkitError):
                 click.echo(f"error: {exc}", err=True)
                 sys.exit(2)
+            if isinstance(exc, OSError) and exc.strerror:
+                click.echo(f"error: {_os_error_line(exc)}", err=True)
+                sys.exit(1)
             raise
+
+
+def _os_error_line(exc: OSError) -> str:
+    """``[Errno 20] Not a directory: 'a/b'`` → a sentence naming the path and the fix."""
+    import errno
+
+    where = f"{exc.filename}: " if exc.filename else ""
+    fixes = {errno.ENOTDIR: "a part of this path is a file, not a folder: give a path under a folder",
+             errno.EISDIR: "this is a folder: give a file",
+             errno.ENOENT: "check the path",
+             errno.EACCES: "give a path you may write (or read)", errno.EPERM: "give a path you may write",
+             errno.EROFS: "the file system is read-only: give another output folder",
+             errno.ENOSPC: "the disk is full: free space, then run the same command again (what was written is kept)",
+             errno.EDQUOT: "the disk quota is used up: free space, then run the same command again",
+             errno.EFBIG: "the file grew past a file-size limit (ulimit -f): lift it, then run the command again"}
+    fix = fixes.get(exc.errno)
+    return f"{where}{exc.strerror}" + (f" Fix: {fix}" if fix else "")
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
@@ -57,7 +78,8 @@ def list_cmd():
 @main.command()
 @click.option("--cases", "-n", type=click.IntRange(1), required=True, help="Number of cases to make.")
 @click.option("--out", "-o", type=click.Path(file_okay=False), required=True, help="Dataset folder to write.")
-@click.option("--seed", "-s", type=int, default=0, show_default=True, help="Random seed (deterministic output).")
+@click.option("--seed", "-s", type=click.IntRange(0), default=0, show_default=True,
+              help="Random seed (deterministic output).")
 @click.option("--from-mr", type=click.Path(exists=True, file_okay=False), default=None,
               help="Folder of real labelled MRs (<case>_t2.nii.gz + <case>_gland.nii.gz): simulate the TRUS "
                    "from them instead of drawing a synthetic pelvis.")
@@ -117,7 +139,7 @@ def parse_duration(text: str | None) -> float | None:
 @click.option("--init-weights", type=click.Path(), default=None,
               help="Start from these weights (e.g. stage 1's best for stage 2): a checkpoint's .safetensors, "
                    ".json or their common stem.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(0), default=0, show_default=True)
 @click.option("--time-budget", default=None, help="Stop cleanly after this long, e.g. 2h or 45m.")
 @click.option("--val-every", type=click.IntRange(1), default=1, show_default=True, help="Validate every N epochs.")
 @click.option("--bf16/--no-bf16", default=None, help="bf16 autocast [on where the CPU supports it].")
@@ -156,7 +178,7 @@ def train(method, data, stage, init_range, epochs, batch_size, lr, out, resume, 
 @click.option("--cases", type=int, default=None, help="Use only the first N cases of the split [all].")
 @click.option("--starts-per-case", "-k", type=click.IntRange(1), default=3, show_default=True,
               help="Starts per case and starting error (the paper used 40 to 100).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the starts.")
+@click.option("--seed", type=click.IntRange(0), default=0, show_default=True, help="Seed of the starts.")
 @click.option("--starts", "starts_file", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Use the starts in this file (e.g. another run's starts.csv) instead of drawing them.")
 @click.option("--out", "-o", type=click.Path(file_okay=False), default="regkit-compare", show_default=True,
@@ -222,18 +244,32 @@ def register(fixed, moving, fixed_label, method, init, out, method_option):
               help="Dataset folder [the built-in benchmark].")
 @click.option("--init", "init", default="8mm", show_default=True, help="Starting SRE of the explained start.")
 @click.option("--start-id", type=click.IntRange(0), default=0, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(0), default=0, show_default=True)
 @click.option("--checkpoint", multiple=True, help="METHOD=PATH to explain a trained checkpoint.")
 @click.option("--out", "-o", type=click.Path(file_okay=False), default="regkit-explain", show_default=True)
 def explain(method, case_id, data, init, start_id, seed, checkpoint, out):
     """Grad-CAM of the cross-modal attention blocks (the paper's Fig. 4), per branch, as PNG."""
+    ckpts = parse_checkpoints(checkpoint)
     from regkit.deep.gradcam import explain as run
 
-    ckpts = dict(c.split("=", 1) for c in checkpoint)
     files = run(methods=[m.strip() for m in method.split(",")], case=case_id, data=data, init=init,
                 start_id=start_id, seed=seed, out=out, checkpoints=ckpts)
     for k, p in files.items():
         click.echo(f"{k}: {p}")
+
+
+def parse_checkpoints(items) -> dict[str, str]:
+    """``("attreg=runs/a/best", ...)`` → ``{"attreg": "runs/a/best"}``; an error naming a malformed item."""
+    from regkit.errors import InputError
+
+    out = {}
+    for item in items:
+        method, sep, path = item.partition("=")
+        if not sep or not method.strip() or not path.strip():
+            raise InputError(f"cannot read --checkpoint {item!r}",
+                             fix="write METHOD=PATH, e.g. attreg=runs/attreg/best")
+        out[method.strip()] = path.strip()
+    return out
 
 
 def _register_subcommands() -> None:

@@ -82,6 +82,26 @@ def _make_one(args) -> str:
     return case_id
 
 
+def _check_kept_case(folder: Path, seed: int, index: int, source_mr: Path | None) -> None:
+    """A case kept from an earlier run must be the one this run would make: same seed, index and source MR."""
+    import json
+
+    try:
+        meta = json.loads((folder / "case.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        meta = {}
+    if meta.get("generator") != "regkit.synth":
+        raise InputError("the output folder holds a case that regkit synth did not make", folder,
+                         "give a new --out folder for a synthetic dataset")
+    made_mr = meta.get("source_mr")
+    made = (meta.get("seed"), meta.get("index"), Path(made_mr).name if made_mr else None)
+    wanted = (seed, index, Path(source_mr).name if source_mr is not None else None)
+    if made != wanted:
+        raise InputError(f"this case was synthesised with seed {made[0]}, index {made[1]}, source MR {made[2]}; this "
+                         f"run would make it with seed {wanted[0]}, index {wanted[1]}, source MR {wanted[2]}", folder,
+                         "use a new --out folder, or the seed (and --from-mr) the folder was made with")
+
+
 def synth_dataset(out: str | Path, cases: int, seed: int = 0, from_mr: str | Path | None = None,
                   splits: dict[str, list[str]] | None = None, workers: int = 1, show_progress: bool = True,
                   name: str | None = None, index_of: dict[str, int] | None = None):
@@ -98,7 +118,9 @@ def synth_dataset(out: str | Path, cases: int, seed: int = 0, from_mr: str | Pat
     todo = []
     for position, cid in enumerate(ids):
         index = index_of[cid] if index_of else position
-        if not (out / cid / "case.json").exists():
+        if (out / cid / "case.json").exists():
+            _check_kept_case(out / cid, seed, index, pairs[index % len(pairs)][0] if pairs else None)
+        else:
             todo.append((str(out), cid, seed, index, pairs[index % len(pairs)] if pairs else None))
     out.mkdir(parents=True, exist_ok=True)
     with progress(total=len(todo), desc="synth", unit="case", disable=not show_progress) as bar:
