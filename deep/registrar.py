@@ -22,6 +22,7 @@ from regkit.case import Case
 from regkit.deep.checkpoint import CheckpointConfig, checkpoint_paths, load_checkpoint
 from regkit.deep.correction import apply_correction
 from regkit.deep.crop import CaseInput, percentiles
+from regkit.deep.layers import flush_denormals
 from regkit.deep.methods import DEEP_CAPABILITIES, Architecture
 from regkit.deep.networks import architecture as find_architecture
 from regkit.deep.networks import build_network, parameter_count
@@ -110,6 +111,7 @@ class DeepRegistrar(RegistrarBase):
                  checkpoint: str | Path | None = None, stage2: str | Path | None = None, stages: int | None = None,
                  device: str | None = None, batch_size: int = 16, attention: str = "fused", name: str = "deep",
                  weights: Sequence[str | Path] = ()):
+        flush_denormals()
         if variant not in ("image", "label"):
             raise InputError(f"unknown fixed-input variant {variant!r}; use 'image' or 'label'")
         self.name = name
