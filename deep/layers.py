@@ -34,3 +34,24 @@ def flush_denormals() -> None:
     (when the trainer or a deep registrar is built); threads started before keep their mode.
     """
     torch.set_flush_denormal(True)
+
+
+def fold_batch_norms(module: nn.Module) -> nn.Module:
+    """For inference: fold every batch norm that directly follows a convolution in a ``Sequential`` into it.
+
+    In eval mode a batch norm is a per-channel affine map, so ``BN(conv(x))`` is one convolution with scaled
+    weights and a shifted bias; the batch norm becomes an identity. Outputs agree to float rounding (1e-6
+    relative). The module must be in eval mode and must not be trained afterwards. Returns ``module``.
+    """
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    if module.training:
+        raise ValueError("fold_batch_norms is for inference: call module.eval() first")
+    for seq in [m for m in module.modules() if isinstance(m, nn.Sequential)]:
+        for i in range(len(seq) - 1):
+            conv, bn = seq[i], seq[i + 1]
+            if (isinstance(conv, (nn.Conv2d, nn.Conv3d)) and isinstance(bn, (nn.BatchNorm2d, nn.BatchNorm3d))
+                    and conv.out_channels == bn.num_features):
+                seq[i] = fuse_conv_bn_eval(conv, bn)
+                seq[i + 1] = nn.Identity()
+    return module

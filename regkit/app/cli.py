@@ -155,8 +155,10 @@ def parse_duration(text: str | None) -> float | None:
 @click.option("--augment", is_flag=True, help="Vary the inputs' intensities on the fly (gamma, bias, noise).")
 @click.option("--samples-per-epoch", type=click.IntRange(1), default=None,
               help="Training samples per epoch [one per training case].")
+@click.option("--val-starts", type=click.IntRange(1), default=5, show_default=True,
+              help="Fixed validation starts per validation case.")
 def train(method, data, stage, init_range, epochs, batch_size, lr, out, resume, init_weights, seed, time_budget,
-          val_every, bf16, compile_, device, threads, augment, samples_per_epoch):
+          val_every, bf16, compile_, device, threads, augment, samples_per_epoch, val_starts):
     """Train a deep registrar; the best checkpoint (by validation SRE) is OUT/best.safetensors.
 
     Works the same under `torchrun --nproc_per_node N regkit train ...` (DistributedDataParallel).
@@ -175,7 +177,7 @@ def train(method, data, stage, init_range, epochs, batch_size, lr, out, resume, 
         method=method, out=out, data=data, stage=stage, init_range=init_range, epochs=epochs, batch_size=batch_size,
         lr=lr, resume=resume, init_weights=init_weights, seed=seed, time_budget=parse_duration(time_budget),
         val_every=val_every, bf16=bf16, compile=compile_, device=device, threads=threads, augment=augment,
-        samples_per_epoch=samples_per_epoch))
+        samples_per_epoch=samples_per_epoch, val_starts=val_starts))
     if summary["rank"] != 0:
         return
     click.echo(f"{summary['stop_reason']}: {summary['epochs']} epochs, {summary['steps']} steps in "
