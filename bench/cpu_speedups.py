@@ -31,12 +31,12 @@ import json, os, sys, time
 import numpy as np
 import torch
 BEFORE = {before}
-import deep.layers
+import regkit.deep.layers as layers
 if BEFORE:
-    deep.layers.flush_denormals = lambda: None
-    deep.layers.fold_batch_norms = lambda m: m
+    layers.flush_denormals = lambda: None
+    layers.fold_batch_norms = lambda m: m
 else:
-    deep.layers.flush_denormals()
+    layers.flush_denormals()
 torch.set_num_threads({threads})
 
 def configure(net):
@@ -50,16 +50,16 @@ def configure(net):
 
 TRAIN = PRELUDE + r"""
 import torch.nn.functional as F
-from deep.crop import CaseInput
-from deep.checkpoint import load_into, read_tensors
-from deep.registrar import bundled_checkpoints
-from deep.training import Trainer, TrainOptions
+from regkit.deep.checkpoint import load_into, read_tensors
+from regkit.deep.crop import CaseInput
+from regkit.deep.methods import WEIGHTS_DIR
+from regkit.deep.training import Trainer, TrainOptions
 from regkit.benchmark import builtin_benchmark
 ds = builtin_benchmark(("train", "val"), show_progress=False)
 tr = Trainer(TrainOptions(method="attreg", out="/tmp/regkit-bench-speedups", batch_size=8, bf16=True,
                           show_progress=False))
 if "{weights}" == "bundled":
-    p = bundled_checkpoints("attreg")[0]
+    p = WEIGHTS_DIR / "attreg-stage1.safetensors"
     load_into(tr.model, read_tensors(p), p, "attention_reg")
 configure(tr.model)
 cases = [CaseInput(ds.load(c), "image", compact=True) for c in ds.case_ids("train")[:8]]
@@ -81,12 +81,12 @@ print(json.dumps({{"wall_s": float(np.median(walls)), "cpu_s": float(np.median(c
 """
 
 INFER = PRELUDE + r"""
-from deep.registrar import AttRegImage
-from evaluation.sre import sre
-from evaluation.starts import make_starts
 from regkit.benchmark import builtin_benchmark
+from regkit.registry import get_registrar
+from regkit.sre import sre
+from regkit.starts import make_starts
 ds = builtin_benchmark(("test",), show_progress=False)
-reg = AttRegImage()
+reg = get_registrar("attreg")
 for net in reg.networks:
     configure(net)
 cases = [ds.load(c) for c in ds.case_ids("test")]
@@ -102,7 +102,7 @@ print(json.dumps({{"runtime_s": float(np.mean([r.runtime for r in res])), "cpu_s
 """
 
 CURVE = PRELUDE + r"""
-from deep.training import Trainer, TrainOptions
+from regkit.deep.training import Trainer, TrainOptions
 torch.manual_seed(0)
 tr = Trainer(TrainOptions(method="attreg", out="{out}", batch_size=8, bf16=True, show_progress=False,
                           epochs=1, samples_per_epoch={samples}, seed=0, val_starts=3))
