@@ -35,12 +35,12 @@ for img in "$P12"/promise12_case*_t2.nii.gz; do
 done
 
 synth() { echo "== regkit synth $*"; regkit synth --workers "$JOBS" "$@"; }
-synth --out "$DATA/val-prostate-mr" --from-mr "$SHARED/prostate_mr" --cases 6 --seed 15 --split val
-synth --out "$DATA/val-promise12" --from-mr "$DATA/mr-promise12-val" --cases 5 --seed 14 --split val
-synth --out "$DATA/test-prostate-mr" --from-mr "$SHARED/prostate_mr" --cases 6 --seed 2021 --split test
+synth --out "$DATA/val-prostate-mr" --from-mr "$SHARED/prostate_mr" --cases 6 --seed 15 --split-sizes 0,6,0
+synth --out "$DATA/val-promise12" --from-mr "$DATA/mr-promise12-val" --cases 5 --seed 14 --split-sizes 0,5,0
+synth --out "$DATA/test-prostate-mr" --from-mr "$SHARED/prostate_mr" --cases 6 --seed 2021 --split-sizes 0,0,6
 echo "== the built-in benchmark's training and validation splits (cached for every regkit command)"
 python -c "from regkit.benchmark import builtin_benchmark; builtin_benchmark(('train', 'val'), workers=$JOBS)"
-synth --out "$DATA/promise12" --from-mr "$DATA/mr-promise12-train" --cases 30 --seed 13 --split train
-synth --out "$DATA/rand-promise12" --from-mr "$DATA/mr-promise12-train" --cases 60 --seed 12 --split train \
+synth --out "$DATA/promise12" --from-mr "$DATA/mr-promise12-train" --cases 30 --seed 13 --split-sizes 30,0,0
+synth --out "$DATA/rand-promise12" --from-mr "$DATA/mr-promise12-train" --cases 60 --seed 12 --split-sizes 60,0,0 \
       --randomise
-synth --out "$DATA/rand-phantom" --cases 48 --seed 11 --split train --randomise
+synth --out "$DATA/rand-phantom" --cases 48 --seed 11 --split-sizes 48,0,0 --randomise

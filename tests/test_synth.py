@@ -82,7 +82,6 @@ def test_synth_cli_writes_a_resumable_dataset(tmp_path):
     assert (out / "case001" / "ground_truth.txt").read_text() == gt
 
 
-<<<<<<< HEAD
 def test_small_datasets_are_for_evaluation_and_larger_ones_keep_two_test_cases():
     from regkit.errors import InputError
     from regkit.synth.dataset import default_splits, split_sizes
@@ -96,7 +95,8 @@ def test_small_datasets_are_for_evaluation_and_larger_ones_keep_two_test_cases()
         default_splits(4, {"train": 2, "val": 1, "test": 2})
     r = CliRunner().invoke(main, ["synth", "--cases", "2", "--out", "/tmp/x", "--split-sizes", "a,b"])
     assert r.exit_code == 2 and "split-sizes" in r.output
-=======
+
+
 def test_randomised_tissue_tables_carry_no_intensity_relation():
     from regkit.synth.randomise import Randomisation, random_tables
 
@@ -136,4 +136,3 @@ def test_randomised_from_real_mr_rescales_and_deforms_the_anatomy(shared_data):
     assert c.fixed.GetSize() == mr.GetSize() and c.fixed.GetSpacing() != mr.GetSpacing()
     assert c.metadata["trus_label_visible_fraction"] >= r.min_visible_fraction
     assert sitk.GetArrayViewFromImage(c.fixed_label).any()
->>>>>>> 133524b (Randomised training distribution (regkit synth --randomise), pooled training datasets with per-dataset validation, compact training cases, on-the-fly intensity augmentation; faster CPU training: denormals flushed, channels-last Attention-Reg, float32 attention under bf16 autocast)
