@@ -41,6 +41,6 @@ synth --out "$DATA/test-prostate-mr" --from-mr "$SHARED/prostate_mr" --cases 6 -
 echo "== the built-in benchmark's training and validation splits (cached for every regkit command)"
 python -c "from regkit.benchmark import builtin_benchmark; builtin_benchmark(('train', 'val'), workers=$JOBS)"
 synth --out "$DATA/promise12" --from-mr "$DATA/mr-promise12-train" --cases 30 --seed 13 --split-sizes 30,0,0
-synth --out "$DATA/rand-promise12" --from-mr "$DATA/mr-promise12-train" --cases 60 --seed 12 --split-sizes 60,0,0 \
+synth --out "$DATA/rand-promise12" --from-mr "$DATA/mr-promise12-train" --cases 30 --seed 12 --split-sizes 30,0,0 \
       --randomise
-synth --out "$DATA/rand-phantom" --cases 48 --seed 11 --split-sizes 48,0,0 --randomise
+synth --out "$DATA/rand-phantom" --cases 30 --seed 11 --split-sizes 30,0,0 --randomise
