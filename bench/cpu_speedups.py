@@ -15,17 +15,20 @@ in float32 under bf16 autocast, batch norms folded into the convolutions for inf
   ``regkit compare --methods attreg --init 8mm``): the per-sample runtime compare reports, and the final SREs
   (before and after must agree); also after with ``precision="bf16"`` (bf16 autocast, attention included),
   whose SREs may move.
-* ``curve``: equal accuracy after the same samples: stage-1 training from the same initialisation and seed,
-  before and after, for ``--curve-steps`` steps of 8 on the built-in training split; validation SRE on the
-  built-in validation split.
+* ``curve``: equal accuracy after the same samples: stage-1 training from the same weights (the bundled
+  stage-1 weights, or a random initialisation) and seed, before and after, for ``--curve-steps`` steps of 8 on
+  the built-in training split; validation SRE on the built-in validation split (3 starts per case).
 
 Before and after alternate, ``--repeats`` times each, so load from other users falls on both alike.
 """
 
 import argparse
 import json
+from pathlib import Path
 
 from _util import machine, run_child
+
+WEIGHTS = Path(__file__).resolve().parents[1] / "deep" / "weights"
 
 PRELUDE = r"""
 import json, os, sys, time
@@ -106,7 +109,7 @@ CURVE = PRELUDE + r"""
 from regkit.deep.training import Trainer, TrainOptions
 torch.manual_seed(0)
 tr = Trainer(TrainOptions(method="attreg", out="{out}", batch_size=8, bf16=True, show_progress=False,
-                          epochs=1, samples_per_epoch={samples}, seed=0, val_starts=3))
+                          epochs=1, samples_per_epoch={samples}, seed=0, val_starts=3, init_weights={init}))
 configure(tr.model)
 tr.net = tr.model
 s = tr.run()
@@ -121,6 +124,8 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--curve-steps", type=int, default=30)
+    ap.add_argument("--curve-init", choices=("bundled", "random"), default="bundled",
+                    help="start the curve from the bundled stage-1 weights (default) or from random weights")
     a = ap.parse_args()
     what = a.what.split(",")
     print(f"machine: {machine()}, {a.threads} torch threads", flush=True)
@@ -168,7 +173,8 @@ def main():
 
         for version in ("before", "after"):
             shutil.rmtree(f"/tmp/regkit-bench-curve-{version}", ignore_errors=True)
-            r, _ = run_child(CURVE.format(before=version == "before", threads=a.threads,
+            init = None if a.curve_init == "random" else repr(str(WEIGHTS / "attreg-stage1"))
+            r, _ = run_child(CURVE.format(before=version == "before", threads=a.threads, init=init,
                                           out=f"/tmp/regkit-bench-curve-{version}", samples=8 * a.curve_steps))
             print(f"  {r['samples']} samples, {version}: validation SRE {r['val_sre_start']:.3f} -> "
                   f"{r['val_sre_last']:.3f} mm in {r['train_s']:.0f} s", flush=True)

@@ -18,6 +18,8 @@
 # deep/weights/<method>-stage<k>.safetensors (+ .json, and a model card .md with its curve .png).
 # ONLY="attreg-s1 attreg-s2" runs just those stages (in this file's order); SKIP="..." leaves some out.
 # EXTRA="--threads 1" (or "--device cuda") passes more options to every regkit train.
+# INIT=DIR starts each stage 1 from DIR/<method>-stage1 (a fine-tune; Feature-Reg (label) falls back to
+# DIR/featreg-stage1, which has the same layers) instead of a random initialisation; the model card says so.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-runs/bundled}
@@ -50,6 +52,11 @@ stage() {  # name method stage [init-weights]
   if [ "$method" = msreg ] && [ "$st" = 2 ]; then epochs=$MSREG_S2_EPOCHS; per=$MSREG_S2_SAMPLES; fi
   if [ -n "${ONLY:-}" ] && [[ " $ONLY " != *" $name "* ]]; then return; fi
   if [[ " ${SKIP:-} " == *" $name "* ]]; then echo "== $name: skipped (SKIP)"; return; fi
+  if [ "$st" = 1 ] && [ -z "$init" ] && [ -n "${INIT:-}" ]; then
+    for cand in "$INIT/$method-stage1" "$INIT/${method%-label}-stage1"; do
+      if [ -f "$cand.safetensors" ]; then init=$cand; break; fi
+    done
+  fi
   while ! { [ -f "$out/summary.json" ] && grep -q '"stop_reason": "epochs done"' "$out/summary.json"; }; do
     local args=(train --method "$method" --stage "$st" --epochs "$epochs" --samples-per-epoch "$per"
                 --out "$out" --seed "$SEED" --time-budget "$BUDGET" --val-starts 3 --augment "${DATA_ARGS[@]}")
