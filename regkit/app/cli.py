@@ -86,13 +86,18 @@ def list_cmd():
 @click.option("--workers", "-j", type=click.IntRange(1), default=1, show_default=True, help="Parallel processes.")
 @click.option("--split-sizes", default=None,
               help="TRAIN,VAL,TEST case counts [under 10 cases all test, for evaluation; else about 70/15/15].")
-def synth(cases, out, seed, from_mr, workers, split_sizes):
+@click.option("--randomise", is_flag=True,
+              help="Draw from the randomised training distribution: random shape deformations (and, from real "
+                   "MRs, gland volume), per-tissue contrasts drawn afresh for each modality, and wide ranges of "
+                   "MR and TRUS acquisition physics (see regkit.synth.randomise).")
+def synth(cases, out, seed, from_mr, workers, split_sizes, randomise):
     """Write a synthetic MR/TRUS dataset (train/val/test splits) in regkit's layout.
 
     Existing cases in OUT are kept, so an interrupted run resumes.
     """
     from regkit.errors import InputError
     from regkit.synth.dataset import default_splits, synth_dataset
+    from regkit.synth.randomise import Randomisation
 
     sizes = None
     if split_sizes is not None:
@@ -102,7 +107,7 @@ def synth(cases, out, seed, from_mr, workers, split_sizes):
             raise InputError(f"cannot read --split-sizes {split_sizes!r}",
                              fix="give three counts, e.g. 6,2,2") from None
     ds = synth_dataset(out, cases, seed=seed, from_mr=from_mr, workers=workers,
-                       splits=default_splits(cases, sizes))
+                       splits=default_splits(cases, sizes), randomise=Randomisation() if randomise else None)
     sizes = ", ".join(f"{k} {len(v)}" for k, v in ds.splits.items())
     click.echo(f"wrote {len(ds)} cases to {out} ({sizes})")
 
@@ -124,8 +129,9 @@ def parse_duration(text: str | None) -> float | None:
 @main.command()
 @click.option("--method", "-m", required=True,
               help="A registrar with a network (see `regkit list`): e.g. attreg, attreg-label, featreg, msreg, dvnet.")
-@click.option("--data", type=click.Path(exists=True, file_okay=False), default=None,
-              help="Dataset folder (train and val splits). Default: the built-in benchmark.")
+@click.option("--data", multiple=True, default=None,
+              help="Dataset folder (train and val splits); repeat it to pool several datasets; 'builtin' is the "
+                   "built-in benchmark. Default: the built-in benchmark.")
 @click.option("--stage", type=click.IntRange(1, 2), default=1, show_default=True,
               help="Cascade stage: 1 trains on 0-20mm starts, 2 on 0-8mm.")
 @click.option("--init-range", default=None, help="Starting-SRE range of training starts [stage 1: 0-20mm, 2: 0-8mm].")
@@ -146,19 +152,32 @@ def parse_duration(text: str | None) -> float | None:
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the network.")
 @click.option("--device", default=None, help="cpu, cuda or cuda:N [CUDA when present].")
 @click.option("--threads", type=click.IntRange(1), default=None, help="Torch CPU threads.")
+@click.option("--augment", is_flag=True, help="Vary the inputs' intensities on the fly (gamma, bias, noise).")
+@click.option("--samples-per-epoch", type=click.IntRange(1), default=None,
+              help="Training samples per epoch [one per training case].")
+@click.option("--val-starts", type=click.IntRange(1), default=5, show_default=True,
+              help="Fixed validation starts per validation case.")
 def train(method, data, stage, init_range, epochs, batch_size, lr, out, resume, init_weights, seed, time_budget,
-          val_every, bf16, compile_, device, threads):
+          val_every, bf16, compile_, device, threads, augment, samples_per_epoch, val_starts):
     """Train a deep registrar; the best checkpoint (by validation SRE) is OUT/best.safetensors.
 
     Works the same under `torchrun --nproc_per_node N regkit train ...` (DistributedDataParallel).
     """
+    from pathlib import Path
+
     from regkit.deep.training import TrainOptions
     from regkit.deep.training import train as run
+    from regkit.errors import InputError
 
+    for d in data:
+        if d != "builtin" and not Path(d).is_dir():
+            raise InputError("the dataset folder does not exist", d, "give a dataset folder, or 'builtin'")
+    data = list(data) or None
     summary = run(TrainOptions(
         method=method, out=out, data=data, stage=stage, init_range=init_range, epochs=epochs, batch_size=batch_size,
         lr=lr, resume=resume, init_weights=init_weights, seed=seed, time_budget=parse_duration(time_budget),
-        val_every=val_every, bf16=bf16, compile=compile_, device=device, threads=threads))
+        val_every=val_every, bf16=bf16, compile=compile_, device=device, threads=threads, augment=augment,
+        samples_per_epoch=samples_per_epoch, val_starts=val_starts))
     if summary["rank"] != 0:
         return
     click.echo(f"{summary['stop_reason']}: {summary['epochs']} epochs, {summary['steps']} steps in "

@@ -69,21 +69,22 @@ def find_mr_pairs(folder: str | Path) -> list[tuple[Path, Path]]:
 
 
 def _make_one(args) -> str:
-    out, case_id, seed, index, mr_pair = args
+    out, case_id, seed, index, mr_pair, randomise = args
     from regkit.synth.phantom import synth_case, synth_case_from_mr
 
     if mr_pair is None:
-        case = synth_case(seed, index, case_id=case_id)
+        case = synth_case(seed, index, case_id=case_id, randomise=randomise)
     else:
         mr, label = (read_image(p, what) for p, what in zip(mr_pair, ("MR image", "MR label"), strict=True))
-        case = synth_case_from_mr(mr, label, seed, index, case_id=case_id)
+        case = synth_case_from_mr(mr, label, seed, index, case_id=case_id, randomise=randomise)
         case.metadata["source_mr"] = str(mr_pair[0])
     write_case(case, Path(out) / case_id)
     return case_id
 
 
-def _check_kept_case(folder: Path, seed: int, index: int, source_mr: Path | None) -> None:
-    """A case kept from an earlier run must be the one this run would make: same seed, index and source MR."""
+def _check_kept_case(folder: Path, seed: int, index: int, source_mr: Path | None, randomised: bool = False) -> None:
+    """A case kept from an earlier run must be the one this run would make: same seed, index, source MR and
+    mode (randomised or not)."""
     import json
 
     try:
@@ -100,16 +101,22 @@ def _check_kept_case(folder: Path, seed: int, index: int, source_mr: Path | None
         raise InputError(f"this case was synthesised with seed {made[0]}, index {made[1]}, source MR {made[2]}; this "
                          f"run would make it with seed {wanted[0]}, index {wanted[1]}, source MR {wanted[2]}", folder,
                          "use a new --out folder, or the seed (and --from-mr) the folder was made with")
+    if bool(meta.get("randomised", False)) != randomised:
+        made_mode, mode = ("randomised", "unrandomised") if randomised is False else ("unrandomised", "randomised")
+        raise InputError(f"this case was synthesised {made_mode}; this run makes {mode} cases", folder,
+                         "use a new --out folder, or the same --randomise setting the folder was made with")
 
 
 def synth_dataset(out: str | Path, cases: int, seed: int = 0, from_mr: str | Path | None = None,
                   splits: dict[str, list[str]] | None = None, workers: int = 1, show_progress: bool = True,
-                  name: str | None = None, index_of: dict[str, int] | None = None):
+                  name: str | None = None, index_of: dict[str, int] | None = None, randomise=None):
     """Write a synthetic dataset of ``cases`` cases to ``out`` and return it (:func:`regkit.load_dataset`).
 
     Cases already written (a ``case.json`` exists) are kept, so an interrupted run resumes. With ``from_mr``
     the TRUS volumes are simulated from the real labelled MRs in that folder, cycling through them.
     A case's random stream is ``(seed, index)``, its position in ``splits`` unless ``index_of`` says otherwise.
+    With ``randomise`` (a :class:`regkit.synth.randomise.Randomisation`), the cases come from the randomised
+    training distribution.
     """
     out = Path(out)
     splits = splits or default_splits(cases)
@@ -119,9 +126,10 @@ def synth_dataset(out: str | Path, cases: int, seed: int = 0, from_mr: str | Pat
     for position, cid in enumerate(ids):
         index = index_of[cid] if index_of else position
         if (out / cid / "case.json").exists():
-            _check_kept_case(out / cid, seed, index, pairs[index % len(pairs)][0] if pairs else None)
+            _check_kept_case(out / cid, seed, index, pairs[index % len(pairs)][0] if pairs else None,
+                             randomise is not None)
         else:
-            todo.append((str(out), cid, seed, index, pairs[index % len(pairs)] if pairs else None))
+            todo.append((str(out), cid, seed, index, pairs[index % len(pairs)] if pairs else None, randomise))
     out.mkdir(parents=True, exist_ok=True)
     with progress(total=len(todo), desc="synth", unit="case", disable=not show_progress) as bar:
         if workers > 1 and len(todo) > 1:
@@ -134,5 +142,12 @@ def synth_dataset(out: str | Path, cases: int, seed: int = 0, from_mr: str | Pat
                 bar.update()
     write_manifest(out, {k: v for k, v in splits.items()}, name=name or out.name,
                    source={"generator": "regkit synth", "seed": seed, "cases": len(ids),
-                           "from_mr": str(from_mr) if from_mr else None})
+                           "from_mr": str(from_mr) if from_mr else None,
+                           "randomise": _jsonable(randomise) if randomise is not None else None})
     return load_dataset(out)
+
+
+def _jsonable(randomise) -> dict:
+    from dataclasses import asdict
+
+    return asdict(randomise)
