@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# The deep registrars against no registration and the iterative methods, with case-level paired tests, on the
+# built-in test split (8 mm and 0-20 mm starts) and on real anatomy (the --from-mr cases of the three MRs of
+# ../shared/data/prostate_mr that training never sees: runs/data/test-prostate-mr, scripts/make_training_data.sh).
+#
+#   bash scripts/benchmark_deep.sh                 # into runs/eval (OUT=... to change); resumable
+#
+# DEEP lists the deep methods to run (default: every deep method with bundled weights); OLD=DIR adds each of
+# them again with the weights in DIR (e.g. the phantom-only weights they replaced), as rows "<method>-old".
+# CLASSICAL=0 leaves mi and mind out. The comparisons: the paper's claims present, attention against none stage
+# for stage, label against image, stage 2 against stage 1, deep against iterative and against no registration.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-runs/eval}
+DATA=${DATA:-runs/data}
+K=${K:-5}
+if [ -z "${DEEP:-}" ]; then
+  DEEP=$(python - <<'PY'
+from pathlib import Path
+from regkit.deep.methods import METHODS
+print(",".join(m.name for m in METHODS
+               if m.weights and all(Path(f"{w}.safetensors").exists() for w in m.weights)))
+PY
+)
+fi
+methods=identity
+[ "${CLASSICAL:-1}" = 1 ] && methods+=",mi,mind"
+methods+=",$DEEP"
+opts=()
+if [ -n "${OLD:-}" ]; then
+  IFS=, read -ra deep <<< "$DEEP"
+  for m in "${deep[@]}"; do
+    [ -f "$OLD/$m-stage1.safetensors" ] || continue
+    methods+=",$m-old=$m"
+    opts+=(-O "$m-old.checkpoint=$OLD/$m-stage1")
+    [ -f "$OLD/$m-stage2.safetensors" ] && opts+=(-O "$m-old.stage2=$OLD/$m-stage2")
+  done
+fi
+cmp="reference,paper"
+has() { [[ ",$methods," == *",$1,"* || ",$methods," == *",$1="* ]]; }
+for pair in attreg@1:featreg@1 attreg:featreg attreg-label:attreg featreg-label:featreg attreg@2:attreg@1 \
+            featreg@2:featreg@1 attreg:mi attreg:mind attreg:attreg-old; do
+  a=${pair%%:*}; b=${pair##*:}
+  if has "${a%@*}" && has "${b%@*}"; then cmp+=",$pair"; fi
+done
+
+run() { echo "== regkit compare $*"; regkit compare "$@"; }
+if [ -f "$DATA/test-prostate-mr/dataset.json" ]; then
+  run --data "$DATA/test-prostate-mr" --methods "$methods" --init 8mm -k "$K" --compare "$cmp" \
+      -o "$OUT/real-anatomy-8mm" "${opts[@]}"
+else
+  echo "no $DATA/test-prostate-mr: run scripts/make_training_data.sh for the real-anatomy rows" >&2
+fi
+run --methods "$methods" --init 8mm --compare "$cmp" -o "$OUT/builtin-8mm" "${opts[@]}"
+run --methods "${methods/,mi,mind/}" --init 0-20mm --compare "$cmp" -o "$OUT/builtin-0-20mm" "${opts[@]}"
