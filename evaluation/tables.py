@@ -27,6 +27,13 @@ def pm(mean: float, std: float) -> str:
     return "-" if not np.isfinite(mean) else f"{mean:.2f}±{std:.2f}"
 
 
+def pm_ci(mean: float, std: float, low: float, high: float) -> str:
+    """``mean±std [low, high]``: the 95 % interval of the mean (cluster bootstrap over cases) after it."""
+    if not np.isfinite(mean):
+        return "-"
+    return pm(mean, std) + (f" [{low:.2f}, {high:.2f}]" if np.isfinite(low) and np.isfinite(high) else "")
+
+
 def runtime_text(seconds: float) -> str:
     if not np.isfinite(seconds):
         return "-"
@@ -53,8 +60,9 @@ def table1(summary: pd.DataFrame, titles: Titles | None = None) -> pd.DataFrame:
 
 def table2(summary: pd.DataFrame, parameter_counts: dict[str, int | None], titles: Titles | None = None
            ) -> pd.DataFrame:
-    """The paper's Table 2: each stage's SRE (the last is the final result), parameter count and runtime per
-    method. Stages are read from the summary's ``stage<k>_mean`` columns, however many there are."""
+    """The paper's Table 2: each stage's SRE as mean±std [95 % CI of the mean, cluster bootstrap over cases]
+    (the last stage is the final result), parameter count and runtime per method. Stages are read from the
+    summary's ``stage<k>_mean`` columns, however many there are."""
     import re
 
     ks = sorted(int(m.group(1)) for c in summary.columns if (m := re.match(r"^stage(\d+)_mean$", str(c))))
@@ -67,9 +75,11 @@ def table2(summary: pd.DataFrame, parameter_counts: dict[str, int | None], title
         row = {"Method": title(r["method"], titles), "Initial.": r["init"]}
         for k in range(1, width + 1):
             if k < last:
-                row[f"Stage {k}"] = pm(r[f"stage{k}_mean"], r[f"stage{k}_std"]) if k in done else "-"
+                row[f"Stage {k}"] = (pm_ci(*(r.get(f"stage{k}_{c}", np.nan) for c in ("mean", "std", "ci_low",
+                                                                                       "ci_high")))
+                                     if k in done else "-")
             else:
-                row[f"Stage {k}"] = pm(r["mean"], r["std"]) if k == last else "-"
+                row[f"Stage {k}"] = pm_ci(r["mean"], r["std"], r["ci_low"], r["ci_high"]) if k == last else "-"
         count = parameter_counts.get(r["method"])
         row.update({"#Parameters": f"{count:,}" if count else "-", "Runtime": runtime_text(r["runtime_median_s"])})
         rows.append(row)

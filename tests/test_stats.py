@@ -220,5 +220,9 @@ def test_stage_columns_are_read_generically():
     assert list(t2.columns[1:4]) == ["Stage 1", "Stage 2", "Stage 3"]
     assert t2.loc["one", "Stage 2"] == "-" and t2.loc["chain", "Stage 3"].startswith(
         f"{s[s['method'] == 'chain']['final_sre'].mean():.2f}")
+    summ = stats.summary(s).set_index("method")
+    assert t2.loc["chain", "Stage 1"].endswith(  # each stage with its interval of the mean
+        f"[{summ.loc['chain', 'stage1_ci_low']:.2f}, {summ.loc['chain', 'stage1_ci_high']:.2f}]")
+    assert t2.loc["one", "Stage 1"].endswith(f"[{summ.loc['one', 'ci_low']:.2f}, {summ.loc['one', 'ci_high']:.2f}]")
     r = stats.compare_arms(s, "chain@2", "one", "8mm")
     assert r["mean_a"] == pytest.approx(s[s["method"] == "chain"]["stage2_sre"].mean())
