@@ -67,6 +67,20 @@ def curve_png(hist: list[dict], path: Path, title: str) -> None:
     plt.close(fig)
 
 
+def _initial_weights(init: str | None) -> str:
+    """The weights a run started from, with what they had seen (a fine-tune's budget is on top of theirs)."""
+    if not init:
+        return "random (seed above)"
+    cfg = Path(str(init).removesuffix(".safetensors")).with_suffix(".json")
+    if not cfg.exists():
+        return str(init)
+    tr = json.loads(cfg.read_text()).get("training", {})
+    data = tr.get("data")
+    data = ", ".join(data) if isinstance(data, list) else data
+    return (f"{init} (trained on {data}: {tr.get('samples', '?'):,} samples, "
+            f"{float(tr.get('train_seconds', 0)) / 60:.0f} min)" if tr else str(init))
+
+
 def model_card(run_dir: Path, weights: Path, method: str, stage: int) -> Path:
     cfg = json.loads(weights.with_suffix(".json").read_text())
     tr = cfg["training"]
@@ -91,15 +105,15 @@ def model_card(run_dir: Path, weights: Path, method: str, stage: int) -> Path:
         f"| data | {data} (rendered by `scripts/make_training_data.sh`; training splits pooled) |",
         f"| data seed, training seed | see the datasets' `dataset.json`; training seed {tr['seed']} |",
         f"| stage, starting SRE of training starts | {stage}, {cfg['init_range']} (uniform) |",
-        f"| initial weights | {tr.get('init_weights') or 'random (seed above)'} |",
+        f"| initial weights | {_initial_weights(tr.get('init_weights'))} |",
         f"| epochs (planned), samples per epoch | {tr['epochs_done']} ({tr['epochs_planned']}), "
         f"{opts.get('samples_per_epoch') or 'one per training case'} |",
         f"| samples seen, batch size | {tr['samples']:,}, {tr['batch_size']} |",
         f"| optimiser | Adam, lr {tr['lr']}, schedule {tr['schedule']}; bf16 autocast {tr['bf16']}; "
         f"augmentation {tr.get('augment', False)} |",
         f"| wall time | {float(summary['train_seconds']) / 60:.0f} min, summed over resumed invocations |",
-        f"| device | {opts.get('device') or 'cpu'} ({tr['torch']}), 2-core VM shared with other jobs, "
-        f"`nice -n 15` |",
+        f"| device | {opts.get('device') or 'cpu'} ({tr['torch']}), "
+        f"{opts.get('threads') or 'all'} torch thread(s); on the CPU, a 2-core VM shared with other jobs |",
         f"| validation | {opts.get('val_starts')} fixed starts per validation case, {cfg['init_range']} |",
         f"| validation SRE of these weights (epoch {best['epoch']}, {int(best['samples']):,} samples) | "
         f"{float(best['val_sre_mean']):.2f} mm mean over all starts"
