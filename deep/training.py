@@ -71,6 +71,9 @@ def trainable_declaration(method: str) -> MethodDeclaration:
         raise InputError(f"{method!r} is not a trainable registrar", fix=f"use one of {', '.join(methods)}")
     return methods[method]
 
+FIT_AFTER_STEPS = 12  # --fit-epochs measures this many steps (or the first epoch, if shorter) before it plans
+FIT_SAFETY = 0.92  # of the budget left that the fitted epochs plan to use (the step time drifts)
+
 HISTORY_COLUMNS = ["epoch", "step", "samples", "train_loss", "val_loss", "val_sre_mean", "val_sre_median", "lr",
                    "elapsed_s"]
 
@@ -101,6 +104,7 @@ class TrainOptions:
     show_progress: bool = True
     max_steps: int | None = None  # stop after this many optimiser steps in this process (tests, benchmarks)
     augment: bool = False
+    fit_epochs: bool = False  # with time_budget: lower `epochs` after the first steps to what fits in the budget
 
     def resolved(self) -> TrainOptions:
         decl = trainable_declaration(self.method)
@@ -152,6 +156,7 @@ class TrainState:
     best_val_sre: float = math.inf
     best_epoch: int = -1
     elapsed: float = 0.0
+    fitted_epochs: int | None = None  # the epochs that --fit-epochs chose (kept when the run is resumed)
     history: list[dict] = field(default_factory=list)
 
 
@@ -232,19 +237,22 @@ def augment_inputs(x: torch.Tensor, rng: np.random.Generator, fixed_is_label: bo
 
     A gamma curve (exp(U(-0.4, 0.4))), a smooth multiplicative bias (a 4×6×6 random field, cubic-upsampled,
     up to ±25 %) and Gaussian noise (σ up to 0.03), clipped to [0, 1]; zeros (outside the TRUS fan) stay zero.
-    The label channel is left alone.
+    The label channel is left alone. The random draws are made on the batch's device (the same stream on the
+    CPU for the same ``rng``; another, equally reproducible one on a GPU).
     """
-    g = torch.Generator().manual_seed(int(rng.integers(2**62)))
+    dev = x.device  # drawn where the batch lives: on a GPU no volume-sized draw crosses the bus
+    g = torch.Generator(device=dev).manual_seed(int(rng.integers(2**62)))
     n = x.shape[0]
     channels = [1] if fixed_is_label else [0, 1]
     out = x.clone()
     for c in channels:
         v = out[:, c]
         inside = v > 0
-        gamma = torch.exp((torch.rand(n, generator=g) - 0.5) * 0.8).view(n, 1, 1, 1)
-        field = torch.randn(n, 1, 4, 6, 6, generator=g) * (torch.rand(n, 1, 1, 1, 1, generator=g) * 0.12)
+        gamma = torch.exp((torch.rand(n, generator=g, device=dev) - 0.5) * 0.8).view(n, 1, 1, 1)
+        field = (torch.randn(n, 1, 4, 6, 6, generator=g, device=dev)
+                 * (torch.rand(n, 1, 1, 1, 1, generator=g, device=dev) * 0.12))
         bias = torch.exp(F.interpolate(field, size=v.shape[1:], mode="trilinear", align_corners=True))[:, 0]
-        noise = torch.randn(v.shape, generator=g) * (torch.rand(n, 1, 1, 1, generator=g) * 0.03)
+        noise = torch.randn(v.shape, generator=g, device=dev) * (torch.rand(n, 1, 1, 1, generator=g, device=dev) * 0.03)
         v = (v.clamp_min(0).pow(gamma) * bias + noise).clamp(0.0, 1.0)
         out[:, c] = torch.where(inside, v, torch.zeros_like(v))
     return out
@@ -262,7 +270,7 @@ class Trainer:
         self.arch_name, self.variant = self.arch.name, decl.variant
         if self.opts.device:
             self.device = torch.device(self.opts.device)
-            if self.device.type == "cuda" and self.device.index is None and self.world > 1:
+            if self.device.type == "cuda" and self.device.index is None:  # torch.cuda.set_device needs an index
                 self.device = torch.device("cuda", local_rank)
         elif torch.cuda.is_available():
             self.device = torch.device("cuda", local_rank)
@@ -313,7 +321,8 @@ class Trainer:
                 "best_val_sre_mm": self.state.best_val_sre if math.isfinite(self.state.best_val_sre) else None,
                 "best_epoch": self.state.best_epoch, "train_seconds": round(self.state.elapsed, 1),
                 "init_weights": str(self.opts.init_weights) if self.opts.init_weights else None,
-                "torch": torch.__version__,
+                "torch": torch.__version__, "device": str(self.device),
+                "device_name": torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else None,
             },
         )
 
@@ -377,6 +386,8 @@ class Trainer:
         self.scheduler.load_state_dict(sched)
         torch.set_rng_state(tensors["_train.torch_rng"])
         self.state = TrainState(**info["state"])
+        if self.state.fitted_epochs:
+            self.opts.epochs = self.state.fitted_epochs
         hist = self.out / "history.csv"
         if hist.exists():
             with open(hist) as fh:
@@ -511,8 +522,14 @@ class Trainer:
         global_batch = opts.batch_size * self.world
         steps_per_epoch = max(1, math.ceil(per_epoch / global_batch))
         total_steps = opts.epochs * steps_per_epoch
+        t_val = 0.0
         if self.state.global_step == 0 and not self.state.history:
+            t0 = time.perf_counter()
             self._validate_and_keep_best(None)  # the starting point of the curve
+            t_val = time.perf_counter() - t0
+        fit_after = None
+        if opts.fit_epochs and opts.time_budget and self.state.fitted_epochs is None:
+            fit_after = min(steps_per_epoch, FIT_AFTER_STEPS)
 
         self.model.train()
         t_process = time.perf_counter()  # the time budget counts this process only; `elapsed` sums all of them
@@ -554,6 +571,11 @@ class Trainer:
                     step_times.append(time.perf_counter() - t0)
                     self.state.elapsed = time.perf_counter() - t_start
                     bar.update()
+                    if fit_after is not None and steps_this_process == fit_after:
+                        fit_after = None
+                        self._fit_epochs(time.perf_counter() - t_process, step_times, steps_per_epoch, t_val)
+                        total_steps = opts.epochs * steps_per_epoch
+                        bar.total = total_steps
                     bar.set_postfix(loss=f"{np.mean(running[-20:]):.3g}",
                                     val_sre=f"{self.state.history[-1]['val_sre_mean'] if self.state.history else '?'}",
                                     lr=f"{self.optimizer.param_groups[0]['lr']:.2g}")
@@ -588,7 +610,8 @@ class Trainer:
             "seconds_per_step": float(np.median(step_times)) if step_times else None,
             "val_sre_start": float(self.state.history[0]["val_sre_mean"]) if self.state.history else None,
             "val_sre_last": last_metrics.get("val_sre_mean"), "best_val_sre": self.state.best_val_sre,
-            "best_epoch": self.state.best_epoch, "out": str(self.out), "world_size": self.world,
+            "best_epoch": self.state.best_epoch, "epochs_planned": opts.epochs,
+            "out": str(self.out), "world_size": self.world,
             "rank": self.rank,
         }
         if self.world > 1:
@@ -596,6 +619,34 @@ class Trainer:
         if self.rank == 0:
             (self.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         return summary
+
+    def _fit_epochs(self, used: float, step_times: list[float], steps_per_epoch: int, t_val: float) -> None:
+        """Lower ``epochs`` to what the time budget holds at the measured step and validation times.
+
+        Called once, in the first epoch, before the scheduler has stepped: the learning-rate schedule is rebuilt
+        for the new count, so that it completes within the budget (the paper's milestones at 40/57/83 %).
+        """
+        opts = self.opts
+        warm = step_times[2:] if len(step_times) > 4 else step_times
+        per_step = float(np.median(warm))
+        per_epoch = steps_per_epoch * per_step + t_val / opts.val_every
+        done = len(step_times) * per_step
+        fit = int(FIT_SAFETY * (opts.time_budget - used + done) / per_epoch)
+        epochs = max(1, min(opts.epochs, fit))
+        if self.world > 1:  # every rank must plan the same epochs
+            import torch.distributed as dist
+
+            t = torch.tensor([float(epochs)], device=self.device)
+            dist.broadcast(t, 0)
+            epochs = int(t.item())
+        if epochs != opts.epochs:
+            opts.epochs = epochs
+            self.scheduler = make_scheduler(self.optimizer, self.arch.schedule, epochs)
+        self.state.fitted_epochs = epochs
+        if self.rank == 0:
+            (self.out / "options.json").write_text(json.dumps(_jsonable(asdict(opts)), indent=2) + "\n")
+            print(f"fit epochs: {per_step * 1000:.1f} ms/step, {steps_per_epoch} steps/epoch, validation "
+                  f"{t_val:.1f} s → {epochs} epochs in the {opts.time_budget:.0f} s budget", flush=True)
 
     def _should_stop(self, t_process: float, step_times: list[float], steps_done: int) -> bool:
         stop = False

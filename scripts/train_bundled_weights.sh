@@ -20,6 +20,18 @@
 # EXTRA="--threads 1" (or "--device cuda") passes more options to every regkit train.
 # INIT=DIR starts each stage 1 from DIR/<method>-stage1 (a fine-tune; Feature-Reg (label) falls back to
 # DIR/featreg-stage1, which has the same layers) instead of a random initialisation; the model card says so.
+#
+# One invocation per stage, on a fixed time plan (what scripts/gpu_run.sh uses on a lent GPU):
+#   ONCE=1        each stage is one `regkit train` of its budget; a stop by the time budget ends the stage
+#                 (no resume loop). A stage with a summary.json counts as done when the script is run again.
+#   S1_BUDGET, S2_BUDGET, DVNET_BUDGET
+#                 the time budget of stage 1, stage 2 and DVNet's invocations [BUDGET] (e.g. 150s)
+#   FIT=1         --fit-epochs: the epochs (at most S1_EPOCHS/S2_EPOCHS...) are fitted to the budget after the
+#                 first steps, so the learning-rate schedule completes within it
+#   S1_SAMPLES=0  (and the others) one sample per training case per epoch, as in the paper
+#   VAL_EVERY=N   validate every N epochs [1];  DATASETS="..." the dataset folders under DATA to pool
+#   [promise12 rand-promise12 rand-phantom val-promise12 val-prostate-mr];  BUILTIN=0 leaves the built-in
+#   benchmark out;  WEIGHTS=DIR exports there [deep/weights];  HOST="..." the machine, for the model cards.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-runs/bundled}
@@ -35,9 +47,15 @@ MSREG_S1_SAMPLES=${MSREG_S1_SAMPLES:-88}
 MSREG_S2_EPOCHS=${MSREG_S2_EPOCHS:-6}
 MSREG_S2_SAMPLES=${MSREG_S2_SAMPLES:-52}
 EXTRA=${EXTRA:-}
+ONCE=${ONCE:-0}
+FIT=${FIT:-0}
+VAL_EVERY=${VAL_EVERY:-1}
+WEIGHTS=${WEIGHTS:-deep/weights}
+DATASETS=${DATASETS:-promise12 rand-promise12 rand-phantom val-promise12 val-prostate-mr}
 
-DATA_ARGS=(--data builtin)
-for d in promise12 rand-promise12 rand-phantom val-promise12 val-prostate-mr; do
+DATA_ARGS=()
+if [ "${BUILTIN:-1}" = 1 ]; then DATA_ARGS+=(--data builtin); fi
+for d in $DATASETS; do
   if [ ! -f "$DATA/$d/dataset.json" ]; then
     echo "missing $DATA/$d: run scripts/make_training_data.sh first" >&2; exit 2
   fi
@@ -46,8 +64,9 @@ done
 
 stage() {  # name method stage [init-weights]
   local name=$1 method=$2 st=$3 init=${4:-}
-  local out=$RUNS/$name epochs=$S1_EPOCHS per=$S1_SAMPLES
-  if [ "$st" = 2 ]; then epochs=$S2_EPOCHS; per=$S2_SAMPLES; fi
+  local out=$RUNS/$name epochs=$S1_EPOCHS per=$S1_SAMPLES budget=${S1_BUDGET:-$BUDGET}
+  if [ "$st" = 2 ]; then epochs=$S2_EPOCHS; per=$S2_SAMPLES; budget=${S2_BUDGET:-$BUDGET}; fi
+  if [ "$method" = dvnet ]; then budget=${DVNET_BUDGET:-$budget}; fi
   if [ "$method" = msreg ] && [ "$st" = 1 ]; then epochs=$MSREG_S1_EPOCHS; per=$MSREG_S1_SAMPLES; fi
   if [ "$method" = msreg ] && [ "$st" = 2 ]; then epochs=$MSREG_S2_EPOCHS; per=$MSREG_S2_SAMPLES; fi
   if [ -n "${ONLY:-}" ] && [[ " $ONLY " != *" $name "* ]]; then return; fi
@@ -57,9 +76,12 @@ stage() {  # name method stage [init-weights]
       if [ -f "$cand.safetensors" ]; then init=$cand; break; fi
     done
   fi
-  while ! { [ -f "$out/summary.json" ] && grep -q '"stop_reason": "epochs done"' "$out/summary.json"; }; do
-    local args=(train --method "$method" --stage "$st" --epochs "$epochs" --samples-per-epoch "$per"
-                --out "$out" --seed "$SEED" --time-budget "$BUDGET" --val-starts 3 --augment "${DATA_ARGS[@]}")
+  while ! { [ -f "$out/summary.json" ] && { [ "$ONCE" = 1 ] ||
+                                             grep -q '"stop_reason": "epochs done"' "$out/summary.json"; }; }; do
+    local args=(train --method "$method" --stage "$st" --epochs "$epochs" --out "$out" --seed "$SEED"
+                --time-budget "$budget" --val-starts 3 --val-every "$VAL_EVERY" --augment "${DATA_ARGS[@]}")
+    if [ "$per" != 0 ]; then args+=(--samples-per-epoch "$per"); fi
+    if [ "$FIT" = 1 ]; then args+=(--fit-epochs); fi
     if [ -f "$out/last.json" ]; then
       args+=(--resume "$out")
     elif [ -n "$init" ]; then
@@ -71,7 +93,7 @@ stage() {  # name method stage [init-weights]
     regkit "${args[@]}" $EXTRA
   done
   echo "== $name: done"
-  python scripts/training_record.py --export "$RUNS" "$name"
+  python scripts/training_record.py --export --dest "$WEIGHTS" ${HOST:+--host "$HOST"} "$RUNS" "$name"
 }
 
 stage attreg-s1         attreg         1

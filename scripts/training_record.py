@@ -3,6 +3,10 @@ each run's best checkpoint to deep/weights/<method>-stage<k> (fp16) with a model
 
     python scripts/training_record.py [runs/bundled]
     python scripts/training_record.py --export [runs/bundled]      # the last step of train_bundled_weights.sh
+    python scripts/training_record.py --export --dest DIR --host TEXT [runs/bundled] [run ...]
+
+``--dest`` exports elsewhere than deep/weights (a GPU run's output); ``--host`` describes the machine in the
+model card (default: this project's shared 2-core VM).
 
 A model card (``<method>-stage<k>.md``) states the data and its seed, the stage and its starting-error range,
 epochs, samples seen, wall time, device, the validation SRE (overall and per validation dataset) and the
@@ -81,7 +85,10 @@ def _initial_weights(init: str | None) -> str:
             f"{float(tr.get('train_seconds', 0)) / 60:.0f} min)" if tr else str(init))
 
 
-def model_card(run_dir: Path, weights: Path, method: str, stage: int) -> Path:
+CPU_HOST = "on the CPU, a 2-core VM shared with other jobs"
+
+
+def model_card(run_dir: Path, weights: Path, method: str, stage: int, host: str = CPU_HOST) -> Path:
     cfg = json.loads(weights.with_suffix(".json").read_text())
     tr = cfg["training"]
     opts = json.loads((run_dir / "options.json").read_text())
@@ -106,14 +113,19 @@ def model_card(run_dir: Path, weights: Path, method: str, stage: int) -> Path:
         f"| data seed, training seed | see the datasets' `dataset.json`; training seed {tr['seed']} |",
         f"| stage, starting SRE of training starts | {stage}, {cfg['init_range']} (uniform) |",
         f"| initial weights | {_initial_weights(tr.get('init_weights'))} |",
-        f"| epochs (planned), samples per epoch | {tr['epochs_done']} ({tr['epochs_planned']}), "
+        f"| epochs (planned), samples per epoch | {tr['epochs_done']} ({tr['epochs_planned']}"
+        f"{', fitted to the time budget' if opts.get('fit_epochs') else ''}), "
         f"{opts.get('samples_per_epoch') or 'one per training case'} |",
         f"| samples seen, batch size | {tr['samples']:,}, {tr['batch_size']} |",
         f"| optimiser | Adam, lr {tr['lr']}, schedule {tr['schedule']}; bf16 autocast {tr['bf16']}; "
         f"augmentation {tr.get('augment', False)} |",
         f"| wall time | {float(summary['train_seconds']) / 60:.0f} min, summed over resumed invocations |",
-        f"| device | {opts.get('device') or 'cpu'} ({tr['torch']}), "
-        f"{opts.get('threads') or 'all'} torch thread(s); on the CPU, a 2-core VM shared with other jobs |",
+        f"| device | {tr.get('device') or opts.get('device') or 'cpu'}"
+        f"{' (' + tr['device_name'] + ')' if tr.get('device_name') else ''}, torch {tr['torch']}, "
+        f"{opts.get('threads') or 'all'} torch thread(s); {host} |",
+        f"| time budget per invocation | "
+        f"{str(round(opts['time_budget'])) + ' s' if opts.get('time_budget') else 'none'}; stopped by: "
+        f"{summary['stop_reason']} |",
         f"| validation | {opts.get('val_starts')} fixed starts per validation case, {cfg['init_range']} |",
         f"| validation SRE of these weights (epoch {best['epoch']}, {int(best['samples']):,} samples) | "
         f"{float(best['val_sre_mean']):.2f} mm mean over all starts"
@@ -129,7 +141,8 @@ def model_card(run_dir: Path, weights: Path, method: str, stage: int) -> Path:
     return card
 
 
-def export(root: Path, dest: Path = Path("deep/weights"), only: list[str] | None = None) -> None:
+def export(root: Path, dest: Path = Path("deep/weights"), only: list[str] | None = None,
+           host: str = CPU_HOST) -> None:
     from regkit.deep.checkpoint import export_checkpoint
 
     for run, method, stage in RUNS:
@@ -140,15 +153,21 @@ def export(root: Path, dest: Path = Path("deep/weights"), only: list[str] | None
             continue
         w = export_checkpoint(d / "best", dest / f"{method}-stage{stage}",
                               note="bundled: scripts/train_bundled_weights.sh (see the model card beside it)")
-        print("export", w, model_card(d, w, method, stage))
+        print("export", w, model_card(d, w, method, stage, host))
 
 
 if __name__ == "__main__":
-    args = sys.argv[1:]
-    do_export = "--export" in args
-    rest = [a for a in args if a != "--export"]
-    root = Path(rest[0] if rest else "runs/bundled")
-    if do_export:
-        export(root, only=rest[1:] or None)
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("root", nargs="?", type=Path, default=Path("runs/bundled"))
+    ap.add_argument("runs", nargs="*", help="only these run folders (with --export)")
+    ap.add_argument("--export", action="store_true")
+    ap.add_argument("--dest", type=Path, default=Path("deep/weights"))
+    ap.add_argument("--host", default=CPU_HOST)
+    a = ap.parse_args(sys.argv[1:])
+    if a.export:
+        a.dest.mkdir(parents=True, exist_ok=True)
+        export(a.root, a.dest, only=a.runs or None, host=a.host)
     else:
-        main(root)
+        main(a.root)

@@ -169,3 +169,26 @@ def test_augmentation_varies_intensities_but_not_the_label_or_the_background():
     assert not torch.allclose(y[:, 1], x[:, 1]) and y.min() >= 0 and y.max() <= 1
     z = augment_inputs(x, np.random.default_rng(0), fixed_is_label=True)
     assert torch.equal(y, z)  # reproducible from the step's random stream
+
+
+@pytest.mark.slow
+def test_fit_epochs_plans_the_epochs_in_the_time_budget_and_a_resume_keeps_them(phantom_dataset, tmp_path):
+    out = tmp_path / "run"
+    first = train(options(phantom_dataset, out, epochs=100000, time_budget=20.0, fit_epochs=True, max_steps=5))
+    planned = first["epochs_planned"]  # fitted after the first epoch's 2 steps (at this machine's speed)
+    assert 1 <= planned < 100000 and first["steps"] <= min(5, 2 * planned)
+    assert json.loads((out / "options.json").read_text())["epochs"] == planned
+    assert read_config(out / "last").training["resume"]["state"]["fitted_epochs"] == planned
+    resumed = train(options(phantom_dataset, out, epochs=100000, time_budget=3.0, fit_epochs=True, resume=out))
+    assert resumed["epochs_planned"] == planned and resumed["epochs"] <= planned
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_training_runs_on_cuda_with_augmentation_and_bf16(phantom_dataset, tmp_path):
+    # `--device cuda` (no index), augmentation drawn on the GPU, bf16 autocast; the weights load on the CPU
+    summary = train(options(phantom_dataset, tmp_path / "run", device="cuda", augment=True, bf16=True, epochs=2))
+    assert summary["steps"] == 4 and np.isfinite(summary["best_val_sre"])
+    cfg = read_config(tmp_path / "run" / "best")
+    assert cfg.training["device"] == "cuda:0" and cfg.training["device_name"]
+    load_checkpoint(tmp_path / "run" / "best", "cpu")

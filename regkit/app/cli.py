@@ -157,8 +157,11 @@ def parse_duration(text: str | None) -> float | None:
               help="Training samples per epoch [one per training case].")
 @click.option("--val-starts", type=click.IntRange(1), default=5, show_default=True,
               help="Fixed validation starts per validation case.")
+@click.option("--fit-epochs", is_flag=True,
+              help="With --time-budget: after the first steps, lower --epochs to what fits in the budget, so that "
+                   "the learning-rate schedule completes (a resumed run keeps the fitted count).")
 def train(method, data, stage, init_range, epochs, batch_size, lr, out, resume, init_weights, seed, time_budget,
-          val_every, bf16, compile_, device, threads, augment, samples_per_epoch, val_starts):
+          val_every, bf16, compile_, device, threads, augment, samples_per_epoch, val_starts, fit_epochs):
     """Train a deep registrar; the best checkpoint (by validation SRE) is OUT/best.safetensors.
 
     Works the same under `torchrun --nproc_per_node N regkit train ...` (DistributedDataParallel).
@@ -177,7 +180,7 @@ def train(method, data, stage, init_range, epochs, batch_size, lr, out, resume, 
         method=method, out=out, data=data, stage=stage, init_range=init_range, epochs=epochs, batch_size=batch_size,
         lr=lr, resume=resume, init_weights=init_weights, seed=seed, time_budget=parse_duration(time_budget),
         val_every=val_every, bf16=bf16, compile=compile_, device=device, threads=threads, augment=augment,
-        samples_per_epoch=samples_per_epoch, val_starts=val_starts))
+        samples_per_epoch=samples_per_epoch, val_starts=val_starts, fit_epochs=fit_epochs))
     if summary["rank"] != 0:
         return
     click.echo(f"{summary['stop_reason']}: {summary['epochs']} epochs, {summary['steps']} steps in "
