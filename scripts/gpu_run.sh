@@ -69,11 +69,11 @@ if [ "$TINY" = 1 ]; then
   TOTAL=${TOTAL:-240}; RENDER_S=${RENDER_S:-60}; LOAD_S=${LOAD_S:-20}; RESERVE=${RESERVE:-70}
   VAL_EVERY=${VAL_EVERY:-1}; PARALLEL=${PARALLEL:-3}; DEVICE=cpu; W=1
   EXTRA="--device cpu --threads 1 --batch-size 2"; HOST="TINY test run on a shared 2-core VM (not for use)"
-  LANE_GRACE=${LANE_GRACE:-900}  # a CPU step can outlast a tiny budget: let every lane finish
+  LANE_GRACE=${LANE_GRACE:-900}; CHECK_MIN=${CHECK_MIN:-900}  # CPU steps outlast tiny budgets: let all finish
 else
   TOTAL=${TOTAL:-465}; RENDER_S=${RENDER_S:-110}; LOAD_S=${LOAD_S:-35}; RESERVE=${RESERVE:-80}
   VAL_EVERY=${VAL_EVERY:-4}; PARALLEL=${PARALLEL:-6}; DEVICE=cuda; W=4
-  EXTRA="--device cuda --bf16 --threads 2"; LANE_GRACE=${LANE_GRACE:-30}
+  EXTRA="--device cuda --bf16 --threads 2"; LANE_GRACE=${LANE_GRACE:-30}; CHECK_MIN=${CHECK_MIN:-30}
   HOST="one NVIDIA H200 (lent, 16 cores); six networks trained at once on it, time plan of scripts/gpu_run.sh"
 fi
 
@@ -109,8 +109,11 @@ if ! python3 -c "import SimpleITK" 2>/dev/null; then
   export PYTHONPATH=$WORK/site${PYTHONPATH:+:$PYTHONPATH}
 fi
 if ! python3 -c "import regkit, sys; sys.exit(not regkit.__file__.startswith('$REPO/'))" 2>/dev/null; then
+  log "setup: pip install regkit (no network, no dependencies)"
+  # editable needs setuptools >= 64 there; a plain install is the fallback (the scripts then use the copy)
   python3 -m pip install -q --no-deps --no-build-isolation --no-index -e . >> "$LOG" 2>&1 \
-    || { status "setup: FAILED: pip install -e ."; exit 1; }
+    || python3 -m pip install -q --no-deps --no-build-isolation --no-index . >> "$LOG" 2>&1 \
+    || { status "setup: FAILED: pip install (see log.txt)"; exit 1; }
 fi
 PYBIN=$(dirname "$(python3 -c 'import sys; print(sys.executable)')")
 export PATH=$PYBIN:$PATH
@@ -174,7 +177,7 @@ if [ "$TINY" = 1 ]; then
   synth val-prostate-mr 0 val --from-mr "$MR/prostate_mr" --cases 1 --seed 15 --split-sizes 0,1,0 &
   synth rand-promise12 1 train --from-mr "$MR/promise12-train" --cases 1 --seed 12 --split-sizes 1,0,0 --randomise &
   wait
-  CHECK_DATA=(--data "$DATA/tiny-phantom"); REPEATS=2
+  CHECK_DATA=(--data "$DATA/tiny-phantom" --starts 2); REPEATS=1
 else
   BUILTIN=1
   (timeout -k 10 $((RENDER_S * 2)) python3 -c "
@@ -267,7 +270,7 @@ for d in sorted(Path(sys.argv[1]).iterdir()):
     s = json.loads(f.read_text())
     t = float(s["train_seconds"])
     print(f"| {d.name} | {s['stop_reason']} | {s['epochs']} ({s.get('epochs_planned')}) | {s['samples']:,} | {t:.0f} "
-          f"| {s['samples'] / max(t, 1e-9):.0f} | {s['val_sre_start']:.2f} → {s['best_val_sre']:.2f} |")
+          f"| {s['samples'] / max(t, 1e-9):.1f} | {s['val_sre_start']:.2f} → {s['best_val_sre']:.2f} |")
 EOF
 tee -a "$LOG" < "$WORK/check/training.md"
 
@@ -282,7 +285,7 @@ fi
 # ---------------------------------------------------------------------------------------------- check
 WCHECK=$WORK/weights
 [ -z "$(ls "$WCHECK"/*.safetensors 2>/dev/null)" ] && WCHECK=deep/weights && log "check: no new weights; checking the bundled ones"
-left=$(( T0 + TOTAL + 30 - $(date +%s) )); [ "$left" -lt 30 ] && left=30
+left=$(( T0 + TOTAL + 30 - $(date +%s) )); [ "$left" -lt "$CHECK_MIN" ] && left=$CHECK_MIN
 log "check: scripts/gpu_check.py --weights $WCHECK (at most ${left}s)"
 timeout -s TERM -k 10 "$left" python3 scripts/gpu_check.py --weights "$WCHECK" --out "$WORK/check" \
   "${CHECK_DATA[@]}" --repeats "$REPEATS" > "$WORK/logs/gpu_check.log" 2>&1

@@ -100,7 +100,8 @@ def model_card(run_dir: Path, weights: Path, method: str, stage: int, host: str 
     png = weights.with_suffix(".png")
     curve_png(hist, png, f"{method}, stage {stage}: validation SRE")
     data = tr.get("data")
-    data = ", ".join(data) if isinstance(data, list) else str(data)
+    data = ", ".join(Path(d).name for d in data) if isinstance(data, list) else str(data)
+    secs = float(summary["train_seconds"])
     lines = [
         f"# {weights.stem}: {method}, stage {stage}",
         "",
@@ -109,7 +110,8 @@ def model_card(run_dir: Path, weights: Path, method: str, stage: int, host: str 
         "",
         "| | |",
         "|---|---|",
-        f"| data | {data} (rendered by `scripts/make_training_data.sh`; training splits pooled) |",
+        f"| data | {data} (rendered by `scripts/make_training_data.sh`, or by `scripts/gpu_run.sh` on a lent "
+        f"GPU; training splits pooled) |",
         f"| data seed, training seed | see the datasets' `dataset.json`; training seed {tr['seed']} |",
         f"| stage, starting SRE of training starts | {stage}, {cfg['init_range']} (uniform) |",
         f"| initial weights | {_initial_weights(tr.get('init_weights'))} |",
@@ -119,7 +121,8 @@ def model_card(run_dir: Path, weights: Path, method: str, stage: int, host: str 
         f"| samples seen, batch size | {tr['samples']:,}, {tr['batch_size']} |",
         f"| optimiser | Adam, lr {tr['lr']}, schedule {tr['schedule']}; bf16 autocast {tr['bf16']}; "
         f"augmentation {tr.get('augment', False)} |",
-        f"| wall time | {float(summary['train_seconds']) / 60:.0f} min, summed over resumed invocations |",
+        f"| wall time | {f'{secs / 60:.0f} min' if secs >= 600 else f'{secs:.0f} s'} of training (data loading "
+        f"and the first validation not counted), summed over resumed invocations |",
         f"| device | {tr.get('device') or opts.get('device') or 'cpu'}"
         f"{' (' + tr['device_name'] + ')' if tr.get('device_name') else ''}, torch {tr['torch']}, "
         f"{opts.get('threads') or 'all'} torch thread(s); {host} |",
