@@ -6,7 +6,8 @@
 #   run(command="bash scripts/gpu_run.sh $OUT", carry=[".gpu"], timeout_s=560)     # the device tool
 #   bash scripts/gpu_land.sh FILES_DIR         # here: unpack, evaluate on the validation split, bundle winners
 #
-#   TINY=1 bash scripts/gpu_run.sh /tmp/gpu-out    # the same path on this CPU at a tiny scale (about 4 minutes)
+#   run(command="TOTAL=230 RENDER_S=50 LOAD_S=25 bash scripts/gpu_run.sh $OUT", ...)  # a short second try
+#   TINY=1 bash scripts/gpu_run.sh /tmp/gpu-out    # the same path on this CPU at a tiny scale (8-12 min here)
 #
 # What travels (64 MiB in all, the tracked tree included; gpu_pack.sh prints the sums): the tree (about 14 MiB
 # with 5 bundled weights; each bundled network adds 2.5 MB, DVNet 10.5, MSReg 43), .gpu/simpleitk.tar.xz
@@ -17,7 +18,8 @@
 # 1.9 MB per case as .nii.gz), so the data are rendered there, with the machine's 16 cores:
 #
 #   phase      seconds from the start (TOTAL=465)      what
-#   setup      ~15    unpack SimpleITK (PYTHONPATH), pip install -e . (no network, no build isolation)
+#   setup      ~15    unpack SimpleITK (PYTHONPATH), pip install -e . (no network, no build isolation; where
+#                     that cannot build, regkit is mapped by a symlink tree with its entry points)
 #   data       ~110   in parallel: the built-in benchmark (val, then train), val-prostate-mr (6), val-promise12
 #                     (5), and, stopped at RENDER_S (the cases finished by then are kept): rand-phantom
 #                     (randomised phantom, up to 96), rand-promise12 (4 randomised variants per carried training
@@ -108,15 +110,40 @@ if ! python3 -c "import SimpleITK" 2>/dev/null; then
   mkdir -p "$WORK/site" && tar -C "$WORK/site" -xJf .gpu/simpleitk.tar.xz
   export PYTHONPATH=$WORK/site${PYTHONPATH:+:$PYTHONPATH}
 fi
-if ! python3 -c "import regkit, sys; sys.exit(not regkit.__file__.startswith('$REPO/'))" 2>/dev/null; then
-  log "setup: pip install regkit (no network, no dependencies)"
-  # editable needs setuptools >= 64 there; a plain install is the fallback (the scripts then use the copy)
-  python3 -m pip install -q --no-deps --no-build-isolation --no-index -e . >> "$LOG" 2>&1 \
-    || python3 -m pip install -q --no-deps --no-build-isolation --no-index . >> "$LOG" 2>&1 \
-    || { status "setup: FAILED: pip install (see log.txt)"; exit 1; }
-fi
+install_without_pip() {  # no usable pip build here: a symlink tree with regkit's package-dir mapping, its entry
+  # points (the registry finds the methods through them) and a `regkit` command
+  local site=$WORK/site
+  mkdir -p "$site/regkit" "$WORK/bin" "$site/regkit-0.1.0.dist-info"
+  for f in "$REPO"/regkit/*; do ln -sfn "$f" "$site/regkit/"; done
+  for d in baselines deep evaluation; do ln -sfn "$REPO/$d" "$site/regkit/$d"; done
+  printf 'Metadata-Version: 2.1\nName: regkit\nVersion: 0.1.0\n' > "$site/regkit-0.1.0.dist-info/METADATA"
+  python3 - "$REPO/pyproject.toml" > "$site/regkit-0.1.0.dist-info/entry_points.txt" <<'EOF'
+import sys
+import tomllib
+project = tomllib.load(open(sys.argv[1], "rb"))["project"]
+for group, entries in {"console_scripts": project.get("scripts", {}), **project.get("entry-points", {})}.items():
+    print(f"[{group}]")
+    for name, target in entries.items():
+        print(f"{name} = {target}")
+EOF
+  printf '#!/bin/sh\nexec python3 -c "import sys; from regkit.app.cli import main; sys.argv[0] = \\"regkit\\"; sys.exit(main())" "$@"\n' \
+    > "$WORK/bin/regkit"
+  chmod +x "$WORK/bin/regkit"
+  export PYTHONPATH=$site${PYTHONPATH:+:$PYTHONPATH} PATH=$WORK/bin:$PATH
+}
 PYBIN=$(dirname "$(python3 -c 'import sys; print(sys.executable)')")
 export PATH=$PYBIN:$PATH
+if ! python3 -c "import regkit, sys; sys.exit(not regkit.__file__.startswith('$REPO/'))" 2>/dev/null; then
+  log "setup: pip install -e . (no network, no dependencies; NO_PIP=1 skips it)"
+  # an editable build needs setuptools >= 64 (and bdist_wheel) there; else regkit is mapped by symlinks
+  if [ "${NO_PIP:-0}" = 1 ] || ! python3 -m pip install -q --no-deps --no-build-isolation --no-index -e . >> "$LOG" 2>&1
+  then
+    log "setup: no pip build; regkit from a symlink tree with its entry points"
+    install_without_pip
+  fi
+fi
+python3 -c "import regkit.deep.training; from regkit.registry import available_registrars as a; assert 'msreg' in a()" \
+  || { status "setup: FAILED: regkit does not import (see log.txt)"; exit 1; }
 python3 -c "import torch, SimpleITK, regkit; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), \
 'SimpleITK', SimpleITK.__version__, 'regkit', regkit.__file__)" 2>&1 | tee -a "$LOG"
 if [ "$DEVICE" = cuda ] && ! python3 -c "import torch, sys; sys.exit(not torch.cuda.is_available())"; then
