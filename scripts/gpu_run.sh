@@ -133,7 +133,11 @@ EOF
 }
 PYBIN=$(dirname "$(python3 -c 'import sys; print(sys.executable)')")
 export PATH=$PYBIN:$PATH
-if ! python3 -c "import regkit, sys; sys.exit(not regkit.__file__.startswith('$REPO/'))" 2>/dev/null; then
+installed() {  # this tree's regkit, found from outside it (its package-dir mapping and entry points), and `regkit`
+  (cd / && python3 -c "import regkit.deep.training, sys; from regkit.registry import available_registrars as a
+sys.exit(not (regkit.__file__.startswith('$REPO/') and 'msreg' in a()))") 2>/dev/null && command -v regkit >/dev/null
+}
+if ! installed; then
   log "setup: pip install -e . (no network, no dependencies; NO_PIP=1 skips it)"
   # an editable build needs setuptools >= 64 (and bdist_wheel) there; else regkit is mapped by symlinks
   if [ "${NO_PIP:-0}" = 1 ] || ! python3 -m pip install -q --no-deps --no-build-isolation --no-index -e . >> "$LOG" 2>&1
@@ -142,10 +146,10 @@ if ! python3 -c "import regkit, sys; sys.exit(not regkit.__file__.startswith('$R
     install_without_pip
   fi
 fi
-python3 -c "import regkit.deep.training; from regkit.registry import available_registrars as a; assert 'msreg' in a()" \
-  || { status "setup: FAILED: regkit does not import (see log.txt)"; exit 1; }
-python3 -c "import torch, SimpleITK, regkit; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), \
-'SimpleITK', SimpleITK.__version__, 'regkit', regkit.__file__)" 2>&1 | tee -a "$LOG"
+(cd / && python3 -c "import regkit.deep.training; from regkit.registry import available_registrars as a; assert 'msreg' in a()" \
+  && command -v regkit >/dev/null) || { status "setup: FAILED: regkit does not import (see log.txt)"; exit 1; }
+(cd / && python3 -c "import torch, SimpleITK, regkit; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), \
+'SimpleITK', SimpleITK.__version__, 'regkit', regkit.__file__)") 2>&1 | tee -a "$LOG"
 if [ "$DEVICE" = cuda ] && ! python3 -c "import torch, sys; sys.exit(not torch.cuda.is_available())"; then
   status "setup: FAILED: no CUDA device"; exit 1
 fi
