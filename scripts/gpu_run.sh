@@ -134,8 +134,9 @@ EOF
 PYBIN=$(dirname "$(python3 -c 'import sys; print(sys.executable)')")
 export PATH=$PYBIN:$PATH
 installed() {  # this tree's regkit, found from outside it (its package-dir mapping and entry points), and `regkit`
-  (cd / && python3 -c "import regkit.deep.training, sys; from regkit.registry import available_registrars as a
-sys.exit(not (regkit.__file__.startswith('$REPO/') and 'msreg' in a()))") 2>/dev/null && command -v regkit >/dev/null
+  (cd / && python3 -c "import os, sys, regkit.deep.training as t; from regkit.registry import available_registrars as a
+sys.exit(not (os.path.realpath(t.__file__).startswith('$REPO/') and 'msreg' in a()))") 2>/dev/null \
+    && command -v regkit >/dev/null
 }
 if ! installed; then
   log "setup: pip install -e . (no network, no dependencies; NO_PIP=1 skips it)"
@@ -146,8 +147,7 @@ if ! installed; then
     install_without_pip
   fi
 fi
-(cd / && python3 -c "import regkit.deep.training; from regkit.registry import available_registrars as a; assert 'msreg' in a()" \
-  && command -v regkit >/dev/null) || { status "setup: FAILED: regkit does not import (see log.txt)"; exit 1; }
+installed || { status "setup: FAILED: this tree's regkit does not import from outside it (see log.txt)"; exit 1; }
 (cd / && python3 -c "import torch, SimpleITK, regkit; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), \
 'SimpleITK', SimpleITK.__version__, 'regkit', regkit.__file__)") 2>&1 | tee -a "$LOG"
 if [ "$DEVICE" = cuda ] && ! python3 -c "import torch, sys; sys.exit(not torch.cuda.is_available())"; then
@@ -293,7 +293,7 @@ import json, sys
 from pathlib import Path
 print("| run | stop | epochs (planned) | samples | training s | samples/s | val SRE start → best (mm) |")
 print("|---|---|---|---|---|---|---|")
-for d in sorted(Path(sys.argv[1]).iterdir()):
+for d in sorted(Path(sys.argv[1]).iterdir()) if Path(sys.argv[1]).is_dir() else []:
     f = d / "summary.json"
     if not f.exists():
         print(f"| {d.name} | no summary (killed or failed) | | | | | |")
