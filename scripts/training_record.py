@@ -116,7 +116,7 @@ def model_card(run_dir: Path, weights: Path, method: str, stage: int, host: str 
         f"| stage, starting SRE of training starts | {stage}, {cfg['init_range']} (uniform) |",
         f"| initial weights | {_initial_weights(tr.get('init_weights'))} |",
         f"| epochs (planned), samples per epoch | {tr['epochs_done']} ({tr['epochs_planned']}"
-        f"{', fitted to the time budget' if opts.get('fit_epochs') else ''}), "
+        f"{', --fit-epochs to the time budget' if opts.get('fit_epochs') else ''}), "
         f"{opts.get('samples_per_epoch') or 'one per training case'} |",
         f"| samples seen, batch size | {tr['samples']:,}, {tr['batch_size']} |",
         f"| optimiser | Adam, lr {tr['lr']}, schedule {tr['schedule']}; bf16 autocast {tr['bf16']}; "
