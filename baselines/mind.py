@@ -1,15 +1,29 @@
 """``mind``: rigid registration minimising the SSD of MIND-SSC descriptors, through itk-elastix.
 
-1. Both images are resampled to isotropic grids of the same spacing (default 1.5 mm): the MR on a box around
-   the prostate (the label's bounding box plus a margin), with the MR's axes; the TRUS over its whole field of
-   view, with the MR's axes as the start maps them into TRUS space. MIND-SSC is not rotation invariant (its
-   12 channels compare voxels along the grid axes), so the two grids must share their orientation up to the
-   start's error, and share their spacing since the offsets are in voxels.
-2. MIND-SSC descriptors (12 channels, :func:`regkit.baselines.mind_ssc.mind_ssc`) are computed on each with torch.
-3. elastix registers the 12 channel pairs at once: ``MultiMetricMultiResolutionRegistration`` with 12
-   ``AdvancedMeanSquares`` metrics of weight 1 (the sum of the channels' SSD), a rigid ``EulerTransform``,
-   from the start. Samples are drawn in the MR prostate region (label dilated by ``mask_mm``) and kept only
-   where they map inside the TRUS fan, eroded so that no descriptor sees the black outside of the fan.
+MIND-SSC (Heinrich et al., MICCAI 2013) describes each voxel by its self-similarity to six neighbours a few
+voxels away, so a local, modality-independent similarity (the SSD of the 12 channels) replaces mutual
+information. Like the descriptor-based methods that use it (deeds, convexAdam), the registration runs over
+scales of the descriptor itself, coarse to fine, each scale starting where the previous one ended:
+
+1. Both images are smoothed (Gaussian, sigma = half the scale's spacing, against aliasing) and resampled to
+   isotropic grids of the scale's spacing (default 4, 2 and 1.5 mm): the MR over the prostate's bounding box
+   plus a margin when there is a label, over the whole image otherwise, with the MR's axes; the moving image over
+   its whole field of view, with the MR's axes as the current estimate maps them. MIND-SSC is not rotation
+   invariant (its channels compare voxels along the grid axes), so both grids share their orientation up to
+   the estimate's error, and their spacing, since its offsets are in voxels.
+2. MIND-SSC descriptors (12 channels, :func:`regkit.baselines.mind_ssc.mind_ssc`, radius 1 and dilation 2:
+   convexAdam's) are computed on each with torch. A coarse scale's descriptor compares structures ``dilation ×
+   spacing`` apart, so it sees a misalignment of centimetres where the finest sees millimetres: that is the
+   capture range.
+3. elastix registers the 12 channel pairs at once (``MultiMetricMultiResolutionRegistration``, 12
+   ``AdvancedMeanSquares`` metrics of weight 1: the sum of the channels' SSD), a rigid ``EulerTransform``, one
+   level per scale. Samples are drawn in the MR (in the prostate region, the label dilated by ``mask_mm``,
+   when there is a label) and kept only where they map inside the moving image, eroded by the descriptor's
+   reach so that no descriptor sees what lies outside it; for an ultrasound moving image, inside its fan
+   (masks as for ``mi``: :func:`regkit.baselines.elastix.moving_mask_for`).
+
+Whether the last scale converged is judged as for ``mi``: its deterministic SSD at the result against the start,
+and its trend at the iteration limit (:func:`regkit.baselines.elastix.convergence`).
 """
 
 from __future__ import annotations
@@ -53,6 +67,17 @@ def resample_onto(image: sitk.Image, grid: sitk.Image, nearest: bool = False) ->
                          0.0, sitk.sitkUInt8 if nearest else sitk.sitkFloat32)
 
 
+def domain_mask(image: sitk.Image, grid: sitk.Image, erode_mm: float = 0.0) -> sitk.Image:
+    """Where ``grid`` lies inside ``image``'s field of view, eroded by ``erode_mm``, as a 0/1 image on ``grid``."""
+    ones = sitk.Image(image.GetSize(), sitk.sitkUInt8) + 1
+    ones.CopyInformation(image)
+    mask = resample_onto(ones, grid, nearest=True)
+    if erode_mm > 0:
+        radius = [max(1, round(erode_mm / s)) for s in grid.GetSpacing()]
+        mask = sitk.BinaryErode(mask, radius, sitk.sitkBall, 0, 1, False)  # outside the grid counts as outside
+    return mask
+
+
 def mind_channels(image: sitk.Image, radius: int, dilation: int) -> list[sitk.Image]:
     """MIND-SSC of an (isotropic) image as 12 single-channel images with its geometry."""
     import torch
@@ -70,76 +95,150 @@ def mind_channels(image: sitk.Image, radius: int, dilation: int) -> list[sitk.Im
     return out
 
 
+def descriptor_ssd(fixed: list[sitk.Image], moving: list[sitk.Image], transform: RigidTransform,
+                   fixed_mask: sitk.Image | None, moving_mask: sitk.Image | None, samples: int = 20000,
+                   seed: int = 1) -> float:
+    """The sum over channels of the mean squared difference of the descriptors at a fixed random set of fixed
+    grid points (those in ``fixed_mask`` that map inside ``moving_mask``), moving read through ``transform`` with
+    linear interpolation: the metric elastix minimises, evaluated deterministically (lower is better)."""
+    from scipy.ndimage import map_coordinates
+
+    grid = ImageGeometry.of(fixed[0])
+    inside = np.ones(fixed[0].GetSize()[::-1], bool) if fixed_mask is None else \
+        sitk.GetArrayViewFromImage(fixed_mask) > 0
+    idx = np.argwhere(inside)  # (z, y, x)
+    rng = np.random.default_rng(seed)
+    if len(idx) > samples:
+        idx = idx[np.sort(rng.choice(len(idx), samples, replace=False))]
+    points = grid.to_physical(idx[:, ::-1].astype(float))
+    mgeo = ImageGeometry.of(moving[0])
+    where = mgeo.to_index(transform.apply(points))[:, ::-1].T  # (z, y, x) continuous indices
+    keep = np.ones(len(points), bool)
+    if moving_mask is not None:
+        m = map_coordinates(sitk.GetArrayViewFromImage(moving_mask).astype(np.float32), where, order=0, cval=0.0)
+        keep &= m > 0
+    if not keep.any():
+        return float("inf")
+    total = 0.0
+    for f, mv in zip(fixed, moving, strict=True):
+        fv = sitk.GetArrayViewFromImage(f)[tuple(idx[keep].T)]
+        mvv = map_coordinates(sitk.GetArrayViewFromImage(mv), where[:, keep], order=1, mode="nearest")
+        total += float(np.mean((fv - mvv) ** 2))
+    return total
+
+
+PRESETS: dict[str, dict] = {
+    "default": dict(spacing_mm=(4.0, 2.0, 1.5), iterations=200, spatial_samples=1000, mask_mm=15.0,
+                    moving_mask="auto"),
+    "phantom": dict(spacing_mm=(1.5,), iterations=300, spatial_samples=2048, mask_mm=15.0, moving_mask="fan"),
+}
+_DEFAULTS = dict(spacing_mm=(4.0, 2.0, 1.5), iterations=200, spatial_samples=1000, mask_mm=15.0, moving_mask="auto")
+
+
 class MINDRegistrar(RegistrarBase):
-    """SSD of MIND-SSC descriptors, rigid (elastix, 12 metrics).
+    """SSD of MIND-SSC descriptors, rigid (elastix, 12 metrics), coarse to fine over descriptor scales.
 
     Parameters
     ----------
     fixed : {"image", "label"}
         Fixed input: the MR image or the MR prostate label.
-    spacing : float
-        Isotropic grid spacing (mm) on which descriptors are computed.
+    preset : {"default", "phantom"}
+        The recipe whose values fill the options left at their defaults. ``"phantom"`` is the recipe once tuned
+        on the built-in phantom alone: one scale of 1.5 mm, 300 iterations, 2048 samples, the fan mask always.
+    spacing_mm : sequence of float
+        The isotropic grid spacing (mm) of each scale, coarse to fine.
     radius, dilation : int
-        MIND-SSC patch radius and pair dilation, in voxels of that grid.
+        MIND-SSC patch radius and pair dilation, in voxels of each scale's grid.
     margin_mm : float
-        Margin around the prostate's bounding box for the MR grid.
+        Margin around the prostate's bounding box for the MR grid (when there is a label).
     mask_mm : float or None
-        Fixed mask: MR prostate label dilated by this many mm (None: the whole MR grid).
-    resolutions, iterations, spatial_samples, seed, threads, log_dir
+        Fixed mask: MR prostate label dilated by this many mm, when the case has a label (None: no mask).
+    moving_mask : {"auto", "fan", "none"}
         As for :class:`regkit.baselines.mi.MIRegistrar`.
-
-    The defaults were chosen on the built-in benchmark's validation split. One resolution: elastix's pyramid
-    smooths the *descriptors*, and smoothed MIND channels lose the local structure they encode, so the coarse
-    levels pulled registrations away (from the ground truth itself by up to 26 mm); radius 1, dilation 2 are
-    convexAdam's defaults.
+    iterations, spatial_samples : int
+        Per scale, and per channel for the samples.
+    seed, threads, log_dir
+        As for :class:`regkit.baselines.mi.MIRegistrar` (``threads`` is fixed, default 1, so results do not
+        depend on the number of workers; torch's threads do not change the descriptors).
     """
 
     name = "mind"
 
-    def __init__(self, fixed: str = "image", spacing: float = 1.5, radius: int = 1, dilation: int = 2,
-                 margin_mm: float = 20.0, mask_mm: float | None = 15.0, resolutions: int = 1, iterations: int = 300,
-                 spatial_samples: int = 2048, seed: int = 121212, threads: int | None = None,
+    def __init__(self, fixed: str = "image", preset: str = "default", spacing_mm=(4.0, 2.0, 1.5), radius: int = 1,
+                 dilation: int = 2, margin_mm: float = 20.0, mask_mm: float | None = 15.0, moving_mask: str = "auto",
+                 iterations: int = 200, spatial_samples: int = 1000, seed: int = 121212, threads: int = 1,
                  log_dir: str | None = None):
+        from regkit.baselines.elastix import recipe_of
+
+        recipe = recipe_of(PRESETS, preset, _DEFAULTS, spacing_mm=spacing_mm, iterations=iterations,
+                           spatial_samples=spatial_samples, mask_mm=mask_mm, moving_mask=moving_mask)
         self.fixed = fixed
-        self.spacing = float(spacing)
+        self.preset = preset
+        self.spacing_mm = tuple(float(v) for v in np.atleast_1d(recipe["spacing_mm"]))
         self.radius = int(radius)
         self.dilation = int(dilation)
         self.margin_mm = float(margin_mm)
-        self.mask_mm = mask_mm
-        self.settings = dict(resolutions=int(resolutions), iterations=int(iterations),
-                             spatial_samples=int(spatial_samples), seed=int(seed))
+        self.mask_mm = recipe["mask_mm"]
+        self.moving_mask = str(recipe["moving_mask"]).lower()
+        self.settings = dict(iterations=int(recipe["iterations"]), spatial_samples=int(recipe["spatial_samples"]),
+                             seed=int(seed))
         self.threads = threads
         self.log_dir = log_dir
         from regkit.baselines.elastix import itk_module
 
         itk_module()  # pay ITK's ~11 s start-up here, once per process, not inside a timed registration
 
-    def descriptors(self, case: Case, initial: RigidTransform
+    def descriptors(self, case: Case, estimate: RigidTransform, spacing: float | None = None
                     ) -> tuple[list[sitk.Image], list[sitk.Image], sitk.Image | None, sitk.Image]:
-        """Fixed and moving MIND channels, and the fixed and moving masks on their grids."""
-        from regkit.baselines.elastix import dilated_mask, fan_mask
+        """Fixed and moving MIND channels at one scale (default: the finest), and the masks on their grids."""
+        from regkit.baselines.elastix import dilated_mask, moving_mask_for
 
-        fixed_grid = isotropic_grid(case.fixed, self.spacing, case.fixed_label, self.margin_mm)
+        spacing = self.spacing_mm[-1] if spacing is None else float(spacing)
+        fixed_grid = isotropic_grid(case.fixed, spacing, case.fixed_label, self.margin_mm)
         mr_axes = np.array(fixed_grid.GetDirection()).reshape(3, 3)
-        moving_grid = isotropic_grid(case.moving, self.spacing, axes=initial.rotation @ mr_axes)
-        fixed = resample_onto(case.fixed_input(self.fixed), fixed_grid)
+        moving_grid = isotropic_grid(case.moving, spacing, axes=estimate.rotation @ mr_axes)
+        fixed_in = sitk.Cast(case.fixed_input(self.fixed), sitk.sitkFloat32)
         if self.fixed == "label":  # a binary label has no self-similarity structure inside; soften its edge
-            fixed = sitk.SmoothingRecursiveGaussian(fixed, self.spacing)
-        moving = resample_onto(case.moving, moving_grid)
-        fixed_mask = None
+            fixed_in = sitk.SmoothingRecursiveGaussian(fixed_in, spacing)
+        fixed = resample_onto(_antialiased(fixed_in, spacing), fixed_grid)
+        moving = resample_onto(_antialiased(sitk.Cast(case.moving, sitk.sitkFloat32), spacing), moving_grid)
+        reach = (self.radius + self.dilation) * spacing
+        fixed_mask = domain_mask(case.fixed, fixed_grid, reach)
         if self.mask_mm is not None and case.fixed_label is not None:
-            fixed_mask = resample_onto(dilated_mask(case.fixed_label, self.mask_mm), fixed_grid, nearest=True)
-        reach = (self.radius + self.dilation) * self.spacing + 1.0
-        moving_mask = resample_onto(fan_mask(case.moving, reach), moving_grid, nearest=True)
+            fixed_mask = fixed_mask * resample_onto(dilated_mask(case.fixed_label, self.mask_mm), fixed_grid,
+                                                    nearest=True)
+        moving_mask = domain_mask(case.moving, moving_grid, reach)
+        fan, self._moving_mask_note = moving_mask_for(case, self.moving_mask, reach)
+        if fan is not None:
+            moving_mask = moving_mask * resample_onto(fan, moving_grid, nearest=True)
         return (mind_channels(fixed, self.radius, self.dilation), mind_channels(moving, self.radius, self.dilation),
                 fixed_mask, moving_mask)
 
     def _register(self, case: Case, initial: RigidTransform) -> tuple[RigidTransform, dict]:
-        from regkit.baselines.elastix import rigid_parameter_map, run_elastix
+        from regkit.baselines import elastix as ex
 
-        fixed, moving, fixed_mask, moving_mask = self.descriptors(case, initial)
-        pm = rigid_parameter_map("AdvancedMeanSquares", n_metrics=len(fixed), **self.settings)
-        total = run_elastix(fixed, moving, pm, initial, fixed_mask=fixed_mask, moving_mask=moving_mask,
-                            threads=self.threads, keep_log_dir=self.log_dir)
-        return total, {"fixed": self.fixed, "spacing": self.spacing, "radius": self.radius,
-                       "dilation": self.dilation, **self.settings}
+        estimate, scales = initial, []
+        for spacing in self.spacing_mm:
+            fixed, moving, fixed_mask, moving_mask = self.descriptors(case, estimate, spacing)
+            pm = ex.rigid_parameter_map("AdvancedMeanSquares", n_metrics=len(fixed), smoothing_mm=(0.0,),
+                                        **self.settings)
+            run = ex.run_elastix(fixed, moving, pm, estimate, fixed_mask=fixed_mask, moving_mask=moving_mask,
+                                 threads=self.threads, keep_log_dir=self.log_dir)
+            estimate = run.transform
+            scales.append(run)
+        before = descriptor_ssd(fixed, moving, initial, fixed_mask, moving_mask)
+        after = descriptor_ssd(fixed, moving, estimate, fixed_mask, moving_mask)
+        status, message = ex.convergence(scales[-1].levels, before, after)
+        return estimate, {"status": status, "message": message, "fixed": self.fixed, "preset": self.preset,
+                          "spacing_mm": self.spacing_mm, "radius": self.radius, "dilation": self.dilation,
+                          "moving_mask": self._moving_mask_note, "metric_start": before, "metric_result": after,
+                          "scale_transforms": [r.transform for r in scales], **self.settings}
+
+
+def _antialiased(image: sitk.Image, spacing: float) -> sitk.Image:
+    """Smoothed with sigma = half of ``spacing`` along each axis whose voxels are finer than half of it."""
+    for axis, s in enumerate(image.GetSpacing()):
+        if s < 0.5 * spacing and image.GetSize()[axis] >= 4:
+            image = sitk.RecursiveGaussian(image, 0.5 * spacing, False, sitk.RecursiveGaussianImageFilter.ZeroOrder,
+                                           axis)
+    return image

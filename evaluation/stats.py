@@ -1,8 +1,10 @@
 """Summaries and paired tests on final SRE.
 
 * Per method and starting error: n, mean ± std, median, the 30 % worst-case value (the 0.7 quantile, as
-  Learn2Reg reports robustness), the failure count and the median runtime. Failed samples keep their start
-  as the result (see :class:`regkit.registrar.RegistrationResult`), so they count as "no improvement".
+  Learn2Reg reports robustness), the failure count, the count of registrations that did not converge
+  (status "not converged": their transform is kept and counted, the column tells a stalled result from a
+  converged one) and the median runtime (and, for chains, each stage's). Failed samples keep their start as
+  the result (see :class:`regkit.registrar.RegistrationResult`), so they count as "no improvement".
 * Paired tests over the same (case, start) samples: the paired t-test of the paper (statsmodels
   ``DescrStatsW(diff).ttest_mean``) and the Wilcoxon signed-rank test beside it (scipy; statsmodels has no
   signed-rank test). Effect sizes: the mean difference, Cohen's d_z = mean(diff) / sd(diff), and the
@@ -33,13 +35,30 @@ def summary(samples: pd.DataFrame) -> pd.DataFrame:
         rows.append({
             "init": init, "method": method, "n": len(e), "mean": e.mean(), "std": e.std(ddof=1) if len(e) > 1 else 0.0,
             "median": float(np.median(e)), "worst30": float(np.quantile(e, 0.7)),
-            "failures": int((g["status"] != "ok").sum()),
+            "failures": int((g["status"] == "failed").sum()),
+            "not_converged": int((g["status"] == "not converged").sum()),
             "initial_mean": g["initial_sre"].mean(),
             "stage1_mean": np.nanmean(s1) if np.isfinite(s1).any() else np.nan,
             "stage1_std": np.nanstd(s1, ddof=1) if np.isfinite(s1).sum() > 1 else np.nan,
             "runtime_median_s": float(g["runtime_s"].median()),
+            "stage_runtimes_median_s": _stage_runtimes(g),
         })
     return pd.DataFrame(rows)
+
+
+def _stage_runtimes(g: pd.DataFrame) -> list[float] | None:
+    """Median runtime of each stage of a chain (from the ``stages`` JSON column), or None."""
+    import json
+
+    if "stages" not in g:
+        return None
+    cells = [json.loads(v) for v in g["stages"] if isinstance(v, str) and v]
+    per = [[c["runtime_s"] for c in cell] for cell in cells if cell and all("runtime_s" in c for c in cell)]
+    if not per:
+        return None
+    width = max(len(r) for r in per)
+    arr = np.array([r + [np.nan] * (width - len(r)) for r in per], float)
+    return [float(np.nanmedian(col)) for col in arr.T]
 
 
 def paired(samples: pd.DataFrame, a: str, b: str, init: str) -> dict | None:

@@ -1,8 +1,9 @@
 """The per-sample results table, written row by row as samples finish, so nothing is lost on interruption.
 
-``results.csv`` has one row per sample, keyed by (method, case, start id, init). A row is appended, flushed
-and fsync'ed as soon as its registration ends; a line cut short by a kill (no final newline) is ignored and
-rewritten on the next run. Reading the file back tells a resumed run which samples are done.
+``results.csv`` has one row per sample, keyed by (method, case, start id, init). ``stages`` holds, for cascades
+and chains, the SRE of each stage (and a chain's per-stage registrar, runtime and status) as JSON. A row is
+appended, flushed and fsync'ed as soon as its registration ends; a line cut short by a kill (no final newline)
+is ignored and rewritten on the next run. Reading the file back tells a resumed run which samples are done.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from regkit.starts import MATRIX_COLUMNS
 
 KEY = ["method", "case", "start_id", "init"]
 COLUMNS = [*KEY, "target_sre", "initial_sre", "final_sre", "stage1_sre", "runtime_s", "status", "message",
-           *(f"t_{c}" for c in MATRIX_COLUMNS[:12])]
+           *(f"t_{c}" for c in MATRIX_COLUMNS[:12]), "stages"]
 
 
 class ResultStore:
@@ -28,6 +29,8 @@ class ResultStore:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._repair()
+        with open(self.path, newline="") as fh:  # a file begun by an older regkit keeps its own columns
+            self.columns = next(csv.reader(fh), None) or COLUMNS
         self.done: set[tuple] = set()
         if self.path.exists():
             frame = self.read()
@@ -55,7 +58,7 @@ class ResultStore:
         if k in self.done:
             return
         values = []
-        for c in COLUMNS:
+        for c in self.columns:
             v = row.get(c, "")
             if isinstance(v, float):
                 v = repr(v) if np.isfinite(v) else ""
