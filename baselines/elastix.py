@@ -61,6 +61,7 @@ def itk_module():
         import itk
 
         itk.ElastixRegistrationMethod  # noqa: B018 - triggers ITK's lazy load of elastix now, once
+        itk.GetImageFromArray(np.zeros((2, 2, 2), np.float32))  # and of its NumPy bridge (~1.5 s), not in a timing
         _ITK = itk
     return _ITK
 
@@ -95,7 +96,9 @@ def itk_transform_to_rigid(transform) -> RigidTransform:
 def rigid_parameter_map(metric: str = "AdvancedMattesMutualInformation", *,
                         smoothing_mm: Sequence[float] | None = (2.0, 1.0, 0.0), iterations: int | Sequence[int] = 300,
                         spatial_samples: int = 3000, histogram_bins: int = 32, seed: int = 121212,
-                        n_metrics: int = 1) -> dict[str, list[str]]:
+                        n_metrics: int = 1, fixed_spacing: Sequence[float] | None = None,
+                        moving_spacing: Sequence[float] | None = None, min_sigma_voxels: float = 0.0
+                        ) -> dict[str, list[str]]:
     """elastix's rigid map (EulerTransform, ASGD, random-coordinate sampler) with a physical smoothing pyramid.
 
     Parameters
@@ -111,6 +114,10 @@ def rigid_parameter_map(metric: str = "AdvancedMattesMutualInformation", *,
         ASGD iterations per level (one value for every level, or one per level).
     spatial_samples, histogram_bins, seed : int
         Random samples per iteration (new ones every iteration), Mattes MI bins, sampler seed.
+    fixed_spacing, moving_spacing, min_sigma_voxels :
+        With the images' voxel spacings, no axis of an image is smoothed by less than ``min_sigma_voxels`` of
+        its voxels at any level (e.g. 0.5: elastix's own finest level, half a voxel, which keeps linear
+        interpolation's artefacts out of MI on thick slices).
     """
     itk = itk_module()
     levels = 1 if smoothing_mm is None else len(smoothing_mm)
@@ -137,9 +144,14 @@ def rigid_parameter_map(metric: str = "AdvancedMattesMutualInformation", *,
     pyramids = ("FixedSmoothingImagePyramid", "MovingSmoothingImagePyramid")
     if smoothing_mm is not None:
         pyramids = ("FixedGenericImagePyramid", "MovingGenericImagePyramid")
-        sigmas = [repr(float(s)) for s in smoothing_mm for _ in range(3)]
+
+        def schedule(spacing):
+            floor = np.zeros(3) if spacing is None else min_sigma_voxels * np.asarray(spacing, float)
+            return [repr(float(max(s, f))) for s in smoothing_mm for f in floor]
+
         pm.update({
-            "FixedImagePyramidSmoothingSchedule": sigmas, "MovingImagePyramidSmoothingSchedule": sigmas,
+            "FixedImagePyramidSmoothingSchedule": schedule(fixed_spacing),
+            "MovingImagePyramidSmoothingSchedule": schedule(moving_spacing),
             "FixedImagePyramidRescaleSchedule": ["1"] * (3 * levels),
             "MovingImagePyramidRescaleSchedule": ["1"] * (3 * levels),
         })
@@ -167,6 +179,7 @@ class LevelTrace:
 
     metric: np.ndarray  # the metric value at each iteration (stochastic: new samples every iteration)
     stop: str = ""  # elastix's stopping condition
+    seconds: float = float("nan")  # elastix's "time spent in resolution" (initialisation and iterating)
 
     @property
     def iterations(self) -> int:
@@ -189,6 +202,7 @@ def parse_log(text: str) -> list[LevelTrace]:
     levels: list[LevelTrace] = []
     column = None
     values: list[float] = []
+    seconds = float("nan")
     for line in text.splitlines():
         if line.startswith("1:ItNr"):
             names = line.split("\t")
@@ -200,9 +214,14 @@ def parse_log(text: str) -> list[LevelTrace]:
                 values.append(float(fields[column]))
             except (IndexError, ValueError):
                 pass
+        elif line.startswith("Time spent in resolution"):
+            try:
+                seconds = float(line.rpartition(":")[2])
+            except ValueError:
+                seconds = float("nan")
         elif line.startswith("Stopping condition:") and column is not None:
-            levels.append(LevelTrace(np.asarray(values, float), line.partition(":")[2].strip()))
-            column = None
+            levels.append(LevelTrace(np.asarray(values, float), line.partition(":")[2].strip(), seconds))
+            column, seconds = None, float("nan")
     return levels
 
 
@@ -316,17 +335,28 @@ def run_elastix(fixed: list[sitk.Image], moving: list[sitk.Image], parameter_map
         try:
             reg.UpdateLargestPossibleRegion()
             total = itk_transform_to_rigid(reg.ConvertToItkTransform(reg.GetCombinationTransform()))
-        except Exception as exc:  # ITK raises RuntimeError with "See elastix log"
+        except Exception as exc:  # ITK raises RuntimeError with "See elastix log"; the reason is in the log
+            reason = _reason_in_log(workdir) or (str(exc).strip().splitlines()[-1] if str(exc).strip() else str(exc))
             log = _keep_log(workdir, keep_log_dir)
             workdir = None
-            raise ElastixError(f"elastix failed: {str(exc).strip().splitlines()[-1] if str(exc).strip() else exc}",
-                               log) from None
+            raise ElastixError(f"elastix failed: {reason}", log) from None
         logs = sorted(workdir.glob("*.log"))
         levels = parse_log(logs[0].read_text(errors="replace")) if logs else []
         return ElastixRun(total, levels)
     finally:
         if workdir is not None:
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _reason_in_log(workdir: Path) -> str | None:
+    """The last ITK exception description in an elastix log (e.g. "Too many samples map outside moving image
+    buffer: 141 / 3000": the registration left the moving image)."""
+    for log in sorted(workdir.glob("*.log")):
+        lines = [ln.partition("Description:")[2].strip() for ln in log.read_text(errors="replace").splitlines()
+                 if "Description:" in ln]
+        if lines:
+            return lines[-1].replace("ITK ERROR: ", "")
+    return None
 
 
 def _keep_log(workdir: Path, keep_dir: str | Path | None) -> Path | None:

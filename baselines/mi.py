@@ -115,8 +115,8 @@ class MIRegistrar(RegistrarBase):
 
     def __init__(self, fixed: str = "image", preset: str = "default", smoothing_mm=(4.0, 2.0, 1.0, 0.0),
                  iterations: int = 300, spatial_samples: int = 3000, histogram_bins: int = 32,
-                 mask_mm: float | None = 15.0, moving_mask: str = "auto", seed: int = 121212, threads: int = 1,
-                 log_dir: str | None = None):
+                 mask_mm: float | None = 15.0, moving_mask: str = "auto", min_sigma_voxels: float = 0.0,
+                 seed: int = 121212, threads: int = 1, log_dir: str | None = None):
         from regkit.baselines.elastix import recipe_of
 
         recipe = recipe_of(PRESETS, preset, _DEFAULTS, smoothing_mm=smoothing_mm, iterations=iterations,
@@ -132,8 +132,11 @@ class MIRegistrar(RegistrarBase):
                              iterations=int(its) if np.ndim(its) == 0 else tuple(int(i) for i in its),
                              spatial_samples=int(recipe["spatial_samples"]), histogram_bins=int(histogram_bins),
                              seed=int(seed))
+        self.min_sigma_voxels = float(min_sigma_voxels)
         self.threads = threads
         self.log_dir = log_dir
+        import scipy.ndimage  # noqa: F401 - imported here, not inside the first timed registration
+
         from regkit.baselines.elastix import itk_module
 
         itk_module()  # pay ITK's ~11 s start-up here, once per process, not inside a timed registration
@@ -141,8 +144,10 @@ class MIRegistrar(RegistrarBase):
     def _register(self, case: Case, initial: RigidTransform) -> tuple[RigidTransform, dict]:
         from regkit.baselines import elastix as ex
 
-        pm = ex.rigid_parameter_map("AdvancedMattesMutualInformation", **self.settings)
         fixed = case.fixed_input(self.fixed)
+        pm = ex.rigid_parameter_map("AdvancedMattesMutualInformation", **self.settings,
+                                    fixed_spacing=fixed.GetSpacing(), moving_spacing=case.moving.GetSpacing(),
+                                    min_sigma_voxels=self.min_sigma_voxels)
         use_mask = self.mask_mm is not None and case.fixed_label is not None
         fmask = ex.dilated_mask(case.fixed_label, self.mask_mm) if use_mask else None
         mmask, mmask_note = ex.moving_mask_for(case, self.moving_mask)
@@ -155,4 +160,5 @@ class MIRegistrar(RegistrarBase):
         return run.transform, {"status": status, "message": message, "fixed": self.fixed, "preset": self.preset,
                                "mask_mm": self.mask_mm if use_mask else None, "moving_mask": mmask_note,
                                "metric_start": before, "metric_result": after,
-                               "iterations_run": [lv.iterations for lv in run.levels], **self.settings}
+                               "iterations_run": [lv.iterations for lv in run.levels],
+                               "level_seconds": [lv.seconds for lv in run.levels], **self.settings}

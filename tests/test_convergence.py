@@ -41,6 +41,7 @@ def test_parse_log_reads_each_level_and_the_total_metric_column():
     np.testing.assert_allclose(levels[0].metric, [-0.1, -0.2])
     assert levels[1].metric[0] == 3.5  # the weighted sum, not a sub-metric
     assert "Maximum number of iterations" in levels[1].stop
+    assert levels[0].seconds == 0.1
 
 
 def test_still_improving_tells_a_falling_trace_from_noise():

@@ -35,6 +35,16 @@ def centres_start(fixed: sitk.Image, moving: sitk.Image, fixed_label: sitk.Image
     return RigidTransform.from_matrix(m)
 
 
+def _plain(info: dict) -> dict:
+    """The registrar's notes that read as plain JSON (masks used, metric values, iterations), not its objects."""
+    def plain(v):
+        if isinstance(v, str | bool | int | float) or v is None:
+            return True
+        return isinstance(v, list | tuple) and all(plain(x) for x in v)
+
+    return {k: v for k, v in info.items() if plain(v)}
+
+
 def register(fixed, moving, fixed_label=None, method: str = "mi", init="identity", out: str | Path = "regkit-register",
              moving_label=None, moving_modality: str | None = None, **options) -> RegisterOutput:
     """Register a moving TRUS to a fixed MR and write the results.
@@ -94,6 +104,7 @@ def register(fixed, moving, fixed_label=None, method: str = "mi", init="identity
     doc = {"method": method, "options": options, "moving_modality": moving_modality, "status": result.status,
            "message": result.message,
            "runtime_s": result.runtime, "start": start.matrix.tolist(), "transform": result.transform.matrix.tolist(),
+           "info": _plain(result.info),
            "convention": "maps fixed (MR) physical points to moving (TRUS) physical points, LPS mm"}
     (out / "result.json").write_text(json.dumps(doc, indent=2, default=str) + "\n")
     files["json"] = out / "result.json"
