@@ -19,9 +19,11 @@
   ``0.5 × factor × spacing`` per axis from the rescale schedule, so a schedule written in millimetres silently
   becomes half a voxel at every level, or 7.5 mm across a 15 mm slice (checked with elastix 5.3.1 in
   itk-elastix 0.25.4: the metric at the start does not change with that key).
-* **One thread per registration by default.** Mattes MI sums its samples per thread, so the rounding, and
-  after a few hundred stochastic iterations the result, depends on the thread count. The registrars fix it
-  (``threads=1``), so a result does not depend on how many workers a comparison runs.
+* **Results that do not depend on the thread count.** elastix's metrics sum their samples per thread, so the
+  rounding, and after a few hundred stochastic iterations the result, follows the number of threads (and so
+  ``regkit compare -j``). :func:`rigid_parameter_map` turns the metrics' threading off
+  (``UseMultiThreadingForMetrics false``); the pyramid and everything else still use every thread given, and
+  the result is bit for bit the same with 1 or 2 threads (``bench/determinism.py``).
 """
 
 from __future__ import annotations
@@ -140,6 +142,8 @@ def rigid_parameter_map(metric: str = "AdvancedMattesMutualInformation", *,
         # keep going when part of the samples map outside the moving field of view (a cut TRUS fan)
         "RequiredRatioOfValidSamples": ["0.05"],
         "MaximumNumberOfSamplingAttempts": ["8"],
+        # the metric's per-thread sums would make the result depend on the thread count (module docstring)
+        "UseMultiThreadingForMetrics": ["false"],
     })
     pyramids = ("FixedSmoothingImagePyramid", "MovingSmoothingImagePyramid")
     if smoothing_mm is not None:

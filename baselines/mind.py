@@ -2,25 +2,27 @@
 
 MIND-SSC (Heinrich et al., MICCAI 2013) describes each voxel by its self-similarity to six neighbours a few
 voxels away, so a local, modality-independent similarity (the SSD of the 12 channels) replaces mutual
-information. Like the descriptor-based methods that use it (deeds, convexAdam), the registration runs over
-scales of the descriptor itself, coarse to fine, each scale starting where the previous one ended:
+information. Its reach is a few voxels, so, like the descriptor-based methods that use it (deeds, convexAdam),
+the registration runs over scales of the descriptor itself, coarse to fine, each scale starting where the
+previous one ended (default 3 mm, then 1.5 mm):
 
 1. Both images are smoothed (Gaussian, sigma = half the scale's spacing, against aliasing) and resampled to
-   isotropic grids of the scale's spacing (default 4, 2 and 1.5 mm): the MR over the prostate's bounding box
-   plus a margin when there is a label, over the whole image otherwise, with the MR's axes; the moving image over
-   its whole field of view, with the MR's axes as the current estimate maps them. MIND-SSC is not rotation
-   invariant (its channels compare voxels along the grid axes), so both grids share their orientation up to
-   the estimate's error, and their spacing, since its offsets are in voxels.
+   isotropic grids of the scale's spacing: the MR over the prostate's bounding box plus ``margin_mm`` when there
+   is a label, over the whole image otherwise, with the MR's axes; the moving image with the MR's axes as the
+   current estimate maps them. Each grid is cut to where the other image lies under the estimate (plus
+   ``margin_mm``): MIND costs per voxel. MIND-SSC is not rotation invariant (its channels compare voxels along
+   the grid axes), so both grids share their orientation up to the estimate's error, and their spacing, since
+   its offsets are in voxels.
 2. MIND-SSC descriptors (12 channels, :func:`regkit.baselines.mind_ssc.mind_ssc`, radius 1 and dilation 2:
-   convexAdam's) are computed on each with torch. A coarse scale's descriptor compares structures ``dilation ×
-   spacing`` apart, so it sees a misalignment of centimetres where the finest sees millimetres: that is the
-   capture range.
+   convexAdam's) are computed on each with torch. At 3 mm a descriptor compares structures 6 mm apart over 9 mm
+   patches and sees a misalignment of a centimetre; at 1.5 mm it is precise to the millimetre.
 3. elastix registers the 12 channel pairs at once (``MultiMetricMultiResolutionRegistration``, 12
    ``AdvancedMeanSquares`` metrics of weight 1: the sum of the channels' SSD), a rigid ``EulerTransform``, one
-   level per scale. Samples are drawn in the MR (in the prostate region, the label dilated by ``mask_mm``,
-   when there is a label) and kept only where they map inside the moving image, eroded by the descriptor's
-   reach so that no descriptor sees what lies outside it; for an ultrasound moving image, inside its fan
-   (masks as for ``mi``: :func:`regkit.baselines.elastix.moving_mask_for`).
+   level per scale, random samples at continuous positions (voxel-centre sampling on these isotropic grids
+   biases the optimum by millimetres). Samples are drawn in the MR (in the prostate region, the label dilated
+   by ``mask_mm``, when there is a label) and kept only where they map inside the moving image, eroded by the
+   descriptor's reach so that no descriptor sees what lies outside it; for an ultrasound moving image, inside
+   its fan (masks as for ``mi``: :func:`regkit.baselines.elastix.moving_mask_for`).
 
 Whether the last scale converged is judged as for ``mi``: its deterministic SSD at the result against the start,
 and its trend at the iteration limit (:func:`regkit.baselines.elastix.convergence`).
@@ -32,15 +34,18 @@ import numpy as np
 import SimpleITK as sitk
 
 from regkit.case import Case
+from regkit.errors import InputError
 from regkit.image import ImageGeometry
 from regkit.registrar import RegistrarBase
 from regkit.transform import RigidTransform
 
 
 def isotropic_grid(image: sitk.Image, spacing: float, roi: sitk.Image | None = None, margin_mm: float = 0.0,
-                   axes: np.ndarray | None = None) -> sitk.Image:
+                   axes: np.ndarray | None = None, within: np.ndarray | None = None,
+                   within_margin_mm: float = 0.0) -> sitk.Image:
     """An empty float image with isotropic ``spacing`` and direction ``axes`` (default: ``image``'s), covering
-    ``image`` or the bounding box of ``roi``'s non-zero voxels, grown by ``margin_mm``."""
+    ``image`` or the bounding box of ``roi``'s non-zero voxels, grown by ``margin_mm``, and no more than the
+    bounding box of the physical points ``within`` grown by ``within_margin_mm`` (when given)."""
     geo = ImageGeometry.of(image)
     axes = geo.direction if axes is None else np.asarray(axes, dtype=float)
     if roi is None:
@@ -54,6 +59,11 @@ def isotropic_grid(image: sitk.Image, spacing: float, roi: sitk.Image | None = N
     local = corners @ axes  # coordinates along the new axes
     lo = local.min(axis=0) - margin_mm
     hi = local.max(axis=0) + margin_mm
+    if within is not None:
+        other = np.asarray(within, float) @ axes
+        lo = np.maximum(lo, other.min(axis=0) - within_margin_mm)
+        hi = np.minimum(hi, other.max(axis=0) + within_margin_mm)
+        hi = np.maximum(hi, lo)  # no overlap at all: a minimal grid, whose mask is then empty
     size = np.maximum(np.ceil((hi - lo) / spacing).astype(int) + 1, 8)
     ref = sitk.Image([int(v) for v in size], sitk.sitkFloat32)
     ref.SetSpacing([float(spacing)] * 3)
@@ -135,11 +145,11 @@ def descriptor_ssd(fixed: list[sitk.Image], moving: list[sitk.Image], transform:
 
 
 PRESETS: dict[str, dict] = {
-    "default": dict(spacing_mm=(4.0, 2.0, 1.5), iterations=200, spatial_samples=1000, mask_mm=15.0,
+    "default": dict(spacing_mm=(3.0, 1.5), iterations=(100, 150), spatial_samples=1000, mask_mm=15.0,
                     moving_mask="auto"),
     "phantom": dict(spacing_mm=(1.5,), iterations=300, spatial_samples=2048, mask_mm=15.0, moving_mask="fan"),
 }
-_DEFAULTS = dict(spacing_mm=(4.0, 2.0, 1.5), iterations=200, spatial_samples=1000, mask_mm=15.0, moving_mask="auto")
+_DEFAULTS = PRESETS["default"]
 
 
 class MINDRegistrar(RegistrarBase):
@@ -162,19 +172,22 @@ class MINDRegistrar(RegistrarBase):
         Fixed mask: MR prostate label dilated by this many mm, when the case has a label (None: no mask).
     moving_mask : {"auto", "fan", "none"}
         As for :class:`regkit.baselines.mi.MIRegistrar`.
-    iterations, spatial_samples : int
-        Per scale, and per channel for the samples.
-    seed, threads, log_dir
-        As for :class:`regkit.baselines.mi.MIRegistrar` (``threads`` is fixed, default 1, so results do not
-        depend on the number of workers; torch's threads do not change the descriptors).
+    iterations : int or sequence of int
+        ASGD iterations at each scale (one count for all, or one per scale; the default's 100 at each coarse
+        scale and 150 at the finest follow any number of scales).
+    spatial_samples : int
+        Random samples per iteration and channel.
+    seed, threads, elastix, log_dir
+        As for :class:`regkit.baselines.mi.MIRegistrar`: the result depends on neither elastix's nor torch's
+        thread count.
     """
 
     name = "mind"
 
-    def __init__(self, fixed: str = "image", preset: str = "default", spacing_mm=(4.0, 2.0, 1.5), radius: int = 1,
+    def __init__(self, fixed: str = "image", preset: str = "default", spacing_mm=(3.0, 1.5), radius: int = 1,
                  dilation: int = 2, margin_mm: float = 20.0, mask_mm: float | None = 15.0, moving_mask: str = "auto",
-                 iterations: int = 200, spatial_samples: int = 1000, seed: int = 121212, threads: int = 1,
-                 log_dir: str | None = None):
+                 iterations=(100, 150), spatial_samples: int = 1000, seed: int = 121212, threads: int | None = None,
+                 elastix: dict | None = None, log_dir: str | None = None):
         from regkit.baselines.elastix import recipe_of
 
         recipe = recipe_of(PRESETS, preset, _DEFAULTS, spacing_mm=spacing_mm, iterations=iterations,
@@ -187,8 +200,16 @@ class MINDRegistrar(RegistrarBase):
         self.margin_mm = float(margin_mm)
         self.mask_mm = recipe["mask_mm"]
         self.moving_mask = str(recipe["moving_mask"]).lower()
-        self.settings = dict(iterations=int(recipe["iterations"]), spatial_samples=int(recipe["spatial_samples"]),
-                             seed=int(seed))
+        its = np.atleast_1d(recipe["iterations"]).astype(int)
+        if len(its) != len(self.spacing_mm) and tuple(its) == tuple(_DEFAULTS["iterations"]):
+            # the default per-scale counts, for another number of scales: the coarse count, the finest's last
+            its = np.array([its[0]] * (len(self.spacing_mm) - 1) + [its[-1]])
+        if len(its) not in (1, len(self.spacing_mm)):
+            raise InputError(f"{len(its)} iteration counts for {len(self.spacing_mm)} scales",
+                             fix="give one count, or one per scale of spacing_mm")
+        self.settings = dict(iterations=int(its[0]) if len(its) == 1 else tuple(int(i) for i in its),
+                             spatial_samples=int(recipe["spatial_samples"]), seed=int(seed))
+        self.elastix = {str(k): [str(x) for x in np.atleast_1d(v)] for k, v in (elastix or {}).items()}
         self.threads = threads
         self.log_dir = log_dir
         import scipy.ndimage  # noqa: F401 - imported here, not inside the first timed registration
@@ -204,9 +225,15 @@ class MINDRegistrar(RegistrarBase):
         from regkit.baselines.elastix import dilated_mask, moving_mask_for
 
         spacing = self.spacing_mm[-1] if spacing is None else float(spacing)
-        fixed_grid = isotropic_grid(case.fixed, spacing, case.fixed_label, self.margin_mm)
+        # each grid covers its image only where the other image lies under the estimate (grown by margin_mm):
+        # MIND costs per voxel, and descriptors outside the overlap are never sampled
+        moving_fov = estimate.inverse().apply(ImageGeometry.of(case.moving).corners())
+        fixed_grid = isotropic_grid(case.fixed, spacing, case.fixed_label, self.margin_mm, within=moving_fov,
+                                    within_margin_mm=self.margin_mm)
         mr_axes = np.array(fixed_grid.GetDirection()).reshape(3, 3)
-        moving_grid = isotropic_grid(case.moving, spacing, axes=estimate.rotation @ mr_axes)
+        moving_grid = isotropic_grid(case.moving, spacing, axes=estimate.rotation @ mr_axes,
+                                     within=estimate.apply(ImageGeometry.of(fixed_grid).corners()),
+                                     within_margin_mm=self.margin_mm)
         fixed_in = sitk.Cast(case.fixed_input(self.fixed), sitk.sitkFloat32)
         if self.fixed == "label":  # a binary label has no self-similarity structure inside; soften its edge
             fixed_in = sitk.SmoothingRecursiveGaussian(fixed_in, spacing)
@@ -228,10 +255,13 @@ class MINDRegistrar(RegistrarBase):
         from regkit.baselines import elastix as ex
 
         estimate, scales = initial, []
-        for spacing in self.spacing_mm:
+        its = np.broadcast_to(np.atleast_1d(self.settings["iterations"]), len(self.spacing_mm))
+        for spacing, iterations in zip(self.spacing_mm, its, strict=True):
             fixed, moving, fixed_mask, moving_mask = self.descriptors(case, estimate, spacing)
             pm = ex.rigid_parameter_map("AdvancedMeanSquares", n_metrics=len(fixed), smoothing_mm=(0.0,),
-                                        **self.settings)
+                                        iterations=int(iterations), spatial_samples=self.settings["spatial_samples"],
+                                        seed=self.settings["seed"])
+            pm.update(self.elastix)
             run = ex.run_elastix(fixed, moving, pm, estimate, fixed_mask=fixed_mask, moving_mask=moving_mask,
                                  threads=self.threads, keep_log_dir=self.log_dir)
             estimate = run.transform

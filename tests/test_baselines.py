@@ -129,7 +129,7 @@ def test_failure_becomes_a_failed_result_with_its_log_and_no_stray_files(itk_loa
 def test_mind_grids_share_orientation_and_spacing(itk_loaded, phantom_case):
     from regkit.baselines.mind import MINDRegistrar
 
-    reg = MINDRegistrar(spacing=2.0)
+    reg = MINDRegistrar(spacing_mm=(2.0,))
     start = make_starts([phantom_case], "8mm", 1, seed=3)[0].transform
     fixed, moving, fmask, mmask = reg.descriptors(phantom_case, start)
     assert len(fixed) == len(moving) == 12

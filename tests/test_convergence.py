@@ -103,7 +103,7 @@ def test_presets_fill_only_the_options_left_at_their_default():
     from regkit.baselines.mi import _DEFAULTS, PRESETS
 
     r = recipe_of(PRESETS, "phantom", _DEFAULTS, smoothing_mm=(4.0, 2.0, 1.0, 0.0), iterations=77,
-                  spatial_samples=3000, mask_mm=15.0, moving_mask="auto")
+                  spatial_samples=2000, mask_mm=15.0, moving_mask="auto")
     assert r == {"smoothing_mm": None, "iterations": 77, "spatial_samples": 2048, "mask_mm": 15.0,
                  "moving_mask": "fan"}
     with pytest.raises(InputError, match="preset"):

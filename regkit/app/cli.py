@@ -136,7 +136,8 @@ def train(method, data, stage, init_range, epochs, batch_size, lr, out, resume, 
 
 @main.command()
 @click.option("--methods", "-m", default="mi,mind,attreg", show_default=True,
-              help="Comma-separated registrar names (see `regkit list`); NAME=REGISTRAR gives an alias.")
+              help="Comma-separated registrar names (see `regkit list`); NAME=REGISTRAR gives an alias; "
+                   "A+B chains registrars (B starts where A ended).")
 @click.option("--init", "init", default="8mm", show_default=True,
               help="Starting SRE: 8mm, 16mm, a range 0-20mm, or a list 8mm,16mm (both blocks of Table 1).")
 @click.option("--data", type=click.Path(exists=True, file_okay=False), default=None,
@@ -175,7 +176,8 @@ def compare(methods, init, data, split, cases, starts_per_case, seed, starts_fil
 @click.option("--moving", required=True, type=click.Path(exists=True, dir_okay=False), help="TRUS image (moving).")
 @click.option("--fixed-label", type=click.Path(exists=True, dir_okay=False), default=None,
               help="MR prostate label (needed by deep methods; masks the classical ones).")
-@click.option("--method", "-m", default="mi", show_default=True, help="Registrar name (see `regkit list`).")
+@click.option("--method", "-m", default="mi", show_default=True,
+              help="Registrar name (see `regkit list`), or a chain A+B (B starts where A ended).")
 @click.option("--init", "init", default="identity", show_default=True,
               help="Start: identity, centres (prostate centre to TRUS centre), or a transform file "
                    "(.tfm/.h5/4x4 .txt/elastix).")
