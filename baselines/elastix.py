@@ -474,3 +474,18 @@ def moving_mask_for(case, mode: str, erode_mm: float = 1.0) -> tuple[sitk.Image 
         return fan_mask(case.moving, erode_mm), "fan (moving_mask=fan)"
     us, why = moving_is_ultrasound(case)
     return (fan_mask(case.moving, erode_mm), f"fan ({why})") if us else (None, f"none ({why})")
+
+
+def check_settings(fixed: str = "image", mask_mm: float | None = None, **counts) -> None:
+    """Range checks of a classical registrar's settings, before ITK loads: an :class:`InputError` naming the first
+    bad one (``counts`` are whole numbers of at least 1, e.g. ``iterations=500``; ``histogram_bins`` at least 2)."""
+    from regkit.errors import InputError
+
+    if fixed not in ("image", "label"):
+        raise InputError(f"unknown fixed input {fixed!r}", fix="use fixed='image' (the MR) or fixed='label'")
+    if mask_mm is not None and not (isinstance(mask_mm, int | float) and np.isfinite(mask_mm) and mask_mm >= 0):
+        raise InputError(f"mask_mm must be a distance of at least 0 mm, or None for no mask; got {mask_mm!r}")
+    for name, value in counts.items():
+        low = 2 if name == "histogram_bins" else (0 if name == "seed" else 1)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low):
+            raise InputError(f"{name} must be a whole number of at least {low}, got {value!r}")

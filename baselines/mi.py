@@ -29,6 +29,7 @@ from __future__ import annotations
 import numpy as np
 import SimpleITK as sitk
 
+from regkit.baselines.elastix import check_settings
 from regkit.case import Case
 from regkit.registrar import RegistrarBase
 from regkit.transform import RigidTransform
@@ -127,6 +128,9 @@ class MIRegistrar(RegistrarBase):
 
         recipe = recipe_of(PRESETS, preset, _DEFAULTS, smoothing_mm=smoothing_mm, iterations=iterations,
                            spatial_samples=spatial_samples, mask_mm=mask_mm, moving_mask=moving_mask)
+        check_settings(fixed, recipe["mask_mm"], iterations=recipe["iterations"],
+                       spatial_samples=recipe["spatial_samples"], histogram_bins=histogram_bins, seed=seed,
+                       threads=threads)
         self.fixed = fixed
         self.preset = preset
         sm = recipe["smoothing_mm"]

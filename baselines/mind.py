@@ -33,6 +33,7 @@ from __future__ import annotations
 import numpy as np
 import SimpleITK as sitk
 
+from regkit.baselines.elastix import check_settings
 from regkit.case import Case
 from regkit.errors import InputError
 from regkit.image import ImageGeometry
@@ -192,6 +193,9 @@ class MINDRegistrar(RegistrarBase):
 
         recipe = recipe_of(PRESETS, preset, _DEFAULTS, spacing_mm=spacing_mm, iterations=iterations,
                            spatial_samples=spatial_samples, mask_mm=mask_mm, moving_mask=moving_mask)
+        check_settings(fixed, recipe["mask_mm"], radius=radius, dilation=dilation,
+                       spatial_samples=recipe["spatial_samples"], seed=seed, threads=threads,
+                       **{f"iterations[{i}]": n for i, n in enumerate(np.atleast_1d(recipe["iterations"]).tolist())})
         self.fixed = fixed
         self.preset = preset
         self.spacing_mm = tuple(float(v) for v in np.atleast_1d(recipe["spacing_mm"]))

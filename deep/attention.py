@@ -12,7 +12,9 @@ scaled (scale = 1), as in Eq. 1.
 
 The attention is computed with ``scaled_dot_product_attention``, whose fused kernel never builds the
 ``P × P`` (9216 × 9216) matrix; ``attention="explicit"`` computes ``softmax(QKᵀ)V`` literally, for tests and
-benchmarks.
+benchmarks. Under bf16 autocast the attention still runs in float32 (``float32_attention``): on the CPU the
+fused kernel's bf16 backward is slower than its float32 one (``bench/training_speed.py``), and the softmax of
+9216 unscaled logits is where precision matters most.
 
 Initialisation: ``W_z``'s batch-norm scale starts at 0, so the block is the identity at initialisation
 (the non-local block's intent). The authors' released code overwrote this with 1; we keep the intent because
@@ -50,6 +52,7 @@ class CrossModalAttention(nn.Module):
         self.g = nn.Conv3d(channels, inter_channels, 1)  # values, from the primary input
         self.w_z = nn.Sequential(nn.Conv3d(inter_channels, channels, 1), nn.BatchNorm3d(channels))
         self.attention = attention
+        self.float32_attention = True
 
     def reset_output_scale(self) -> None:
         nn.init.zeros_(self.w_z[1].weight)
@@ -60,6 +63,10 @@ class CrossModalAttention(nn.Module):
         q = self.theta(cross).flatten(2).transpose(1, 2)
         k = self.phi(primary).flatten(2).transpose(1, 2)
         v = self.g(primary).flatten(2).transpose(1, 2)
-        y = attend(q, k, v, self.attention)
+        if self.float32_attention and q.dtype != torch.float32:
+            with torch.autocast(q.device.type, enabled=False):
+                y = attend(q.float(), k.float(), v.float(), self.attention).to(q.dtype)
+        else:
+            y = attend(q, k, v, self.attention)
         y = y.transpose(1, 2).reshape(n, -1, d, h, w)
         return self.w_z(y) + primary

@@ -55,8 +55,12 @@ def checkpoint_paths(path: str | Path) -> tuple[Path, Path]:
 
 
 def save_checkpoint(model: nn.Module, config: CheckpointConfig, path: str | Path,
-                    dtype: torch.dtype = torch.float32, extra_tensors: dict[str, torch.Tensor] | None = None) -> Path:
-    """Write ``path.safetensors`` and ``path.json`` atomically; returns the weights path."""
+                    dtype: torch.dtype = torch.float32, extra_tensors: dict[str, torch.Tensor] | None = None,
+                    skip_unused: bool = False) -> Path:
+    """Write ``path.safetensors`` and ``path.json`` atomically; returns the weights path.
+
+    ``skip_unused`` leaves out the parameters the forward pass never uses (``unused.*``, MSReg's).
+    """
     from safetensors.torch import save_file
 
     weights, cfg_path = checkpoint_paths(path)
@@ -64,6 +68,8 @@ def save_checkpoint(model: nn.Module, config: CheckpointConfig, path: str | Path
     model = getattr(model, "module", model)  # DistributedDataParallel
     state = {}
     for k, v in model.state_dict().items():
+        if skip_unused and k.startswith(UNUSED_PREFIX):
+            continue
         v = v.detach().cpu()
         state[k] = v.to(dtype).contiguous() if v.is_floating_point() else v.contiguous()
     for k, v in (extra_tensors or {}).items():
@@ -108,10 +114,15 @@ def read_tensors(path: str | Path, device="cpu") -> dict[str, torch.Tensor]:
                               "re-download or re-train it; regkit never unpickles .pt/.pth files") from None
 
 
+# parameters a network registers but never uses in its forward pass (MSReg's, kept for the paper's count):
+# bundled weights may leave them out, and they then keep their initial values
+UNUSED_PREFIX = "unused."
+
+
 def load_into(model: nn.Module, tensors: dict[str, torch.Tensor], source: Path, arch: str) -> None:
     """Load a state dict strictly, turning mismatches into a clear error."""
     own = model.state_dict()
-    missing = [k for k in own if k not in tensors]
+    missing = [k for k in own if k not in tensors and not k.startswith(UNUSED_PREFIX)]
     unexpected = [k for k in tensors if k not in own and not k.startswith("_train.")]
     wrong = [k for k in own if k in tensors and tuple(tensors[k].shape) != tuple(own[k].shape)]
     if missing or unexpected or wrong:
@@ -120,7 +131,7 @@ def load_into(model: nn.Module, tensors: dict[str, torch.Tensor], source: Path, 
             for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)) if keys)
         raise CheckpointError(f"the weights do not fit architecture {arch!r} ({detail})", source,
                               "give a checkpoint trained for this registrar (see its JSON 'architecture')")
-    model.load_state_dict({k: tensors[k].to(own[k].dtype) for k in own})
+    model.load_state_dict({k: tensors[k].to(own[k].dtype) if k in tensors else own[k] for k in own})
 
 
 def load_checkpoint(path: str | Path, device="cpu", expect_architecture: str | Architecture | None = None,
@@ -147,9 +158,15 @@ def load_checkpoint(path: str | Path, device="cpu", expect_architecture: str | A
 
 def export_checkpoint(src: str | Path, dst: str | Path, dtype: torch.dtype = torch.float16,
                       note: str | None = None) -> Path:
-    """Copy a checkpoint's weights (without training state) to ``dst``, cast to ``dtype`` (for bundling)."""
+    """Copy a checkpoint's weights (without training state) to ``dst``, cast to ``dtype`` (for bundling).
+
+    Parameters the forward pass never uses are left out (they keep their initial values when loaded).
+    """
     model, config = load_checkpoint(src)
     config.training.pop("resume", None)
     if note:
         config.training["note"] = note
-    return save_checkpoint(model, config, dst, dtype=dtype)
+    if any(k.startswith(UNUSED_PREFIX) for k in model.state_dict()):
+        config.training["omitted"] = "parameters the forward pass never uses (unused.*): they load at their " \
+                                     "initial values"
+    return save_checkpoint(model, config, dst, dtype=dtype, skip_unused=True)

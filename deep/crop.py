@@ -115,31 +115,64 @@ class VolumeSampler:
         Intensity scaling to [0, 1]: ``"percentile-LOW-HIGH"`` (see the module docstring), ``"label"`` (0/1)
         or ``"none"``.
     device : torch.device or str
+    compact : bool
+        Keep the normalised volume as 8-bit (a quarter of the memory; for holding many training cases), and
+        expand it to float for each read. Only for "percentile" and "label", whose values lie in [0, 1].
     """
 
-    def __init__(self, image: sitk.Image, normalize: str = NORMALIZATION, device="cpu"):
+    def __init__(self, image: sitk.Image, normalize: str = NORMALIZATION, device="cpu", compact: bool = False):
         a = sitk.GetArrayFromImage(image).astype(np.float32)
         if normalize == "label":
             a = (a > 0).astype(np.float32)
         elif normalize != "none":
             lo, hi = intensity_window(image, *percentiles(normalize))
             a = np.clip((a - lo) / (hi - lo), 0.0, 1.0)
-        self.volume = torch.from_numpy(a)[None, None].to(device)
+        if compact and normalize == "none":
+            raise InputError("a compact volume needs intensities normalised to [0, 1]")
+        self.compact = compact
+        if compact:
+            self.volume = torch.from_numpy(np.round(a * 255.0).astype(np.uint8))[None, None].to(device)
+        else:
+            self.volume = torch.from_numpy(a)[None, None].to(device)
         geo = ImageGeometry.of(image)
         size = np.array(geo.size, dtype=float)
         # physical → normalised grid coordinates in [-1, 1] (align_corners=True: -1/+1 = first/last voxel centre)
         to_norm = np.diag(np.append(2.0 / np.maximum(size - 1, 1), 1.0))
         to_norm[:3, 3] = -1.0
-        self.physical_to_grid = torch.tensor(to_norm @ geo.physical_to_index, dtype=torch.float32, device=device)
+        self.physical_to_grid_np = to_norm @ geo.physical_to_index
+        self.physical_to_grid = torch.tensor(self.physical_to_grid_np, dtype=torch.float32, device=device)
         self.device = torch.device(device)
+
+    def _volume(self) -> torch.Tensor:
+        return self.volume.float().mul_(1.0 / 255.0) if self.compact else self.volume
 
     def sample(self, points: torch.Tensor) -> torch.Tensor:
         """Values at physical points of shape (N, D, H, W, 3) → (N, D, H, W)."""
         n, d, h, w, _ = points.shape
         m = self.physical_to_grid
         grid = points.reshape(1, n * d, h, w, 3) @ m[:3, :3].T + m[:3, 3]
-        out = F.grid_sample(self.volume, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+        out = F.grid_sample(self._volume(), grid, mode="bilinear", padding_mode="zeros", align_corners=True)
         return out.reshape(n, d, h, w)
+
+    def sample_box(self, box: CropBox, transforms: RigidTransform) -> torch.Tensor:
+        """Values on a crop box's grid under a batch of transforms (fixed → this volume): (N, D, H, W).
+
+        The same samples as :meth:`sample` at ``T(box.points())``, but the whole mapping is one affine per
+        transform, so no point grid is built or stored.
+        """
+        t = transforms if transforms.batch_shape else RigidTransform.from_matrix(transforms.matrix[None])
+        m = t.matrix.reshape(-1, 4, 4)
+        # output normalised coordinates (align_corners=False: cell centres) → box frame → physical → T → grid
+        to_box = np.diag(np.append(box.size / 2.0, 1.0))
+        theta = self.physical_to_grid_np @ m @ box.frame.matrix @ to_box
+        theta = torch.tensor(theta[:, :3, :], dtype=torch.float32, device=self.device)
+        d, h, w = box.shape
+        n = len(m)
+        grid = F.affine_grid(theta, [n, 1, d, h, w], align_corners=False)
+        vol = self._volume()
+        out = F.grid_sample(vol.expand(n, *vol.shape[1:]) if n > 1 else vol, grid, mode="bilinear",
+                            padding_mode="zeros", align_corners=True)
+        return out[:, 0]
 
 
 def transform_points(transforms: RigidTransform, points: np.ndarray, device="cpu") -> torch.Tensor:
@@ -159,26 +192,34 @@ class CaseInput:
         Fixed channel: the MR image or the MR prostate label.
     shape, enlarge, normalization
         The network's input grid, crop-box enlargement and intensity scaling, as its checkpoint stores them.
+    compact : bool
+        Keep only what training needs (the fixed crop, an 8-bit copy of the normalised TRUS, the ground truth
+        and the surface points), not the case's images: for holding hundreds of training cases in memory.
     """
 
     def __init__(self, case, variant: str = "image", device="cpu", shape: tuple[int, int, int] = INPUT_SHAPE,
-                 enlarge: float = ENLARGE, normalization: str = NORMALIZATION):
+                 enlarge: float = ENLARGE, normalization: str = NORMALIZATION, compact: bool = False):
         if case.fixed_label is None:
             raise InputError(f"case {case.case_id!r} has no MR prostate label; the deep registrars need it for "
                              "the crop box")
-        self.case = case
+        self.case_id = case.case_id
+        self.ground_truth = case.ground_truth
+        self.surface_points = case.surface_points
+        self.case = None if compact else case
         self.box = crop_box(case.fixed_label, enlarge=enlarge, shape=tuple(shape))
-        self.points = self.box.points()
         self.device = torch.device(device)
         fixed_img = case.fixed_input(variant)
         fixed_sampler = VolumeSampler(fixed_img, "label" if variant == "label" else normalization, device)
-        ident = transform_points(RigidTransform.identity((1,)), self.points, device)
-        self.fixed = fixed_sampler.sample(ident)[0]
-        self.moving = VolumeSampler(case.moving, normalization, device)
+        self.fixed = fixed_sampler.sample_box(self.box, RigidTransform.identity((1,)))[0]
+        self.moving = VolumeSampler(case.moving, normalization, device, compact=compact)
+
+    @property
+    def points(self) -> np.ndarray:
+        """The crop box's sample points in physical space, (D, H, W, 3)."""
+        return self.box.points()
 
     def inputs(self, transforms: RigidTransform) -> torch.Tensor:
         """Network input for a batch of estimates: (N, 2, D, H, W), channel 0 fixed, channel 1 moving."""
-        t = transforms if transforms.batch_shape else RigidTransform.from_matrix(transforms.matrix[None])
-        moving = self.moving.sample(transform_points(t, self.points, self.device))
+        moving = self.moving.sample_box(self.box, transforms)
         fixed = self.fixed.expand_as(moving)
         return torch.stack([fixed, moving], dim=1)

@@ -94,9 +94,12 @@ def explain(methods=("attreg",), case: str | None = None, data: str | Path | Non
     from regkit.deep.crop import CaseInput
     from regkit.deep.registrar import DeepRegistrar
     from regkit.errors import InputError
-    from regkit.registry import get_registrar
+    from regkit.registry import declaration, get_registrar
     from regkit.starts import make_starts
 
+    for m in [methods] if isinstance(methods, str) else methods:  # before any work: a method with no network
+        if declaration(m).architecture is None:
+            raise InputError(f"explain works on Attention-Reg and Feature-Reg registrars, not {m!r}")
     ds = open_dataset(data, ("test",))
     cid = case or ds.case_ids("test" if "test" in ds.splits else None)[0]
     c = ds.load(cid)

@@ -12,7 +12,13 @@ The recipe follows the paper (§2.3, §3.1) and the authors' code:
   every 5 epochs;
 * the best checkpoint is kept by validation SRE (``best.*``), the last one for resuming (``last.*``, with the
   optimiser, scheduler and random-stream positions);
-* on the CPU, bf16 autocast is used where the processor supports it, and the fused attention always.
+* on the CPU, bf16 autocast is used where the processor supports it, and the fused attention always;
+* ``data`` may name several datasets (``"builtin"`` is the built-in benchmark): their training splits are
+  pooled, and their validation splits are pooled too, each dataset's validation SRE logged as its own column
+  (``val_sre_<dataset>``), the best checkpoint chosen on the mean over all validation starts. Training cases are
+  held compactly (the fixed crop and an 8-bit TRUS), so hundreds fit in memory;
+* ``augment`` varies the network inputs' intensities on the fly (gamma, smooth bias, noise; per sample and
+  channel, the label channel excepted), on top of what the randomised data (``regkit synth --randomise``) vary.
 
 Run under ``torchrun --nproc_per_node N`` and the same code trains with DistributedDataParallel (NCCL on GPUs,
 gloo on CPUs); every rank validates (so all agree on the best epoch) and rank 0 writes.
@@ -42,6 +48,7 @@ import torch.nn.functional as F
 from regkit.deep.checkpoint import CheckpointConfig, load_into, read_config, read_tensors, save_checkpoint
 from regkit.deep.correction import apply_correction, correction_target
 from regkit.deep.crop import CaseInput
+from regkit.deep.layers import flush_denormals
 from regkit.deep.networks import architecture, build_network, parameter_count
 from regkit.errors import CheckpointError, InputError
 from regkit.progress import progress
@@ -74,7 +81,7 @@ class TrainOptions:
 
     method: str
     out: Path
-    data: Path | None = None
+    data: Path | str | list | tuple | None = None  # dataset folder(s); "builtin" = the built-in benchmark
     stage: int = 1
     init_range: str | None = None
     epochs: int = 100
@@ -93,17 +100,47 @@ class TrainOptions:
     threads: int | None = None
     show_progress: bool = True
     max_steps: int | None = None  # stop after this many optimiser steps in this process (tests, benchmarks)
+    augment: bool = False
 
     def resolved(self) -> TrainOptions:
         decl = trainable_declaration(self.method)
         if self.stage not in (1, 2):
             raise InputError(f"stage must be 1 or 2, got {self.stage}")
+        check_train_options(self)
         arch = architecture(decl.architecture)
         self.init_range = self.init_range or ("0-20mm" if self.stage == 1 else "0-8mm")
         self.batch_size = self.batch_size or arch.batch_size
         self.lr = self.lr or arch.lr
         self.out = Path(self.out)
         return self
+
+    @property
+    def sources(self) -> list[str]:
+        """The datasets, as strings: folders, or "builtin"."""
+        if self.data is None:
+            return ["builtin"]
+        items = [self.data] if isinstance(self.data, (str, Path)) else list(self.data)
+        return [str(d) for d in items] or ["builtin"]
+
+
+def check_train_options(opts: TrainOptions) -> None:
+    """Range checks of the training options, before any work, as :class:`InputError` naming the option."""
+    from regkit.deep.registrar import resolve_device
+
+    def whole(name: str, value, low: int = 1) -> None:
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
+            raise InputError(f"{name} must be a whole number of at least {low}, got {value!r}")
+
+    for name in ("epochs", "batch_size", "val_starts", "val_every", "samples_per_epoch", "threads", "max_steps"):
+        whole(name, getattr(opts, name))
+    whole("seed", opts.seed, 0)
+    for name in ("lr", "time_budget"):
+        value = getattr(opts, name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)
+                                  or not math.isfinite(value) or value <= 0):
+            raise InputError(f"{name} must be a positive number, got {value!r}")
+    if opts.device is not None:
+        resolve_device(opts.device)
 
 
 @dataclass
@@ -146,38 +183,78 @@ def make_scheduler(optimizer, arch_schedule: str, epochs: int):
     return torch.optim.lr_scheduler.StepLR(optimizer, step_size=5, gamma=0.9)
 
 
-def load_training_data(opts: TrainOptions, variant: str, device):
-    """Training and validation cases, prepared as network inputs once."""
+def _open_source(source: str, show_progress: bool):
     from regkit.benchmark import open_dataset
 
-    ds = open_dataset(opts.data, ("train", "val"), show_progress=opts.show_progress)
-    train_ids = ds.case_ids("train") if "train" in ds.splits else []
-    if not train_ids:
-        raise InputError("the training split is empty", ds.root / "dataset.json",
-                         "list training cases under splits.train in dataset.json")
-    val_ids = ds.case_ids("val") if "val" in ds.splits else []
-    if not val_ids:
-        raise InputError("the validation split is empty; the best checkpoint is chosen on it",
-                         ds.root / "dataset.json", "list validation cases under splits.val in dataset.json")
-    out = {}
-    for split, ids in (("train", train_ids), ("val", val_ids)):
-        items = []
-        for cid in progress(ids, desc=f"load {split}", unit="case", disable=not opts.show_progress):
-            case = ds.load(cid)
-            if case.fixed_label is None:
-                raise InputError(f"case {cid!r} has no MR prostate label (mr_label.*)", ds.root / cid,
-                                 "the crop box, and the label variant, need the MR prostate label")
-            if case.ground_truth is None:
-                raise InputError(f"case {cid!r} has no ground truth; training needs it", ds.root / cid)
-            items.append(CaseInput(case, variant, device))
-        out[split] = items
-    return ds, out["train"], out["val"]
+    if source == "builtin":
+        return "builtin", open_dataset(None, ("train", "val"), show_progress=show_progress)
+    return Path(source).name, open_dataset(source)
+
+
+def load_training_data(opts: TrainOptions, variant: str, device):
+    """Training and validation cases of every dataset, prepared as network inputs once.
+
+    Returns the datasets, the training inputs and the validation inputs. With several datasets, case ids are
+    prefixed with the dataset's folder name (``name/case000``); a validation input's ``group`` is that name.
+    """
+    sources = opts.sources
+    datasets, train_items, val_items = [], [], []
+    for source in sources:
+        group, ds = _open_source(source, opts.show_progress)
+        datasets.append(ds)
+        prefix = f"{group}/" if len(sources) > 1 else ""
+        for split, items in (("train", train_items), ("val", val_items)):
+            ids = ds.case_ids(split) if split in ds.splits else []
+            for cid in progress(ids, desc=f"load {group} {split}", unit="case", disable=not opts.show_progress):
+                case = ds.load(cid)
+                if case.fixed_label is None:
+                    raise InputError(f"case {cid!r} has no MR prostate label (mr_label.*)", ds.root / cid,
+                                     "the crop box, and the label variant, need the MR prostate label")
+                if case.ground_truth is None:
+                    raise InputError(f"case {cid!r} has no ground truth; training needs it", ds.root / cid)
+                ci = CaseInput(case, variant, device, compact=split == "train")
+                ci.case_id = prefix + cid
+                ci.group = group
+                items.append(ci)
+    where = ", ".join(sources)
+    if not train_items:
+        raise InputError(f"the training split is empty ({where})", fix="list training cases under splits.train "
+                         "in dataset.json")
+    if not val_items:
+        raise InputError(f"the validation split is empty ({where}); the best checkpoint is chosen on it",
+                         fix="list validation cases under splits.val in dataset.json, or add a dataset with a "
+                             "validation split")
+    return datasets, train_items, val_items
+
+
+def augment_inputs(x: torch.Tensor, rng: np.random.Generator, fixed_is_label: bool) -> torch.Tensor:
+    """Random intensity changes of a batch of network inputs (N, 2, D, H, W), per sample and channel.
+
+    A gamma curve (exp(U(-0.4, 0.4))), a smooth multiplicative bias (a 4×6×6 random field, cubic-upsampled,
+    up to ±25 %) and Gaussian noise (σ up to 0.03), clipped to [0, 1]; zeros (outside the TRUS fan) stay zero.
+    The label channel is left alone.
+    """
+    g = torch.Generator().manual_seed(int(rng.integers(2**62)))
+    n = x.shape[0]
+    channels = [1] if fixed_is_label else [0, 1]
+    out = x.clone()
+    for c in channels:
+        v = out[:, c]
+        inside = v > 0
+        gamma = torch.exp((torch.rand(n, generator=g) - 0.5) * 0.8).view(n, 1, 1, 1)
+        field = torch.randn(n, 1, 4, 6, 6, generator=g) * (torch.rand(n, 1, 1, 1, 1, generator=g) * 0.12)
+        bias = torch.exp(F.interpolate(field, size=v.shape[1:], mode="trilinear", align_corners=True))[:, 0]
+        noise = torch.randn(v.shape, generator=g) * (torch.rand(n, 1, 1, 1, generator=g) * 0.03)
+        v = (v.clamp_min(0).pow(gamma) * bias + noise).clamp(0.0, 1.0)
+        out[:, c] = torch.where(inside, v, torch.zeros_like(v))
+    return out
 
 
 class Trainer:
     """One training run (see the module docstring)."""
 
     def __init__(self, opts: TrainOptions):
+        flush_denormals()
         self.opts = opts.resolved()
         self.rank, self.world, local_rank = _distributed()
         decl = trainable_declaration(self.opts.method)
@@ -229,7 +306,7 @@ class Trainer:
             architecture=self.arch_name, variant=self.variant, stage=self.opts.stage,
             init_range=self.init.label, parameter_count=parameter_count(self.arch),
             training={
-                "method": self.opts.method, "data": str(self.opts.data) if self.opts.data else "built-in benchmark",
+                "method": self.opts.method, "data": self.opts.sources, "augment": self.opts.augment,
                 "seed": self.opts.seed, "epochs_planned": self.opts.epochs, "epochs_done": self.state.epoch,
                 "batch_size": self.opts.batch_size, "world_size": self.world, "lr": self.opts.lr,
                 "schedule": self.arch.schedule, "bf16": bool(self.opts.bf16), "samples": self.state.samples,
@@ -316,10 +393,13 @@ class Trainer:
         inputs, targets = [], []
         for ci in cases:
             target = self.init.draw(rng)
-            start = draw_start(rng, ci.case.ground_truth, ci.case.surface_points, target)
+            start = draw_start(rng, ci.ground_truth, ci.surface_points, target)
             inputs.append(ci.inputs(start))
-            targets.append(correction_target(ci.box, start, ci.case.ground_truth))
-        return torch.cat(inputs), torch.tensor(np.stack(targets), dtype=torch.float32, device=self.device)
+            targets.append(correction_target(ci.box, start, ci.ground_truth))
+        x = torch.cat(inputs)
+        if self.opts.augment:
+            x = augment_inputs(x, rng, self.variant == "label")
+        return x, torch.tensor(np.stack(targets), dtype=torch.float32, device=self.device)
 
     def _autocast(self):
         if self.opts.bf16:
@@ -330,8 +410,8 @@ class Trainer:
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
         self.model.eval()
-        by_case = {ci.case.case_id: ci for ci in self.val_inputs}
-        sres, losses = [], []
+        by_case = {ci.case_id: ci for ci in self.val_inputs}
+        sres, losses, groups = [], [], []
         for cid, ci in by_case.items():
             starts = [s for s in self.val_starts if s.case == cid]
             if not starts:
@@ -340,15 +420,30 @@ class Trainer:
             x = ci.inputs(t)
             with self._autocast():
                 pred = torch.cat([self.model(x[i:i + 8]) for i in range(0, len(x), 8)]).float()
-            target = torch.tensor(correction_target(ci.box, t, ci.case.ground_truth), dtype=torch.float32,
+            target = torch.tensor(correction_target(ci.box, t, ci.ground_truth), dtype=torch.float32,
                                   device=pred.device)
             losses.append(F.mse_loss(pred, target, reduction="none").mean(1).cpu().numpy())
             est = apply_correction(ci.box, t, pred.cpu().numpy().astype(float))
-            sres.append(np.atleast_1d(sre(est, ci.case.ground_truth, ci.case.surface_points)))
+            sres.append(np.atleast_1d(sre(est, ci.ground_truth, ci.surface_points)))
+            groups += [getattr(ci, "group", "")] * len(starts)
         self.model.train()
         s = np.concatenate(sres)
-        return {"val_loss": float(np.concatenate(losses).mean()), "val_sre_mean": float(s.mean()),
-                "val_sre_median": float(np.median(s))}
+        out = {"val_loss": float(np.concatenate(losses).mean()), "val_sre_mean": float(s.mean()),
+               "val_sre_median": float(np.median(s))}
+        groups = np.array(groups)
+        for g in self.val_groups:
+            out[f"val_sre_{g}"] = float(s[groups == g].mean())
+        return out
+
+    @property
+    def val_groups(self) -> list[str]:
+        """The validation datasets, when there are several (each gets its own history column)."""
+        names = list(dict.fromkeys(getattr(ci, "group", "") for ci in self.val_inputs))
+        return names if len(names) > 1 else []
+
+    @property
+    def history_columns(self) -> list[str]:
+        return HISTORY_COLUMNS + [f"val_sre_{g}" for g in self.val_groups]
 
     def _log(self, row: dict) -> None:
         if self.rank != 0:
@@ -357,10 +452,10 @@ class Trainer:
         path = self.out / "history.csv"
         new = not path.exists()
         with open(path, "a", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=HISTORY_COLUMNS)
+            w = csv.DictWriter(fh, fieldnames=self.history_columns)
             if new:
                 w.writeheader()
-            w.writerow({k: row.get(k, "") for k in HISTORY_COLUMNS})
+            w.writerow({k: row.get(k, "") for k in self.history_columns})
         if self.tb is not None:
             for k in ("train_loss", "val_loss", "val_sre_mean", "lr"):
                 if row.get(k) not in (None, ""):
@@ -396,7 +491,7 @@ class Trainer:
         val_path = self.out / "val_starts.csv"
         if val_path.exists():
             self.val_starts = read_starts(val_path)
-            want = {ci.case.case_id for ci in self.val_inputs}
+            want = {ci.case_id for ci in self.val_inputs}
             got = {st.case for st in self.val_starts}
             inits = {st.init for st in self.val_starts}
             if got != want or inits != {self.init.label}:
@@ -404,7 +499,7 @@ class Trainer:
                                  f"this run ({self.init.label}, {len(want)} validation cases)", val_path,
                                  "use a new --out folder for a new stage or dataset")
         else:
-            self.val_starts = make_starts([ci.case for ci in self.val_inputs], self.init, opts.val_starts,
+            self.val_starts = make_starts(self.val_inputs, self.init, opts.val_starts,
                                           seed=opts.seed + 7919)
             if self.rank == 0:
                 write_starts(self.val_starts, val_path)

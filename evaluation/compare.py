@@ -5,12 +5,20 @@ same command again skips what is done. Classical methods run over samples in wor
 threads per worker = cores / workers, so the cores are not oversubscribed); deep methods run batched in the
 main process, all starts of a case in one batch. With ``scheduler="tcp://host:port"`` the same tasks go to a
 Dask distributed cluster instead (the dataset folder must be readable by the workers).
+
+Faults (see :mod:`regkit.evaluation.faults` and :mod:`regkit.evaluation.arguments`): the arguments, the registrars'
+options (by their types) and the data are checked before any work; one run holds ``OUT`` at a time (a lock that
+names its holder to a second run); classical methods run in worker processes even with one worker, which end with
+their parent, so a native crash takes down a worker, not the run; a registrar's result that is not a finite rigid
+``RegistrationResult`` becomes a failed row naming it; a full disk stops the run with a named error, keeping every
+row written.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -23,6 +31,8 @@ import pandas as pd
 
 from regkit.atomic import write_text
 from regkit.errors import InputError
+from regkit.evaluation.arguments import one_run_per_folder
+from regkit.evaluation.faults import JOURNAL_NAME, CrashJournal, die_with_parent
 from regkit.evaluation.store import ResultStore
 from regkit.registrar import Capabilities, Registrar
 from regkit.sre import sre
@@ -64,7 +74,10 @@ def parse_methods(methods: str | Sequence, options: dict[str, dict] | None = Non
     for item in items:
         if isinstance(item, str):
             label, _, name = item.partition("=")
-            name = name or label
+            label, name = label.strip(), (name or label).strip()
+            if not label or not name:
+                raise InputError(f"method {item!r} has an empty name or alias", fix="write NAME or ALIAS=NAME, e.g. "
+                                 "milabel=mi")
             decl = declaration(name)
             check_options(decl, options.get(label, {}), label)
             title = decl.display_title if label == name else label
@@ -99,6 +112,8 @@ def parse_method_options(items: Iterable[str]) -> dict[str, dict]:
             parsed = json.loads(value)
         except json.JSONDecodeError:
             parsed = value
+        if opt in out.get(method, {}):
+            raise InputError(f"method option {method}.{opt} is given twice", fix="give each option once")
         out.setdefault(method, {})[opt] = parsed
     return out
 
@@ -116,18 +131,16 @@ class Task:
 _WORKER_CACHE: dict = {}
 
 
-def _worker_setup(threads: int) -> None:
-    """Per-process thread limits, set before ITK or torch start their thread pools."""
+def _worker_setup(threads: int, parent_pid: int | None = None) -> None:
+    """Per-process thread limits, set before ITK or torch start their thread pools; the worker ends with its parent."""
+    if parent_pid is not None:
+        die_with_parent(parent_pid)
     os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] = str(threads)
     os.environ.setdefault("ITK_GLOBAL_DEFAULT_THREADER", "Pool")
     os.environ["OMP_NUM_THREADS"] = str(threads)
     os.environ.setdefault("REGKIT_NO_PROGRESS", "1")
-    try:
-        import torch
-
-        torch.set_num_threads(threads)
-    except ImportError:  # pragma: no cover
-        pass
+    if "torch" in sys.modules:  # else torch reads OMP_NUM_THREADS when a registrar imports it (no ~3 s import here)
+        sys.modules["torch"].set_num_threads(threads)
 
 
 def _cached(key, make):
@@ -137,19 +150,24 @@ def _cached(key, make):
 
 
 def run_task(task: Task) -> list[dict]:
-    """Register one case's starts with one method and return the result rows (never raises)."""
+    """Register one case's starts with one method and return the result rows.
+
+    A failure of a method or a case is recorded in its rows, and so is a result that is not a sound
+    ``RegistrationResult`` (see :func:`regkit.registrar.check_results`). Only a registrar that cannot be constructed
+    at all raises (:class:`InputError`): that is a configuration error, the same for every sample.
+    """
     from regkit.dataset import load_dataset
-    from regkit.registrar import RegistrationResult
+    from regkit.registrar import RegistrationResult, check_results
 
     spec = task.method
     case, results, error = None, None, ""
+    reg = _setup_registrar(spec)
     try:
         ds = _cached(("dataset", task.dataset), lambda: load_dataset(task.dataset))
         case = ds.load(task.case)
-        reg = _registrar_of(spec)
         pairs = [(case, s.transform) for s in task.starts]
-        results = reg.register_many(pairs)
-    except Exception as exc:  # a broken method or case is recorded, never fatal
+        results = check_results(reg.register_many(pairs), pairs, spec.label)
+    except (Exception, SystemExit) as exc:  # a broken method or case is recorded, never fatal (even sys.exit())
         error = f"{type(exc).__name__}: {exc}"
     rows = []
     for k, s in enumerate(task.starts):
@@ -164,6 +182,8 @@ def run_task(task: Task) -> list[dict]:
             if len(stages) > 1:
                 row["stage1_sre"] = sre(stages[0], gt, pts)
                 row["stages"] = _stages_column(r.info, [sre(t, gt, pts) for t in stages])
+        if case is not None:
+            row.update(_extra_measures(case, r.transform))
         row.update(_matrix_columns(r.transform))
         rows.append(row)
     return rows
@@ -187,6 +207,24 @@ def _stages_column(info: dict, sres: list[float]) -> str:
     return json.dumps(rows, separators=(",", ":"))
 
 
+def _extra_measures(case, transform: RigidTransform) -> dict[str, float]:
+    """TRUS-label Dice and landmark TRE of a result, where the case has TRUS labels or landmarks."""
+    from regkit.evaluation.measures import label_dice, landmark_tre
+
+    out = {"final_dice": label_dice(case, transform), "final_tre": landmark_tre(case, transform)}
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def _setup_registrar(spec: MethodSpec) -> Registrar:
+    """The spec's registrar; an :class:`InputError` naming it and its options when it cannot be constructed."""
+    try:
+        return _registrar_of(spec)
+    except Exception as exc:
+        raise InputError(f"registrar {spec.label!r} ({spec.registrar}) cannot be set up with options {spec.options}: "
+                         f"{type(exc).__name__}: {exc}", fix="correct the options (-O) and run again: nothing was "
+                         "recorded for it") from None
+
+
 def _registrar_of(spec: MethodSpec) -> Registrar:
     """The spec's registrar, constructed once per process."""
     from regkit.registry import get_registrar
@@ -198,9 +236,9 @@ def _registrar_of(spec: MethodSpec) -> Registrar:
 
 
 def _in_process(spec: MethodSpec, scheduler) -> bool:
-    """Run in this process: a registrar that uses a device (one model on it), or one other processes cannot
-    construct, unless a Dask scheduler takes every task."""
-    return scheduler is None and (spec.capabilities.uses_device or not spec.portable)
+    """Run in this process: a registrar that uses a device (one model on it), one other processes cannot
+    construct, or one that says it is cheap pure Python, unless a Dask scheduler takes every task."""
+    return scheduler is None and (spec.capabilities.uses_device or not spec.portable or spec.capabilities.in_process)
 
 
 def _matrix_columns(t: RigidTransform) -> dict[str, float]:
@@ -219,7 +257,8 @@ class _LocalPool:
         self.slots = [self._new() for _ in range(workers)]
 
     def _new(self):
-        return ProcessPoolExecutor(1, mp_context=self.ctx, initializer=_worker_setup, initargs=(self.threads,))
+        return ProcessPoolExecutor(1, mp_context=self.ctx, initializer=_worker_setup,
+                                   initargs=(self.threads, os.getpid()))
 
     def run(self, tasks: list[Task]) -> Iterator[list[dict]]:
         from collections import deque
@@ -260,7 +299,12 @@ class _DaskPool:
     def __init__(self, scheduler, threads: int):
         from distributed import Client
 
-        self.client = scheduler if hasattr(scheduler, "submit") else Client(scheduler)
+        try:
+            self.client = scheduler if hasattr(scheduler, "submit") else Client(scheduler)
+        except (OSError, TimeoutError, ValueError, TypeError) as exc:
+            raise InputError(f"cannot connect to the Dask scheduler {scheduler!r}: {type(exc).__name__}: {exc}",
+                             fix="start the scheduler and its workers (`dask scheduler`, `dask worker ADDRESS`), or "
+                                 "check the address") from None
         self.own = not hasattr(scheduler, "submit")
         self.client.run(_worker_setup, threads)
 
@@ -271,6 +315,8 @@ class _DaskPool:
         for fut in as_completed(futures):
             try:
                 yield fut.result()
+            except InputError:  # the registrar cannot be set up: a configuration error, not a sample's failure
+                raise
             except Exception as exc:  # e.g. KilledWorker: the task crashed its workers
                 task = futures[fut]
                 yield [_crashed_row(task, s, f"dask: {type(exc).__name__}: {exc}") for s in task.starts]
@@ -291,6 +337,7 @@ class CompareResult:
     out: Path
     tables: dict[str, str]
     provenance: dict
+    ranks: pd.DataFrame | None = None
 
     def __repr__(self) -> str:
         return f"CompareResult({len(self.samples)} samples, {self.samples['method'].nunique()} methods, out={self.out})"
@@ -365,7 +412,8 @@ def _check_same_methods(path: Path, specs: list[MethodSpec]) -> None:
     for s in specs:
         m = before.get(s.label)
         name = s.registrar if isinstance(s.registrar, str) else repr(s.registrar)
-        if m is not None and isinstance(s.registrar, str) and (m["registrar"] != name or m["options"] != s.options):
+        if (m is not None and isinstance(s.registrar, str) and (m["registrar"] != name or m["options"] != s.options)
+                and _has_rows(path.parent / "results.csv", s.label)):  # settings that recorded nothing spoil nothing
             raise InputError(
                 f"this folder holds results of {s.label!r} run as {m['registrar']} with options {m['options']}; "
                 f"now it is {name} with {s.options}", path,
@@ -378,11 +426,23 @@ def _check_same_methods(path: Path, specs: list[MethodSpec]) -> None:
                 "use a new --out folder, or pass the old settings as options (-O) to resume with them")
 
 
+def _has_rows(results: Path, label: str) -> bool:
+    """Whether ``results`` (a results.csv) holds a row of method ``label``."""
+    if not results.exists():
+        return False
+    try:
+        return label in set(pd.read_csv(results, usecols=["method"], dtype=str, keep_default_na=False)["method"])
+    except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError):
+        return True  # unreadable: assume the worst
+
+
+@one_run_per_folder
 def compare(methods: str | Sequence = "mi,mind,attreg", init: str = "8mm", data: str | Path | None = None,
             split: str = "test", cases: int | None = None, starts_per_case: int = DEFAULT_STARTS_PER_CASE,
             seed: int = 0, out: str | Path = "regkit-compare", workers: int | None = None,
             reference: str | None = None, scheduler=None, method_options: dict[str, dict] | None = None,
-            starts_file: str | Path | None = None, show_progress: bool = True, echo=print) -> CompareResult:
+            starts_file: str | Path | None = None, show_progress: bool = True, echo=print,
+            compare: str | Sequence | None = None) -> CompareResult:
     """Run a comparison (see the module docstring) and return its results.
 
     Parameters
@@ -400,13 +460,20 @@ def compare(methods: str | Sequence = "mi,mind,attreg", init: str = "8mm", data:
     workers : int, optional
         Processes for classical methods (default: the number of cores).
     reference : str, optional
-        Test every method against this one only (default: every pair).
+        The reference method of the default comparisons [``identity`` if listed, else the first method].
     scheduler : str or distributed.Client, optional
         A Dask scheduler address (or client) to run the tasks on.
     method_options : dict, optional
         ``{label: {option: value}}`` passed to the registrars.
     starts_file : path, optional
         Use these starts (a file written by :func:`regkit.starts.write_starts`) instead of drawing them.
+    compare : str or sequence, optional
+        The comparisons to test, which are also the Holm family: ``"A:B"`` pairs (``METHOD@K`` for stage ``K`` of
+        a cascade), ``reference``, ``all`` or ``paper`` (see :func:`regkit.evaluation.stats.comparisons`);
+        default ``"reference,paper"``: every method against the reference, and the paper's claims whose methods
+        are present. A cascade compared by its final result brings the comparison of its first stage.
+    split : str
+        A split of the dataset, or ``all`` for every case of it.
     """
     from regkit.evaluation import plots, provenance, stats, tables
     from regkit.progress import progress
@@ -415,18 +482,26 @@ def compare(methods: str | Sequence = "mi,mind,attreg", init: str = "8mm", data:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     specs = parse_methods(methods, method_options)
+    stats.comparisons(compare, [s.label for s in specs], None, reference)  # a bad --compare fails before any work
     init_order = {spec.label: i for i, spec in enumerate(parse_init(init))}  # also fails early on a bad --init
     from regkit.benchmark import open_dataset
 
-    ds = open_dataset(data, (split,), show_progress=show_progress)
-    ids = ds.case_ids(split)
+    ds = open_dataset(data, None if split == "all" else (split,), show_progress=show_progress)
+    ids = ds.case_ids(None if split == "all" else split)
     if cases is not None:
-        if cases < 1:
-            raise InputError(f"--cases must be at least 1, got {cases}")
+        if cases > len(ids):
+            raise InputError(f"--cases {cases} asked for, but split {split!r} has {len(ids)} cases",
+                             ds.root / "dataset.json", f"give at most {len(ids)}, or leave --cases out to use all")
         ids = ids[:cases]
     if not ids:
         raise InputError(f"split {split!r} has no cases", ds.root / "dataset.json")
     case_objs = [ds.load(c) for c in ids]
+    # methods that run in this process are constructed once, here, before anything is written: a missing checkpoint
+    # is an error before any work, and does not bind the folder to the bad option
+    for s in specs:
+        if isinstance(s.registrar, str) and _in_process(s, scheduler):
+            _setup_registrar(s)
+    store = ResultStore(out / "results.csv")  # refuses a results table of another layout before anything is written
     _check_same_methods(out / "run.json", specs)
     starts = _load_or_make_starts(out, case_objs, init, starts_per_case, seed, starts_file)
     if starts_file is not None:  # the file's starting errors, in the order they appear
@@ -443,11 +518,8 @@ def compare(methods: str | Sequence = "mi,mind,attreg", init: str = "8mm", data:
                   "options": s.options, "settings": settings_of(s)} for s in specs])
     write_text(out / "run.json", json.dumps(record, indent=2, default=str) + "\n")
 
-    # methods that run in this process are constructed once, here: a missing checkpoint is an error before any work
-    for s in specs:
-        if isinstance(s.registrar, str) and _in_process(s, scheduler):
-            _registrar_of(s)
-    store = ResultStore(out / "results.csv")
+    journal = CrashJournal(out / JOURNAL_NAME)
+    journal.prune(store.is_done)
     by_case: dict[str, list[Start]] = {}
     for s in starts:
         by_case.setdefault(s.case, []).append(s)
@@ -465,13 +537,14 @@ def compare(methods: str | Sequence = "mi,mind,attreg", init: str = "8mm", data:
                 tasks = [Task(spec, str(ds.root), c, ss) for c, ss in todo.items() if ss]
             else:
                 tasks = [Task(spec, str(ds.root), c, [s]) for c, ss in todo.items() for s in ss]
-            if _in_process(spec, scheduler):
+            if spec.capabilities.in_process and scheduler is None:  # pure Python: nothing to isolate or journal
                 runner = (run_task(t) for t in tasks)
-            else:
+            elif _in_process(spec, scheduler):  # a crash here ends the run: the journal keeps it from recurring forever
+                runner = journal.run(tasks, run_task, lambda t, msg: [_crashed_row(t, s, msg) for s in t.starts])
+            else:  # worker processes, even with one worker: a native crash takes down a worker, not the run
                 if pool is None:
-                    pool = _DaskPool(scheduler, threads) if scheduler else (
-                        _LocalPool(workers, threads) if workers > 1 else None)
-                runner = pool.run(tasks) if pool is not None else (run_task(t) for t in tasks)
+                    pool = _DaskPool(scheduler, threads) if scheduler else _LocalPool(workers, threads)
+                runner = pool.run(tasks)
             with progress(total=n, desc=f"{spec.label}", unit="sample", disable=not show_progress) as bar:
                 for rows in runner:
                     for row in rows:
@@ -482,7 +555,7 @@ def compare(methods: str | Sequence = "mi,mind,attreg", init: str = "8mm", data:
                                                                         case.surface_points)
                         store.append(row)
                     bar.update(len(rows))
-    except KeyboardInterrupt:
+    except BaseException:  # Ctrl-C, a full disk, a registrar that cannot be set up: stop the workers at once
         if pool is not None:
             pool.close(cancel=True)
             pool = None
@@ -498,17 +571,37 @@ def compare(methods: str | Sequence = "mi,mind,attreg", init: str = "8mm", data:
     order = {"method": {s.label: i for i, s in enumerate(specs)}, "init": init_order}
     samples = samples.sort_values(["init", "method", "case", "start_id"],
                                   key=lambda c: c.map(order[c.name]) if c.name in order else c).reset_index(drop=True)
+    # ---- statistics, tables, plots, metrics.json and report.html (see regkit.evaluation.stats)
+    from regkit.evaluation.measures import backfill
+    from regkit.evaluation.metrics import write_metrics
+    from regkit.evaluation.report import write_report
+
+    backfill(samples, ds.load)  # Dice / TRE of rows from a run made before regkit measured them
+    registrars = {s.label: s.registrar for s in specs if isinstance(s.registrar, str)}
     summary = stats.summary(samples)
-    tests = stats.paired_tests(samples, reference)
+    tests = stats.paired_tests(samples, compare, reference, registrars)
+    ranks = stats.significance_ranks(samples)
     counts = {s.label: parameter_count(declaration(s.registrar)) for s in specs if isinstance(s.registrar, str)}
     titles = {s.label: s.title for s in specs}
-    md = tables.write_tables(out, summary, tests, titles, {k: v for k, v in counts.items() if v}, write_text)
+    md = tables.write_tables(out, summary, tests, titles, {k: v for k, v in counts.items() if v}, write_text,
+                             ranks)
     plots.boxplot(samples, out / "boxplot.png", titles)
     plots.scatter(samples, out / "scatter.png", titles)
+    plots.differences(samples, tests, out / "differences.png", titles)
+    write_metrics(samples, out / "metrics.json", titles)
     record["wall_time_s"] = round(time.perf_counter() - t0, 1)
+    record["statistics"] = {
+        "compare": compare if compare is None or isinstance(compare, str) else [str(c) for c in compare],
+        "reference": reference,
+        "comparisons": [f"{a}:{b}" for a, b in dict.fromkeys(zip(tests["a"], tests["b"], strict=True))],
+        "holm_family_size": len(tests), "bootstrap": {"resamples": stats.BOOTSTRAP_RESAMPLES,
+                                                      "seed": stats.BOOTSTRAP_SEED}}
     write_text(out / "run.json", json.dumps(record, indent=2, default=str) + "\n")
+    write_report(out)
     if echo is not None:
         echo(md["table1"])
         echo(md["tests"])
-        echo(f"results in {out}/ (results.csv, table1/table2/tests .csv .tex .md, boxplot.png, scatter.png, run.json)")
-    return CompareResult(samples, summary, tests, out, md, record)
+        echo(md["ranks"])
+        echo(f"results in {out}/ (report.html, results.csv, summary.csv, metrics.json, table1/table2/tests/ranks "
+             ".csv .tex .md, tests_raw.csv, boxplot.png, scatter.png, differences.png, starts.csv, run.json)")
+    return CompareResult(samples, summary, tests, out, md, record, ranks)

@@ -1,4 +1,5 @@
-"""Plots of a comparison: box plots of final SRE, and initial-versus-final scatter plots."""
+"""Plots of a comparison: box plots of final SRE, initial-versus-final scatter plots, and per-case paired
+differences with their intervals."""
 
 from __future__ import annotations
 
@@ -75,6 +76,53 @@ def scatter(samples: pd.DataFrame, path: str | Path, titles: Titles | None = Non
         ax.set_ylabel("final SRE (mm)")
         ax.legend(fontsize=7, frameon=False)
     for ax in axes.ravel()[n:]:
+        ax.axis("off")
+    fig.tight_layout()
+    out = _save(fig, Path(path))
+    plt.close(fig)
+    return out
+
+
+def differences(samples: pd.DataFrame, tests: pd.DataFrame, path: str | Path, titles: Titles | None = None,
+                level: float = 0.95) -> Path:
+    """Per-case paired differences of each comparison (one panel each): a case's mean difference over its starts
+    with the t interval over those starts, cases sorted; below them the overall case-level estimate with its
+    t interval (black) and cluster-bootstrap interval (grey). Left of zero favours A."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from scipy.stats import t as t_dist
+
+    from regkit.evaluation.stats import Arm, paired_frame
+
+    n = max(len(tests), 1)
+    cols = min(n, 3)
+    rows = int(np.ceil(n / cols))
+    n_cases = int(tests["cases"].max()) if len(tests) else 1
+    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, (1.2 + 0.22 * (n_cases + 2)) * rows), squeeze=False)
+    for ax, (_, r) in zip(axes.ravel(), tests.iterrows(), strict=False):
+        m = paired_frame(samples, Arm.parse(r["a"]), Arm.parse(r["b"]), r["init"])
+        g = m.groupby("case", sort=False)["diff"].agg(["mean", "std", "count"]).sort_values("mean")
+        half = np.where(g["count"] > 1, t_dist.ppf((1 + level) / 2, np.maximum(g["count"] - 1, 1))
+                        * g["std"].fillna(0) / np.sqrt(g["count"]), 0.0)
+        y = np.arange(len(g))
+        ax.errorbar(g["mean"], y, xerr=half, fmt="o", ms=3.5, color="tab:blue", ecolor="tab:blue", elinewidth=1,
+                    capsize=2)
+        ax.errorbar([r["mean_diff"]], [-1.5], xerr=[[r["mean_diff"] - r["ci_low"]], [r["ci_high"] - r["mean_diff"]]],
+                    fmt="D", ms=5, color="black", capsize=3, label="mean, t CI")
+        if np.isfinite(r.get("boot_ci_low", np.nan)):
+            ax.plot([r["boot_ci_low"], r["boot_ci_high"]], [-2.3, -2.3], color="grey", lw=3,
+                    label="cluster bootstrap CI")
+        ax.axvline(0, color="grey", ls="--", lw=1)
+        ax.set_yticks([*y, -1.5], [*map(str, g.index), "all cases"], fontsize=7)
+        ax.set_ylim(-3, len(g))
+        ax.set_title(f"{title(r['a'], titles)} − {title(r['b'], titles)}\n(start {r['init']}, {int(r['cases'])} "
+                     "cases)", fontsize=8)
+        ax.set_xlabel("SRE difference (mm); < 0 favours the first")
+        ax.grid(axis="x", alpha=0.3)
+        ax.legend(fontsize=6, frameon=False, loc="best")
+    for ax in axes.ravel()[len(tests):]:
         ax.axis("off")
     fig.tight_layout()
     out = _save(fig, Path(path))

@@ -11,7 +11,16 @@ Titles = dict[str, str]  # method label → row title (from the method's declara
 
 
 def title(method: str, titles: Titles | None = None) -> str:
-    return (titles or {}).get(method, method)
+    """A method's row title; ``METHOD@K`` (stage ``K`` of a cascade) reads "Title, stage K"."""
+    titles = titles or {}
+    if method not in titles and "@" in method:
+        base, _, stage = method.rpartition("@")
+        return f"{titles.get(base, base)}, stage {stage}"
+    return titles.get(method, method)
+
+
+def ci(low: float, high: float) -> str:
+    return "-" if not (np.isfinite(low) and np.isfinite(high)) else f"[{low:.2f}, {high:.2f}]"
 
 
 def pm(mean: float, std: float) -> str:
@@ -32,30 +41,47 @@ def _stage_runtime_text(stages) -> str:
 
 
 def table1(summary: pd.DataFrame, titles: Titles | None = None) -> pd.DataFrame:
-    """Methods × starting error (the paper's Table 1): result SRE mean±std and robustness figures."""
+    """Methods × starting error (the paper's Table 1): result SRE mean±std over samples, the 95 % CI of the mean
+    (cluster bootstrap over cases), robustness figures, and TRUS-label Dice or landmark TRE where the dataset
+    has them."""
     rows = []
     for _, r in summary.iterrows():
-        rows.append({"Method": title(r["method"], titles), "Initialization": r["init"],
-                     "Result SRE (mm)": pm(r["mean"], r["std"]), "Median (mm)": f"{r['median']:.2f}",
-                     "30% worst (mm)": f"{r['worst30']:.2f}", "Failures": f"{int(r['failures'])}/{int(r['n'])}",
-                     "Not converged": f"{int(r.get('not_converged', 0))}/{int(r['n'])}"})
+        row = {"Method": title(r["method"], titles), "Initialization": r["init"],
+               "Result SRE (mm)": pm(r["mean"], r["std"]), "95% CI (mm)": ci(r.get("ci_low", np.nan),
+                                                                            r.get("ci_high", np.nan)),
+               "Median (mm)": f"{r['median']:.2f}", "30% worst (mm)": f"{r['worst30']:.2f}",
+               "Failures": f"{int(r['failures'])}/{int(r['n'])}",
+               "Not converged": f"{int(r.get('not_converged', 0))}/{int(r['n'])}"}
+        for col, name in (("final_tre", "Landmark TRE (mm)"), ("final_dice", "TRUS-label Dice")):
+            if f"{col}_mean" in summary and summary[f"{col}_mean"].notna().any():
+                row[name] = pm(r[f"{col}_mean"], r[f"{col}_std"])
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
 def table2(summary: pd.DataFrame, parameter_counts: dict[str, int | None], titles: Titles | None = None
            ) -> pd.DataFrame:
-    """The paper's Table 2: stage 1, stage 2, parameter count and runtime per method."""
+    """The paper's Table 2: each stage's SRE (the last is the final result), parameter count and runtime per
+    method. Stages are read from the summary's ``stage<k>_mean`` columns, however many there are."""
+    import re
+
+    ks = sorted(int(m.group(1)) for c in summary.columns if (m := re.match(r"^stage(\d+)_mean$", str(c))))
+    width = max([k + 1 for k in ks if summary[f"stage{k}_mean"].notna().any()], default=1)
+    width = max(width, 2)  # the paper's layout: Stage 1, Stage 2
     rows = []
     for _, r in summary.iterrows():
-        cascade = np.isfinite(r.get("stage1_mean", np.nan))
+        done = [k for k in ks if np.isfinite(r.get(f"stage{k}_mean", np.nan))]
+        last = max(done, default=0) + 1  # the final result is the stage after the last intermediate one
+        row = {"Method": title(r["method"], titles), "Initial.": r["init"]}
+        for k in range(1, width + 1):
+            if k < last:
+                row[f"Stage {k}"] = pm(r[f"stage{k}_mean"], r[f"stage{k}_std"]) if k in done else "-"
+            else:
+                row[f"Stage {k}"] = pm(r["mean"], r["std"]) if k == last else "-"
         count = parameter_counts.get(r["method"])
-        rows.append({
-            "Method": title(r["method"], titles), "Initial.": r["init"],
-            "Stage 1": pm(r["stage1_mean"], r["stage1_std"]) if cascade else pm(r["mean"], r["std"]),
-            "Stage 2": pm(r["mean"], r["std"]) if cascade else "-",
-            "#Parameters": f"{count:,}" if count else "-",
-            "Runtime": runtime_text(r["runtime_median_s"]) + _stage_runtime_text(r.get("stage_runtimes_median_s")),
-        })
+        row.update({"#Parameters": f"{count:,}" if count else "-", "Runtime": runtime_text(r["runtime_median_s"])
+                    + _stage_runtime_text(r.get("stage_runtimes_median_s"))})
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -91,13 +117,27 @@ def to_latex(table: pd.DataFrame, caption: str, label: str, group: str | None = 
 
 
 def tests_table(tests: pd.DataFrame, titles: Titles | None = None) -> pd.DataFrame:
+    """Case-level results first (cases, mean difference with its 95 % CI, d_z, Holm p-values of the paired
+    t-test and the Wilcoxon signed-rank test over per-case means), the paper's sample-level p-values beside."""
     rows = []
     for _, r in tests.iterrows():
         rows.append({"Initialization": r["init"], "A": title(r["a"], titles), "B": title(r["b"], titles),
-                     "n": int(r["n"]),
-                     "mean diff (mm)": f"{r['mean_diff']:+.2f}", "d_z": f"{r['cohens_dz']:+.2f}",
-                     "p t-test (Holm)": _p(r["p_ttest_holm"]), "p Wilcoxon (Holm)": _p(r["p_wilcoxon_holm"]),
-                     "rank-biserial": f"{r['rank_biserial']:+.2f}"})
+                     "cases": int(r["cases"]), "mean diff (mm) [95% CI]":
+                     f"{r['mean_diff']:+.2f} {ci(r['ci_low'], r['ci_high'])}", "d_z": f"{r['cohens_dz']:+.2f}",
+                     "p t-test": _p(r["p_ttest_holm"]), "p Wilcoxon": _p(r["p_wilcoxon_holm"]),
+                     "sample-level n": int(r["n"]), "sample-level p t-test": _p(r["sample_p_ttest_holm"]),
+                     "sample-level p Wilcoxon": _p(r["sample_p_wilcoxon_holm"])})
+    return pd.DataFrame(rows)
+
+
+def ranks_table(ranks: pd.DataFrame, titles: Titles | None = None) -> pd.DataFrame:
+    """Significance ranks (challengeR): how many methods each one beats at the case level."""
+    rows = []
+    for _, r in ranks.sort_values(["init", "rank", "mean"], key=lambda c: c if c.name != "init" else
+                                  c.map({v: i for i, v in enumerate(dict.fromkeys(ranks["init"]))})).iterrows():
+        rows.append({"Initialization": r["init"], "Rank": int(r["rank"]), "Method": title(r["method"], titles),
+                     "Beats": int(r["beats"]), "Beaten by": int(r["beaten_by"]), "cases": int(r["cases"]),
+                     "Mean of case means (mm)": f"{r['mean']:.2f}", "Mean case rank": f"{r['mean_case_rank']:.2f}"})
     return pd.DataFrame(rows)
 
 
@@ -107,24 +147,39 @@ def _p(p: float) -> str:
     return "<0.001" if p < 0.001 else f"{p:.3f}"
 
 
-def write_tables(out, summary: pd.DataFrame, tests: pd.DataFrame, titles: Titles, parameter_counts: dict,
-                 write: Callable[[object, str], object]) -> dict[str, str]:
-    """Write Table 1, Table 2 and the tests as CSV, LaTeX and Markdown; returns Table 1 and 2 as Markdown."""
-    t1, t2, tt = table1(summary, titles), table2(summary, parameter_counts, titles), tests_table(tests, titles)
-    from regkit.evaluation.stats import CORRECTION_NOTE
+RANKS_NOTE = ("Significance ranks as in challengeR: per starting error, one-sided Wilcoxon signed-rank tests of "
+              "each method against each other over per-case means, Holm-corrected over those tests; Beats = "
+              "how many methods a method is significantly better than (alpha 0.05); Mean case rank = its rank "
+              "among the methods within a case, averaged over cases")
 
-    md = {}
-    for name, table, caption, group in (
-        ("table1", t1, "Final SRE by method and starting error (cf. Song et al. 2021, Table 1).", "Initialization"),
+
+def tests_note(n: int) -> str:
+    from regkit.evaluation.stats import CASE_NOTE, CORRECTION_NOTE
+
+    return (f"{CASE_NOTE}. {CORRECTION_NOTE} ({n} comparisons). Negative mean differences favour A; "
+            "METHOD, stage K is that stage of a cascade.")
+
+
+def write_tables(out, summary: pd.DataFrame, tests: pd.DataFrame, titles: Titles, parameter_counts: dict,
+                 write: Callable[[object, str], object], ranks: pd.DataFrame | None = None) -> dict[str, str]:
+    """Write Table 1, Table 2, the tests (and the significance ranks) as CSV, LaTeX and Markdown; returns them
+    as Markdown. ``tests_raw.csv`` holds every statistic of every comparison."""
+    t1, t2, tt = table1(summary, titles), table2(summary, parameter_counts, titles), tests_table(tests, titles)
+    items = [
+        ("table1", t1, "Final SRE by method and starting error (cf. Song et al. 2021, Table 1); 95 % CI of the "
+         "mean by a cluster bootstrap over cases.", "Initialization", ""),
         ("table2", t2, "Stage 1 / stage 2 SRE, parameter count and runtime per sample (cf. Table 2).",
-         "Initial."),
-        ("tests", tt, f"Paired tests on final SRE; {CORRECTION_NOTE}.", "Initialization"),
-    ):
+         "Initial.", ""),
+        ("tests", tt, f"Paired tests on final SRE. {tests_note(len(tests))}", "Initialization",
+         f"\n{tests_note(len(tests))}\n"),
+    ]
+    if ranks is not None:
+        items.append(("ranks", ranks_table(ranks, titles), f"{RANKS_NOTE}.", "Initialization", f"\n{RANKS_NOTE}.\n"))
+    md = {}
+    for name, table, caption, group, note in items:
         write(out / f"{name}.csv", table.to_csv(index=False))
         write(out / f"{name}.tex", to_latex(table, caption, f"tab:{name}", group))
-        text = to_markdown(table)
-        if name == "tests":
-            text += f"\n{CORRECTION_NOTE}. Negative mean differences favour A.\n"
+        text = to_markdown(table) + note
         write(out / f"{name}.md", text)
         md[name] = text
     write(out / "summary.csv", summary.to_csv(index=False))

@@ -9,7 +9,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from regkit.errors import InputError
-from regkit.image import ImageGeometry, read_image
+from regkit.image import ImageGeometry, check_voxels, read_image
 from regkit.surface import MESH_SUFFIXES, read_mesh_points, surface_from_label
 from regkit.transform import RigidTransform
 from regkit.transform_io import read_transform
@@ -52,9 +52,12 @@ class Case:
         self.validate()
         if self.surface_points is None and self.fixed_label is not None:
             self.surface_points = surface_from_label(self.fixed_label, self.files.get("fixed_label"))
+            self._check_overlaps()
 
     def validate(self) -> None:
-        """Check label geometry and content; raise :class:`InputError` naming the file."""
+        """Check the images' content, the labels' geometry and content, and that labels, surface and ground truth
+        fall on their images; raise :class:`InputError` naming the file."""
+        self._check_images()
         if self.fixed_label is not None:
             diff = ImageGeometry.of(self.fixed).matches(ImageGeometry.of(self.fixed_label))
             if diff:
@@ -81,6 +84,48 @@ class Case:
                 raise InputError(f"surface points must be an (N, 3) array, N ≥ 4; got {pts.shape}",
                                  self.files.get("surface"))
             self.surface_points = pts
+        self._check_overlaps()
+
+    def _check_images(self) -> None:
+        """Non-finite voxels and constant images are errors (see :func:`regkit.image.check_voxels`)."""
+        check_voxels(self.fixed, "MR image", self.files.get("fixed"))
+        check_voxels(self.moving, "TRUS image", self.files.get("moving"))
+        for label, what, role in ((self.fixed_label, "MR prostate label", "fixed_label"),
+                                  (self.moving_label, "TRUS prostate label", "moving_label")):
+            if label is not None:
+                check_voxels(label, what, self.files.get(role), allow_constant=True)
+
+    def _check_overlaps(self) -> None:
+        """A label must lie on its image's content, the surface in the MR, and the ground truth must map the
+        prostate into the TRUS volume: otherwise they belong to another case, or another coordinate system."""
+        for image, label, what, role in ((self.fixed, self.fixed_label, "MR", "fixed_label"),
+                                         (self.moving, self.moving_label, "TRUS", "moving_label")):
+            if label is None:
+                continue
+            voxels = sitk.GetArrayViewFromImage(image)
+            under = voxels[sitk.GetArrayViewFromImage(label) > 0]
+            if under.size and under.max() == voxels.min():
+                raise InputError(
+                    f"the {what} prostate label does not overlap the {what} image's content: every {what} voxel "
+                    f"under it holds the background value {float(under.max()):g} (the image's lowest)",
+                    self.files.get(role),
+                    f"check that the label belongs to this {what} image (same case, same orientation)")
+        if self.surface_points is None:
+            return
+        fixed_geo = ImageGeometry.of(self.fixed)
+        if not _any_inside(fixed_geo, self.surface_points):
+            raise InputError(
+                "the MR prostate surface lies outside the MR image: none of its points falls in the image's volume",
+                self.files.get("surface", self.files.get("fixed_label")),
+                "give the surface in the MR's physical coordinates (LPS mm; a mesh in RAS has x and y negated)")
+        if self.ground_truth is not None:
+            mapped = self.ground_truth.apply(self.surface_points)
+            if not _any_inside(ImageGeometry.of(self.moving), mapped):
+                raise InputError(
+                    "the ground truth maps the MR prostate entirely outside the TRUS volume",
+                    self.files.get("ground_truth"),
+                    "check the transform's direction (it maps fixed MR points to moving TRUS points) and its units "
+                    "(mm)")
 
     @property
     def surface_centroid(self) -> np.ndarray:
@@ -146,3 +191,10 @@ def load_case(
         metadata=dict(metadata or {}),
         files=files,
     )
+
+
+def _any_inside(geometry: ImageGeometry, points: np.ndarray) -> bool:
+    """Whether any physical point falls within the image's voxel grid (half a voxel beyond the centres)."""
+    idx = geometry.to_index(np.asarray(points, dtype=float))
+    size = np.array(geometry.size, dtype=float)
+    return bool(np.any(np.all((idx >= -0.5) & (idx <= size - 0.5), axis=-1)))

@@ -26,6 +26,11 @@ Layout
 
 Paths in ``cases`` are relative to the dataset folder. A case needs ``mr``, ``trus`` and ``mr_label``; the
 ground truth is needed for anything that measures SRE.
+
+A case id is the name of a folder directly inside the dataset folder: not empty, not hidden (``.x``), without
+``/`` or ``\\``, so that no id (``../other/case002``, ``/data/case002``) and no path in ``cases`` can reach outside
+the dataset. An id is listed once: a duplicate in a split, or a case in two splits (train and test, say), is an
+error when the manifest is read or written.
 """
 
 from __future__ import annotations
@@ -125,7 +130,7 @@ class Dataset:
             raise InputError(f"no case {case_id!r} in the dataset", self.root / MANIFEST)
         files = self.case_files(case_id)
         meta_path = self.root / case_id / "case.json"
-        meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+        meta = _read_case_json(meta_path) if meta_path.exists() else {}
         meta.setdefault("moving_modality", "US")  # the layout's moving image is trus.*; case.json may say otherwise
         case = load_case(case_id, metadata=meta, **{k: v for k, v in files.items()})
         self._cache[case_id] = case
@@ -141,6 +146,17 @@ class Dataset:
     def __iter__(self):
         for cid in self.case_ids():
             yield self.load(cid)
+
+
+def _read_case_json(path: Path) -> dict:
+    try:
+        doc = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise InputError(f"the case's metadata is not valid JSON ({exc})", path, "repair it, or remove it") from None
+    if not isinstance(doc, dict):
+        raise InputError(f"the case's metadata must be a JSON object, got {type(doc).__name__}", path,
+                         "repair it, or remove it")
+    return doc
 
 
 def load_dataset(path: str | Path) -> Dataset:
@@ -171,7 +187,9 @@ def load_dataset(path: str | Path) -> Dataset:
         if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
             raise InputError(f"split {split!r} must be a list of case ids", manifest)
         splits[split] = list(ids)
+    check_splits(splits, manifest)
     overrides = doc.get("cases", {}) or {}
+    check_overrides(root, overrides, manifest)
     for ids in splits.values():
         for cid in ids:
             if cid not in overrides and not (root / cid).is_dir():
@@ -180,9 +198,62 @@ def load_dataset(path: str | Path) -> Dataset:
                    info={k: v for k, v in doc.items() if k not in ("splits", "cases")})
 
 
+# ---------------------------------------------------------------------------------------------- manifest checks
+def check_case_id(case_id, where: str | Path | None = None) -> str:
+    """``case_id`` if it names a folder directly inside a dataset folder; else an :class:`InputError`."""
+    if not isinstance(case_id, str):
+        raise InputError(f"a case id must be a string, got {case_id!r}", where)
+    fix = "use a plain folder name for the case, e.g. case002 (a case folder sits directly in the dataset folder)"
+    if not case_id.strip() or case_id != case_id.strip():
+        raise InputError(f"case id {case_id!r} is empty or starts or ends with white space", where, fix)
+    if "/" in case_id or "\\" in case_id or Path(case_id).is_absolute() or case_id in (".", ".."):
+        raise InputError(f"case id {case_id!r} is a path: it would leave the dataset folder or nest in it", where,
+                         fix)
+    if case_id.startswith(".") or "\0" in case_id:
+        raise InputError(f"case id {case_id!r} is a hidden or invalid folder name", where, fix)
+    return case_id
+
+
+def check_splits(splits: dict[str, list[str]], where: str | Path | None = None) -> None:
+    """Every id valid (:func:`check_case_id`), listed once in its split, and in one split only."""
+    first: dict[str, str] = {}
+    for split, ids in splits.items():
+        seen: set[str] = set()
+        for cid in ids:
+            check_case_id(cid, where)
+            if cid in seen:
+                raise InputError(f"case {cid!r} is listed twice in split {split!r}", where,
+                                 "list each case once")
+            seen.add(cid)
+            if cid in first:
+                raise InputError(f"case {cid!r} is in both split {first[cid]!r} and split {split!r}: a case in two "
+                                 "splits leaks between training and evaluation", where,
+                                 "keep each case in one split")
+            first[cid] = split
+
+
+def check_overrides(root: Path, overrides, where: str | Path | None = None) -> None:
+    """The ``cases`` entries of a manifest: known roles, and paths that stay inside the dataset folder."""
+    if not isinstance(overrides, dict):
+        raise InputError("'cases' must map case ids to {role: path} objects", where)
+    inside = root.resolve()
+    for cid, files in overrides.items():
+        check_case_id(cid, where)
+        if not isinstance(files, dict):
+            raise InputError(f"'cases'[{cid!r}] must map roles to paths, got {files!r}", where)
+        for role, rel in files.items():
+            if role not in CASE_FILES:
+                raise InputError(f"'cases'[{cid!r}] names an unknown role {role!r}", where,
+                                 f"use one of {', '.join(CASE_FILES)}")
+            if not isinstance(rel, str) or Path(rel).is_absolute() or not (root / rel).resolve().is_relative_to(inside):
+                raise InputError(f"'cases'[{cid!r}][{role!r}] = {rel!r} leaves the dataset folder", where,
+                                 "give a path relative to the dataset folder, inside it (copy or link the file in)")
+
+
 def write_manifest(root: str | Path, splits: dict[str, list[str]], name: str = "", **info) -> Path:
     """Write ``dataset.json`` atomically."""
     root = Path(root)
+    check_splits(splits, root / MANIFEST)
     root.mkdir(parents=True, exist_ok=True)
     doc = {"regkit_dataset": FORMAT_VERSION, "name": name or root.name, "splits": splits, **info}
     return write_text(root / MANIFEST, json.dumps(doc, indent=2) + "\n")

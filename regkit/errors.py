@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 
@@ -34,3 +35,26 @@ class InputError(RegkitError, ValueError):
 
 class CheckpointError(InputError):
     """A checkpoint that is damaged or belongs to another architecture."""
+
+
+class FolderInUseError(RegkitError):
+    """Another run holds the folder's lock (see :mod:`regkit.lock`); the message names it."""
+
+
+class OutputError(RegkitError, OSError):
+    """An output could not be written (disk full, read-only, a file-size limit): what was written is kept.
+
+    An ``OSError`` too, so code that catches file-system errors still does.
+    """
+
+
+def itk_message(exc: Exception) -> str:
+    """The useful part of an ITK/SimpleITK exception: its "ITK ERROR: Class(0x...): message" line (and the next,
+    unless it starts a list of registered types), without the source location and object address."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    for i, line in enumerate(lines):
+        if "ITK ERROR" in line:
+            reason = re.sub(r"^.*?ITK ERROR:\s*\w+\(0x[0-9a-fA-F]+\):\s*", "", line)
+            more = [x for x in lines[i + 1:i + 2] if not x.startswith(('"', "Currently", "The usual cause"))]
+            return " ".join([reason, *more])
+    return lines[-1] if lines else "unknown reason"

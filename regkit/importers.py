@@ -160,6 +160,36 @@ def _translation(t: np.ndarray) -> np.ndarray:
     return m
 
 
+def _channel_landmarks(mr_label: Path, us_label: Path, channels: int, voxel_grid: sitk.Image | None) -> dict | None:
+    """Paired landmarks from the label channels after the gland (µ-RegPro's landmarks): the physical centroid of
+    each channel ``k ≥ 1`` that is non-empty in both labels. ``voxel_grid``: give the labels this grid first."""
+    import SimpleITK as sitk
+
+    fixed, moving, used = [], [], []
+    for k in range(1, channels):
+        points = []
+        for path, what in ((mr_label, "MR label"), (us_label, "TRUS label")):
+            try:
+                img, _ = read_label_channel(path, what, k)
+            except InputError:  # the TRUS label has fewer channels
+                break
+            if voxel_grid is not None and img.GetSize() == voxel_grid.GetSize():
+                img.CopyInformation(voxel_grid)
+            stats = sitk.LabelShapeStatisticsImageFilter()
+            stats.Execute(img)
+            if not stats.HasLabel(1):
+                break
+            points.append(list(stats.GetCentroid(1)))
+        if len(points) == 2:
+            fixed.append(points[0])
+            moving.append(points[1])
+            used.append(k)
+    if not used:
+        return None
+    return {"fixed": fixed, "moving": moving, "channels": used,
+            "note": "centroids (LPS mm) of the label channels after the gland, present in both labels"}
+
+
 # =========================================================================== UroNav conventions
 def ground_truth_from_us2mr(us2mr: np.ndarray, mr_origin: np.ndarray, source: str | Path | None = None):
     """regkit's ground truth from a ``coreg_refined.txt`` matrix: ``T_gt = us2mr⁻¹ · T(−O)``.
@@ -324,9 +354,9 @@ def _run_import(dst: Path, importer: str, source: Path, jobs: list[tuple[str, st
 
 
 def _check_case_id(case_id: str, where: Path) -> str:
-    if not case_id or case_id.startswith(".") or "/" in case_id or "\\" in case_id:
-        raise InputError(f"{case_id!r} cannot be a case id (a folder name)", where)
-    return case_id
+    from regkit.dataset import check_case_id
+
+    return check_case_id(case_id, where)
 
 
 def _listing(folder: Path, limit: int = 12) -> str:
@@ -544,6 +574,10 @@ def _build_paired(case_id, split, stem, naming, folders, files, index, geometry,
     }
     if us_note:
         metadata["note"] = us_note
+    if files["us_label"] is not None and channels > 1:
+        lm = _channel_landmarks(files["mr_label"], files["us_label"], channels, mr if geometry == "voxel" else None)
+        if lm is not None:
+            metadata["landmarks"] = lm
     files_by_role = {"fixed": files["mr_image"], "moving": files["us_image"], "fixed_label": files["mr_label"]}
     if files["us_label"] is not None:
         files_by_role["moving_label"] = files["us_label"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import math
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -70,11 +71,15 @@ class Capabilities:
     uses_device : bool
         It runs on an accelerator when there is one (a GPU): the runner keeps it in one process instead of
         spreading samples over per-core worker processes.
+    in_process : bool
+        Pure Python and cheap, it cannot crash its process: the runner runs it in its own process, without
+        starting worker processes for it (which isolate a native crash, at a start-up cost of seconds).
     """
 
     batched: bool = False
     needs_fixed_label: bool = False
     uses_device: bool = False
+    in_process: bool = False
 
 
 @runtime_checkable
@@ -199,10 +204,79 @@ class IdentityRegistrar(RegistrarBase):
     """Returns its start unchanged: the "no registration" row of every table."""
 
     name = "identity"
+    capabilities = Capabilities(in_process=True)
 
     def _register(self, case: Case, initial: RigidTransform) -> tuple[RigidTransform, dict]:
         return initial, {}
 
 
 METHODS = (MethodDeclaration("identity", IdentityRegistrar, title="No registration", kind="reference",
-                             summary="no registration: returns the starting transform"),)
+                             summary="no registration: returns the starting transform",
+                             capabilities=IdentityRegistrar.capabilities),)
+
+
+# ---------------------------------------------------------------------------------------------- result checks
+def check_results(results, pairs: Sequence[tuple[Case, RigidTransform]], name: str) -> list[RegistrationResult]:
+    """``results`` of ``register_many(pairs)`` if each is a sound :class:`RegistrationResult`; anything else becomes
+    a failed result naming the registrar, its transform the start (a third-party registrar's bug must not pass
+    for a success, nor abort a comparison).
+
+    Sound means: a ``RegistrationResult`` whose ``transform`` is one finite, rigid
+    :class:`~regkit.transform.RigidTransform`, whose ``runtime`` is a number and whose ``status`` and ``message``
+    are strings; and one result per pair.
+    """
+    n = len(pairs)
+    if isinstance(results, str | bytes) or not isinstance(results, Sequence) or len(results) != n:
+        what = f"a list of {len(results)}" if isinstance(results, list | tuple) else _kind(results)
+        message = f"registrar {name!r} returned {what} from register_many, not a list of {n} RegistrationResult"
+        return [RegistrationResult.failure(start, float("nan"), message) for _, start in pairs]
+    out = []
+    for r, (_, start) in zip(results, pairs, strict=True):
+        problem = _result_problem(r)
+        if problem:
+            runtime = getattr(r, "runtime", None)
+            runtime = float(runtime) if isinstance(runtime, int | float) and not isinstance(runtime, bool) else math.nan
+            r = RegistrationResult.failure(start, runtime, f"registrar {name!r} returned {problem}")
+        out.append(r)
+    return out
+
+
+def _kind(value) -> str:
+    """``None``, "a list", "a numpy.ndarray of shape (4, 4)", ... (what a value is, for a message)."""
+    if value is None:
+        return "None"
+    kind = type(value)
+    module = kind.__module__.split(".")[0]
+    name = kind.__qualname__ if module == "builtins" else f"{module}.{kind.__qualname__}"
+    shape = getattr(value, "shape", None)
+    return f"{'an' if name[0] in 'aeiou' else 'a'} {name}" + (f" of shape {tuple(shape)}" if shape is not None else "")
+
+
+def _result_problem(r) -> str | None:
+    import numpy as np
+
+    from regkit.errors import InputError
+    from regkit.transform import ORTHONORMAL_TOLERANCE, _check_rigid
+
+    if not isinstance(r, RegistrationResult):
+        return f"{_kind(r)} instead of a RegistrationResult"
+    t = r.transform
+    if not isinstance(t, RigidTransform):
+        return (f"a transform that is {_kind(t)}, not a RigidTransform (wrap a 4×4 matrix with "
+                "RigidTransform.from_matrix)")
+    if t.batch_shape:
+        return f"a batch of {t.batch_shape} transforms for one start"
+    m = np.asarray(t.matrix, dtype=float)
+    if not np.all(np.isfinite(m)):
+        return "a transform with NaN or infinite values"
+    try:
+        _check_rigid(m, ORTHONORMAL_TOLERANCE, None)
+    except InputError as exc:
+        return f"a transform that is not rigid ({exc})"
+    if isinstance(r.runtime, bool) or not isinstance(r.runtime, int | float) or (math.isnan(r.runtime) and r.ok):
+        return f"a runtime of {r.runtime!r}, not a number of seconds"
+    if not isinstance(r.status, str) or not isinstance(r.message, str):
+        return f"a status {r.status!r} and message {r.message!r} that are not both text"
+    if not isinstance(r.info, dict):
+        return f"info that is {_kind(r.info)}, not a dict"
+    return None

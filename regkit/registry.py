@@ -122,22 +122,30 @@ def register_registrar(name: str, factory: Callable[..., Registrar]) -> None:
 
 
 def check_options(decl: MethodDeclaration, options: dict, label: str | None = None) -> None:
-    """Reject options the registrar does not take, before any work (without constructing it)."""
-    if decl.kind == "chain":
+    """Reject options the registrar does not take, or of a type it does not take, before any work (without
+    constructing it). Types come from the factory's annotations, or else from its defaults (see
+    :func:`check_option_types`)."""
+    if decl.kind == "chain":  # a chain's options go to its members, each checked as a registrar
         from regkit.chain import check_chain_options
 
         return check_chain_options(decl.name, options)
     factory = decl.load()
+    target = factory.func if isinstance(factory, functools.partial) else factory
+    where = f"{getattr(target, '__module__', '?')}.{getattr(target, '__qualname__', '?')}"
+    fix = f"see the registrar's options: python -c 'import {where.rsplit('.', 1)[0]}; help({where})'"
+    if not isinstance(options, dict) or not all(isinstance(k, str) for k in options):
+        raise InputError(f"options for {label or decl.name!r} must be a dict of option names to values, got "
+                         f"{options!r}", fix=fix)
     try:
-        inspect.signature(factory).bind(**options)
+        signature = inspect.signature(factory)
+        signature.bind(**options)
     except TypeError as exc:
-        target = factory.func if isinstance(factory, functools.partial) else factory
-        where = f"{getattr(target, '__module__', '?')}.{getattr(target, '__qualname__', '?')}"
-        raise InputError(f"bad options for {label or decl.name!r} ({decl.name}): {exc}",
-                         fix=f"see the registrar's options: python -c 'import {where.rsplit('.', 1)[0]}; "
-                             f"help({where})'") from None
+        raise InputError(f"bad options for {label or decl.name!r} ({decl.name}): {exc}", fix=fix) from None
     except ValueError:  # no signature (a builtin): nothing to check
-        pass
+        return
+    problem = check_option_types(target, signature, options)
+    if problem:
+        raise InputError(f"bad options for {label or decl.name!r} ({decl.name}): {problem}", fix=fix)
 
 
 def parameter_count(decl: MethodDeclaration) -> int | None:
@@ -167,3 +175,105 @@ def get_registrar(name: str | Registrar, **options) -> Registrar:
     decl = declaration(name)
     check_options(decl, options)
     return decl.load()(**options)
+
+
+# ---------------------------------------------------------------------------------------------- option types
+def check_option_types(target, signature: inspect.Signature, options: dict) -> str | None:
+    """A sentence naming the first option whose value the factory's annotation (or, without one, its default's
+    type) rules out; None when all fit. Annotations that cannot be resolved are not checked."""
+    import typing
+
+    hints: dict = {}
+    for fn in (getattr(target, "__init__", None), target) if inspect.isclass(target) else (target,):
+        try:
+            hints = typing.get_type_hints(fn)
+        except Exception:  # an annotation naming something not importable here: check the defaults only
+            hints = {}
+        if hints:
+            break
+    for name, value in options.items():
+        param = signature.parameters.get(name)
+        if param is None or param.kind in (param.VAR_KEYWORD, param.VAR_POSITIONAL):
+            continue
+        if name in hints:
+            fits, expected = _fits(hints[name], value), _type_name(hints[name])
+        elif param.default is not inspect.Parameter.empty and param.default is not None:
+            kind = type(param.default)
+            fits = _fits(float if kind in (int, float) else kind, value) if kind in (bool, int, float, str) else None
+            expected = "a number" if kind in (int, float) else _type_name(kind)
+        else:
+            continue
+        if fits is False:
+            return f"option {name}={value!r} is {_value_kind(value)}, but it takes {expected}"
+    return None
+
+
+def _fits(annotation, value) -> bool | None:
+    """Whether ``value`` fits ``annotation``: True, False, or None when that cannot be told."""
+    import os
+    import types
+    import typing
+    from collections.abc import Mapping, Sequence
+    from pathlib import PurePath
+
+    if annotation is typing.Any or annotation is inspect.Parameter.empty:
+        return None
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Union or origin is types.UnionType:
+        verdicts = [_fits(a, value) for a in args]
+        return True if True in verdicts else (False if all(v is False for v in verdicts) else None)
+    if origin is typing.Literal:
+        return value in args
+    if annotation is type(None):
+        return value is None
+    if annotation is bool:
+        return isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if annotation is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if annotation is str:
+        return isinstance(value, str)
+    if isinstance(annotation, type) and issubclass(annotation, PurePath | os.PathLike):
+        return isinstance(value, str | os.PathLike)
+    container = origin or annotation
+    if isinstance(container, type) and issubclass(container, Mapping):
+        return isinstance(value, Mapping)
+    if isinstance(container, type) and issubclass(container, Sequence) and container is not str:
+        if not isinstance(value, list | tuple):
+            return False
+        inner = args[0] if args and (container is not tuple or (len(args) == 2 and args[1] is Ellipsis)) else None
+        verdicts = [_fits(inner, v) for v in value] if inner is not None else []
+        return False if False in verdicts else True
+    if isinstance(annotation, type):
+        return isinstance(value, annotation)
+    return None
+
+
+def _type_name(annotation, article: bool = False) -> str:
+    """``int | None`` → "an integer or null"; ``float`` → "a number" (what a value of it may be)."""
+    import types
+    import typing
+
+    names = {bool: "true/false", int: "an integer", float: "a number", str: "a string", type(None): "null"}
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Union or origin is types.UnionType:
+        return " or ".join(dict.fromkeys(_type_name(a) for a in args))
+    if origin is typing.Literal:
+        return " or ".join(repr(a) for a in args)
+    if annotation in names:
+        return names[annotation]
+    if origin is not None:
+        inner = f" of {_type_name(args[0])}" if args else ""
+        return f"a list{inner}" if origin in (list, tuple) or "Sequence" in str(origin) else f"a {origin.__name__}"
+    if isinstance(annotation, type):
+        return f"a {annotation.__name__}"
+    return str(annotation)
+
+
+def _value_kind(value) -> str:
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, float):
+        return "a decimal number"
+    return _type_name(type(value))

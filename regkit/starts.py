@@ -60,15 +60,21 @@ def _fmt(v: float) -> str:
     return f"{v:g}"
 
 
+_NUMBER = r"\d+(?:\.\d*)?|\.\d+"
+
+
 def parse_init(text: str) -> list[InitSpec]:
     """Parse ``8mm``, ``16``, ``0-20mm``, ``[0,20]mm`` or a comma list of these (``8mm,16mm``)."""
+    if not isinstance(text, str):
+        raise InputError(f"a starting error is text such as '8mm', '0-20mm' or '8mm,16mm', got {text!r}",
+                         fix=f"write '{text}mm'" if isinstance(text, int | float) else "e.g. '8mm'")
     specs = []
     text = text.strip()
     items = re.findall(r"\[[^\]]*\](?:mm)?|[^,]+", text)
     for item in items:
         item = item.strip().lower().removesuffix("mm").strip()
-        m_range = re.fullmatch(r"\[?\s*([0-9.]+)\s*[-,:]\s*([0-9.]+)\s*\]?", item)
-        m_fixed = re.fullmatch(r"([0-9.]+)", item)
+        m_range = re.fullmatch(rf"\[?\s*({_NUMBER})\s*[-,:]\s*({_NUMBER})\s*\]?", item)
+        m_fixed = re.fullmatch(rf"({_NUMBER})", item)
         if m_range:
             lo, hi = float(m_range.group(1)), float(m_range.group(2))
         elif m_fixed:
@@ -154,6 +160,10 @@ class Start:
 def make_starts(cases, init: InitSpec | str, per_case: int, seed: int = 0) -> list[Start]:
     """Draw ``per_case`` starts for each case (anything with ``case_id``, ``ground_truth``, ``surface_points``)."""
     specs = parse_init(init) if isinstance(init, str) else [init]
+    if isinstance(per_case, bool) or not isinstance(per_case, int) or per_case < 1:
+        raise InputError(f"starts per case must be a whole number of at least 1, got {per_case!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise InputError(f"the seed must be a whole number of at least 0, got {seed!r}")
     out = []
     for spec in specs:
         for case in cases:
@@ -204,7 +214,7 @@ def read_starts(path: str | Path) -> list[Start]:
     if not path.exists():
         raise InputError("the starts file does not exist", path)
     try:
-        frame = pd.read_csv(path, dtype={"case": str, "init": str})
+        frame = pd.read_csv(path, dtype={"case": str, "init": str}, keep_default_na=False, na_values=[""])
     except Exception as exc:
         raise InputError(f"cannot read the starts file: {exc}", path) from None
     return starts_from_frame(frame, str(path))

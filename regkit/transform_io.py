@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from regkit.atomic import atomic_path
-from regkit.errors import InputError
+from regkit.errors import InputError, itk_message
 from regkit.transform import RigidTransform
 
 ITK_SUFFIXES = (".tfm", ".h5", ".hdf5", ".mat")
@@ -99,16 +99,23 @@ def _values(pmap: dict, key: str, source: str | None) -> list[str]:
     return [v] if isinstance(v, str) else [str(x) for x in v]
 
 
+def _numbers(pmap: dict, key: str, source: str | None) -> np.ndarray:
+    values = _values(pmap, key, source)
+    try:
+        return np.array([float(v) for v in values])
+    except ValueError:
+        raise InputError(f"the elastix parameter ({key} ...) holds a value that is not a number: {values}", source,
+                         "repair the parameter file (elastix writes numbers there)") from None
+
+
 def transform_from_elastix_map(pmap: dict, source: str | None = None) -> RigidTransform:
     """The transform of one elastix parameter map (``EulerTransform``, ``AffineTransform`` or
     ``TranslationTransform``), ignoring any initial transform it names."""
     kind = _values(pmap, "Transform", source)[0]
-    params = np.array([float(v) for v in _values(pmap, "TransformParameters", source)])
-    center = (
-        np.array([float(v) for v in _values(pmap, "CenterOfRotationPoint", source)])
-        if "CenterOfRotationPoint" in pmap
-        else np.zeros(3)
-    )
+    params = _numbers(pmap, "TransformParameters", source)
+    center = _numbers(pmap, "CenterOfRotationPoint", source) if "CenterOfRotationPoint" in pmap else np.zeros(3)
+    if center.size != 3:
+        raise InputError(f"a 3-D CenterOfRotationPoint has 3 values, found {center.size}", source)
     if kind == "EulerTransform":
         if params.size != 6:
             raise InputError(f"a 3-D EulerTransform has 6 parameters, found {params.size}", source)
@@ -196,6 +203,8 @@ def read_transform(path: str | Path) -> RigidTransform:
     path = Path(path)
     if not path.exists():
         raise InputError("the transform file does not exist", path)
+    if path.is_dir():
+        raise InputError("the transform path is a folder, not a file", path, "name the transform file itself")
     suffix = path.suffix.lower()
     if suffix in ITK_SUFFIXES:
         return _read_itk(path)
@@ -237,9 +246,32 @@ def _read_itk(path: Path) -> RigidTransform:
     try:
         tx = sitk.ReadTransform(str(path))
     except RuntimeError as exc:
-        last = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unknown reason"
-        raise InputError(f"cannot read the ITK transform: {last}", path) from None
+        raise InputError(f"cannot read the ITK transform: {itk_message(exc)}", path,
+                         "give a rigid ITK transform file (Euler3DTransform, VersorRigid3DTransform, an "
+                         "AffineTransform with a rotation matrix, TranslationTransform, or a CompositeTransform of "
+                         "these), complete and in ITK's .tfm/.txt, .h5 or .mat format") from None
+    if path.suffix.lower() not in (".h5", ".hdf5", ".mat"):
+        _check_itk_text_parameters(path, tx)
     return RigidTransform.from_sitk(tx, source=str(path))
+
+
+def _check_itk_text_parameters(path: Path, transform) -> None:
+    """Each ``Parameters:`` line of a text ITK transform holds as many numbers as its transform takes: ITK reads
+    a line cut short without complaint, as zeros."""
+    import SimpleITK as sitk
+
+    parts = [transform]
+    if transform.GetName() == "CompositeTransform":
+        comp = sitk.CompositeTransform(transform)
+        parts = [comp.GetNthTransform(i) for i in range(comp.GetNumberOfTransforms())]
+    counts = [len(line.split(":", 1)[1].split()) for line in path.read_text(errors="replace").splitlines()
+              if line.startswith("Parameters:")]
+    for part, count in zip(parts, counts, strict=False):
+        expected = len(part.GetParameters())
+        if count != expected:
+            raise InputError(f"the ITK transform file gives {count} parameters for its {part.GetName()}, which "
+                             f"takes {expected}: it is cut short or edited", path,
+                             "write the transform again (e.g. with SimpleITK.WriteTransform)")
 
 
 def write_transform(transform: RigidTransform, path: str | Path, center: np.ndarray = (0.0, 0.0, 0.0)) -> Path:

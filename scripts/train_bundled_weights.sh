@@ -1,35 +1,88 @@
 #!/usr/bin/env bash
-# Train the bundled weights on the built-in synthetic benchmark, on this CPU, resumably.
+# Train every bundled network on this machine, resumably; export fp16 weights and model cards.
 #
-#   bash scripts/train_bundled_weights.sh            # runs (or resumes) every stage, then exports fp16 weights
+#   bash scripts/make_training_data.sh        # once: the training and validation data (runs/data)
+#   bash scripts/train_bundled_weights.sh     # runs (or resumes) every stage, exporting each when it is done
 #
-# Each stage runs with a time budget; run the script again to resume an unfinished stage from its last
-# checkpoint (the budget applies to each invocation). Runs go to runs/bundled/<name>; the best checkpoint
-# of each (by validation SRE) is exported to deep/weights/<name>-stage<k>.safetensors (+ .json).
-# SKIP="attreg-s1 featreg-s1" leaves those stages as they are (their best checkpoint is still exported).
+# Budgets. Attention-Reg and Feature-Reg, image and label, and DVNet see the same number of training samples
+# per stage: S1_EPOCHS × S1_SAMPLES for stage 1 and S2_EPOCHS × S2_SAMPLES for stage 2 (fresh starts each
+# sample: 0-20 mm for stage 1, 0-8 mm for stage 2), on the same pooled data, with the same seed and the same
+# validation starts, so the ablations (attention or not, image or label) compare like with like. MSReg costs
+# 3.6× Attention-Reg's compute per sample on this CPU; it gets the same compute time per stage instead
+# (MSREG_S1_* and MSREG_S2_*: about 0.28× the samples). Stage 2 starts from stage 1's best weights; Feature-Reg
+# gets the same two stages as Attention-Reg. DVNet has one stage, as in the paper.
+#
+# Each invocation of `regkit train` stops after BUDGET (then resumes from the run's last.*), so the script
+# can be stopped at any time (Ctrl-C, SIGTERM) and run again to continue where it was. Runs go to
+# runs/bundled/<name>; when a stage finishes, its best checkpoint (by validation SRE) is exported to
+# deep/weights/<method>-stage<k>.safetensors (+ .json, and a model card .md with its curve .png).
+# ONLY="attreg-s1 attreg-s2" runs just those stages (in this file's order); SKIP="..." leaves some out.
+# EXTRA="--threads 1" (or "--device cuda") passes more options to every regkit train.
+# INIT=DIR starts each stage 1 from DIR/<method>-stage1 (a fine-tune; Feature-Reg (label) falls back to
+# DIR/featreg-stage1, which has the same layers) instead of a random initialisation; the model card says so.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-runs/bundled}
+DATA=${DATA:-runs/data}
 SEED=${SEED:-0}
+BUDGET=${BUDGET:-45m}
+S1_EPOCHS=${S1_EPOCHS:-10}
+S1_SAMPLES=${S1_SAMPLES:-256}
+S2_EPOCHS=${S2_EPOCHS:-6}
+S2_SAMPLES=${S2_SAMPLES:-192}
+MSREG_S1_EPOCHS=${MSREG_S1_EPOCHS:-8}
+MSREG_S1_SAMPLES=${MSREG_S1_SAMPLES:-88}
+MSREG_S2_EPOCHS=${MSREG_S2_EPOCHS:-6}
+MSREG_S2_SAMPLES=${MSREG_S2_SAMPLES:-52}
+EXTRA=${EXTRA:-}
 
-stage() {  # name method stage epochs budget [init-weights]
-  local name=$1 method=$2 st=$3 epochs=$4 budget=$5 init=${6:-}
-  local out=$RUNS/$name
-  if [[ " ${SKIP:-} " == *" $name "* ]]; then echo "== $name: skipped (SKIP)"; return; fi
-  if [ -f "$out/summary.json" ] && grep -q '"stop_reason": "epochs done"' "$out/summary.json"; then
-    echo "== $name: done"; return
+DATA_ARGS=(--data builtin)
+for d in promise12 rand-promise12 rand-phantom val-promise12 val-prostate-mr; do
+  if [ ! -f "$DATA/$d/dataset.json" ]; then
+    echo "missing $DATA/$d: run scripts/make_training_data.sh first" >&2; exit 2
   fi
-  local args=(train --method "$method" --stage "$st" --epochs "$epochs" --out "$out" --seed "$SEED"
-              --time-budget "$budget" --val-every 2)
-  if [ -f "$out/last.json" ]; then args+=(--resume "$out"); elif [ -n "$init" ]; then args+=(--init-weights "$init"); fi
-  echo "== $name: regkit ${args[*]}"
-  regkit "${args[@]}"
+  DATA_ARGS+=(--data "$DATA/$d")
+done
+
+stage() {  # name method stage [init-weights]
+  local name=$1 method=$2 st=$3 init=${4:-}
+  local out=$RUNS/$name epochs=$S1_EPOCHS per=$S1_SAMPLES
+  if [ "$st" = 2 ]; then epochs=$S2_EPOCHS; per=$S2_SAMPLES; fi
+  if [ "$method" = msreg ] && [ "$st" = 1 ]; then epochs=$MSREG_S1_EPOCHS; per=$MSREG_S1_SAMPLES; fi
+  if [ "$method" = msreg ] && [ "$st" = 2 ]; then epochs=$MSREG_S2_EPOCHS; per=$MSREG_S2_SAMPLES; fi
+  if [ -n "${ONLY:-}" ] && [[ " $ONLY " != *" $name "* ]]; then return; fi
+  if [[ " ${SKIP:-} " == *" $name "* ]]; then echo "== $name: skipped (SKIP)"; return; fi
+  if [ "$st" = 1 ] && [ -z "$init" ] && [ -n "${INIT:-}" ]; then
+    for cand in "$INIT/$method-stage1" "$INIT/${method%-label}-stage1"; do
+      if [ -f "$cand.safetensors" ]; then init=$cand; break; fi
+    done
+  fi
+  while ! { [ -f "$out/summary.json" ] && grep -q '"stop_reason": "epochs done"' "$out/summary.json"; }; do
+    local args=(train --method "$method" --stage "$st" --epochs "$epochs" --samples-per-epoch "$per"
+                --out "$out" --seed "$SEED" --time-budget "$BUDGET" --val-starts 3 --augment "${DATA_ARGS[@]}")
+    if [ -f "$out/last.json" ]; then
+      args+=(--resume "$out")
+    elif [ -n "$init" ]; then
+      args+=(--init-weights "$init")
+    fi
+    # shellcheck disable=SC2086
+    echo "== $name: regkit ${args[*]} $EXTRA"
+    # shellcheck disable=SC2086
+    regkit "${args[@]}" $EXTRA
+  done
+  echo "== $name: done"
+  python scripts/training_record.py --export "$RUNS" "$name"
 }
 
-stage attreg-s1        attreg        1 80 ${BUDGET_S1:-80m}
-stage attreg-label-s1  attreg-label  1 80 ${BUDGET_S1:-80m}
-stage attreg-s2        attreg        2 40 ${BUDGET_S2:-35m} "$RUNS/attreg-s1/best.safetensors"
-stage attreg-label-s2  attreg-label  2 40 ${BUDGET_S2:-35m} "$RUNS/attreg-label-s1/best.safetensors"
-stage featreg-s1       featreg       1 80 ${BUDGET_S1:-80m}
-
-python scripts/training_record.py --export "$RUNS"
+stage attreg-s1         attreg         1
+stage featreg-s1        featreg        1
+stage attreg-s2         attreg         2 "$RUNS/attreg-s1/best"
+stage featreg-s2        featreg        2 "$RUNS/featreg-s1/best"
+stage attreg-label-s1   attreg-label   1
+stage featreg-label-s1  featreg-label  1
+stage attreg-label-s2   attreg-label   2 "$RUNS/attreg-label-s1/best"
+stage featreg-label-s2  featreg-label  2 "$RUNS/featreg-label-s1/best"
+stage dvnet-s1          dvnet          1
+stage msreg-s1          msreg          1
+stage msreg-s2          msreg          2 "$RUNS/msreg-s1/best"
+python scripts/training_record.py "$RUNS"

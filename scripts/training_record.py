@@ -1,8 +1,12 @@
 """The bundled weights' runs: print their training record as a Markdown table (for BENCHMARKS.md), or export
-each run's best checkpoint to deep/weights/<method>-stage<k> (fp16).
+each run's best checkpoint to deep/weights/<method>-stage<k> (fp16) with a model card beside it.
 
     python scripts/training_record.py [runs/bundled]
     python scripts/training_record.py --export [runs/bundled]      # the last step of train_bundled_weights.sh
+
+A model card (``<method>-stage<k>.md``) states the data and its seed, the stage and its starting-error range,
+epochs, samples seen, wall time, device, the validation SRE (overall and per validation dataset) and the
+validation curve (``<method>-stage<k>.png``).
 """
 
 import csv
@@ -10,8 +14,17 @@ import json
 import sys
 from pathlib import Path
 
-RUNS = [("attreg-s1", "attreg", 1), ("attreg-label-s1", "attreg-label", 1), ("attreg-s2", "attreg", 2),
-        ("attreg-label-s2", "attreg-label", 2), ("featreg-s1", "featreg", 1)]
+# (run folder, method, stage), in training order
+RUNS = [("attreg-s1", "attreg", 1), ("featreg-s1", "featreg", 1), ("attreg-s2", "attreg", 2),
+        ("featreg-s2", "featreg", 2), ("attreg-label-s1", "attreg-label", 1),
+        ("featreg-label-s1", "featreg-label", 1), ("attreg-label-s2", "attreg-label", 2),
+        ("featreg-label-s2", "featreg-label", 2), ("dvnet-s1", "dvnet", 1), ("msreg-s1", "msreg", 1),
+        ("msreg-s2", "msreg", 2)]
+
+
+def _history(d: Path) -> list[dict]:
+    with open(d / "history.csv") as fh:
+        return list(csv.DictReader(fh))
 
 
 def main(root: Path) -> None:
@@ -24,27 +37,104 @@ def main(root: Path) -> None:
             print(f"| {run} | {method}, {stage} | not trained | | | |")
             continue
         s = json.loads((d / "summary.json").read_text())
-        hist = list(csv.DictReader(open(d / "history.csv")))
+        hist = _history(d)
         start, last = float(hist[0]["val_sre_mean"]), float(hist[-1]["val_sre_mean"])
         print(f"| {run} | {method}, {stage} | {s['epochs']} ({s['steps']}, {s['samples']}) | "
               f"{float(hist[-1]['elapsed_s']) / 60:.0f} min | {start:.2f} → {s['best_val_sre']:.2f} "
               f"({s['best_epoch']}) → {last:.2f} | {s['stop_reason']} |")
 
 
-def export(root: Path, dest: Path = Path("deep/weights")) -> None:
+def curve_png(hist: list[dict], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    samples = [int(h["samples"]) for h in hist]
+    fig, ax = plt.subplots(figsize=(5.5, 3.4), dpi=80)
+    groups = [k.removeprefix("val_sre_") for k in hist[0] if k.startswith("val_sre_")
+              and k not in ("val_sre_mean", "val_sre_median")]
+    ax.plot(samples, [float(h["val_sre_mean"]) for h in hist], "k-o", ms=3, label="all validation starts")
+    for g in groups:
+        ax.plot(samples, [float(h[f"val_sre_{g}"]) for h in hist], "-", lw=1, label=g)
+    ax.set_xlabel("training samples seen")
+    ax.set_ylabel("validation SRE (mm)")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def model_card(run_dir: Path, weights: Path, method: str, stage: int) -> Path:
+    cfg = json.loads(weights.with_suffix(".json").read_text())
+    tr = cfg["training"]
+    opts = json.loads((run_dir / "options.json").read_text())
+    summary = json.loads((run_dir / "summary.json").read_text())
+    hist = _history(run_dir)
+    best = min(hist, key=lambda h: float(h["val_sre_mean"]))
+    groups = {k.removeprefix("val_sre_"): float(v) for k, v in best.items() if k.startswith("val_sre_")
+              and k not in ("val_sre_mean", "val_sre_median") and v != ""}
+    png = weights.with_suffix(".png")
+    curve_png(hist, png, f"{method}, stage {stage}: validation SRE")
+    data = tr.get("data")
+    data = ", ".join(data) if isinstance(data, list) else str(data)
+    lines = [
+        f"# {weights.stem}: {method}, stage {stage}",
+        "",
+        f"Weights: `{weights.name}` ({cfg['dtype']}, {weights.stat().st_size / 1e6:.1f} MB), architecture "
+        f"`{cfg['architecture']}`, fixed input: MR {cfg['variant']}, {cfg['parameter_count']:,} parameters.",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| data | {data} (rendered by `scripts/make_training_data.sh`; training splits pooled) |",
+        f"| data seed, training seed | see the datasets' `dataset.json`; training seed {tr['seed']} |",
+        f"| stage, starting SRE of training starts | {stage}, {cfg['init_range']} (uniform) |",
+        f"| initial weights | {tr.get('init_weights') or 'random (seed above)'} |",
+        f"| epochs (planned), samples per epoch | {tr['epochs_done']} ({tr['epochs_planned']}), "
+        f"{opts.get('samples_per_epoch') or 'one per training case'} |",
+        f"| samples seen, batch size | {tr['samples']:,}, {tr['batch_size']} |",
+        f"| optimiser | Adam, lr {tr['lr']}, schedule {tr['schedule']}; bf16 autocast {tr['bf16']}; "
+        f"augmentation {tr.get('augment', False)} |",
+        f"| wall time | {float(summary['train_seconds']) / 60:.0f} min, summed over resumed invocations |",
+        f"| device | {opts.get('device') or 'cpu'} ({tr['torch']}), 2-core VM shared with other jobs, "
+        f"`nice -n 15` |",
+        f"| validation | {opts.get('val_starts')} fixed starts per validation case, {cfg['init_range']} |",
+        f"| validation SRE of these weights (epoch {best['epoch']}, {int(best['samples']):,} samples) | "
+        f"{float(best['val_sre_mean']):.2f} mm mean over all starts"
+        + "".join(f"; {g} {v:.2f}" for g, v in groups.items()) + " |",
+        "",
+        f"![validation curve]({png.name})",
+        "",
+        "Retrain with `bash scripts/train_bundled_weights.sh` (resumable).",
+        "",
+    ]
+    card = weights.with_suffix(".md")
+    card.write_text("\n".join(lines))
+    return card
+
+
+def export(root: Path, dest: Path = Path("deep/weights"), only: list[str] | None = None) -> None:
     from regkit.deep.checkpoint import export_checkpoint
 
     for run, method, stage in RUNS:
-        if (root / run / "best.safetensors").exists():
-            print("export", export_checkpoint(root / run / "best", dest / f"{method}-stage{stage}",
-                                              note="bundled: built-in benchmark, scripts/train_bundled_weights.sh"))
+        if only and run not in only:
+            continue
+        d = root / run
+        if not (d / "best.safetensors").exists() or not (d / "summary.json").exists():
+            continue
+        w = export_checkpoint(d / "best", dest / f"{method}-stage{stage}",
+                              note="bundled: scripts/train_bundled_weights.sh (see the model card beside it)")
+        print("export", w, model_card(d, w, method, stage))
 
 
 if __name__ == "__main__":
     args = sys.argv[1:]
     do_export = "--export" in args
-    root = Path(next((a for a in args if a != "--export"), "runs/bundled"))
+    rest = [a for a in args if a != "--export"]
+    root = Path(rest[0] if rest else "runs/bundled")
     if do_export:
-        export(root)
+        export(root, only=rest[1:] or None)
     else:
         main(root)

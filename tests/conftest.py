@@ -47,3 +47,39 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "itk_loaded" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.slow)
+
+
+PLUGINS = Path(__file__).resolve().parent / "plugins"
+
+
+@pytest.fixture(scope="session")
+def test_plugin(tmp_path_factory):
+    """(site folder, subprocess environment): the test plug-in's registrars (``gated``, ``bad-result``, ``crasher``)
+    declared as entry points of a distribution ``regkit-test-plugin``."""
+    import sys
+
+    sys.path.insert(0, str(PLUGINS))
+    try:
+        from regkit_test_plugin import ENTRY_POINTS
+    finally:
+        sys.path.remove(str(PLUGINS))
+    site = tmp_path_factory.mktemp("plugin-site")
+    dist = site / "regkit_test_plugin-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: regkit-test-plugin\nVersion: 0.1\n")
+    lines = "".join(f"{name} = regkit_test_plugin:{cls}\n" for name, cls in ENTRY_POINTS.items())
+    (dist / "entry_points.txt").write_text("[regkit.registrars]\n" + lines)
+    path = os.pathsep.join([str(site), str(PLUGINS), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    return site, {**os.environ, "PYTHONPATH": path, "REGKIT_NO_PROGRESS": "1"}
+
+
+@pytest.fixture
+def with_test_plugin(test_plugin, monkeypatch):
+    """The test plug-in's registrars, visible in this process (and in the workers it spawns) for one test."""
+    from regkit.registry import _entry_point_declarations
+
+    monkeypatch.syspath_prepend(str(PLUGINS))
+    monkeypatch.syspath_prepend(str(test_plugin[0]))
+    _entry_point_declarations.cache_clear()
+    yield test_plugin
+    _entry_point_declarations.cache_clear()

@@ -51,20 +51,24 @@ register_registrar("halfway", HalfwayRegistrar)
 def run(phantom_dataset, tmp_path_factory):
     out = tmp_path_factory.mktemp("cmp")
     return compare(methods="identity,halfway,third=halfway", init="8mm,0-20mm", data=phantom_dataset.root,
-                   split="train", starts_per_case=4, seed=5, out=out, workers=1, show_progress=False, echo=None,
+                   split="all", starts_per_case=4, seed=5, out=out, workers=1, show_progress=False, echo=None,
                    method_options={"third": {"fraction": 0.3, "fail_case": "case001"}})
 
 
-def test_p_values_equal_scipy_on_the_per_sample_table(run):
+def test_p_values_equal_scipy_on_case_means_and_on_samples(run):
     s = run.samples
-    assert len(run.tests) == 6  # 3 pairs × 2 starting errors
+    assert len(run.tests) == 4  # 2 methods against the reference (identity) × 2 starting errors
+    assert set(zip(run.tests["a"], run.tests["b"], strict=True)) == {("halfway", "identity"), ("third", "identity")}
     for _, t in run.tests.iterrows():
         a = s[(s["method"] == t["a"]) & (s["init"] == t["init"])].set_index(["case", "start_id"])["final_sre"]
         b = s[(s["method"] == t["b"]) & (s["init"] == t["init"])].set_index(["case", "start_id"])["final_sre"]
         a, b = a.align(b, join="inner")
-        assert t["n"] == len(a) == 8
-        assert t["p_ttest"] == pytest.approx(ttest_rel(a, b).pvalue, rel=1e-9)
-        assert t["p_wilcoxon"] == pytest.approx(wilcoxon(a, b).pvalue, rel=1e-9)
+        assert t["n"] == len(a) == 16 and t["cases"] == 4
+        ca, cb = a.groupby(level="case").mean(), b.groupby(level="case").mean()
+        assert t["p_ttest"] == pytest.approx(ttest_rel(ca, cb).pvalue, rel=1e-6)
+        assert t["p_wilcoxon"] == pytest.approx(wilcoxon(ca - cb).pvalue, rel=1e-9)
+        assert t["sample_p_ttest"] == pytest.approx(ttest_rel(a, b).pvalue, rel=1e-6)
+        assert t["sample_p_wilcoxon"] == pytest.approx(wilcoxon(a, b).pvalue, rel=1e-9)
         assert t["mean_diff"] == pytest.approx((a - b).mean())
     from statsmodels.stats.multitest import multipletests
 
@@ -74,7 +78,7 @@ def test_p_values_equal_scipy_on_the_per_sample_table(run):
 def test_summary_failures_and_tables(run, tmp_path):
     s = run.samples
     assert set(s["method"]) == {"identity", "halfway", "third"}
-    assert len(s) == 3 * 2 * 2 * 4
+    assert len(s) == 3 * 2 * 4 * 4 and s["case"].nunique() == 4  # --split all
     third = s[s["method"] == "third"]
     failed = third[third["case"] == "case001"]
     assert (failed["status"] == "failed").all() and failed["message"].str.contains("deliberate").all()
@@ -84,16 +88,46 @@ def test_summary_failures_and_tables(run, tmp_path):
     summ = run.summary.set_index(["init", "method"])
     assert summ.loc[("8mm", "identity"), "mean"] == pytest.approx(8.0, abs=1e-3)
     assert summ.loc[("8mm", "third"), "failures"] == 4
-    for name in ("table1", "table2", "tests"):
+    for name in ("table1", "table2", "tests", "ranks"):
         for ext in ("csv", "tex", "md"):
             assert (run.out / f"{name}.{ext}").stat().st_size > 0
     tex = (run.out / "table1.tex").read_text()
     assert r"\toprule" in tex and r"\midrule" in tex and r"$\pm$" in tex
     t2 = pd.read_csv(run.out / "table2.csv")
     assert list(t2.columns) == ["Method", "Initial.", "Stage 1", "Stage 2", "#Parameters", "Runtime"]
-    assert "Holm" in (run.out / "tests.md").read_text()
-    for png in ("boxplot.png", "scatter.png"):
+    tests_md = (run.out / "tests.md").read_text()
+    assert "Holm" in tests_md and "sample-level p t-test" in tests_md and "Case level" in tests_md
+    assert "95% CI (mm)" in (run.out / "table1.md").read_text()
+    assert "TRUS-label Dice" in (run.out / "table1.md").read_text()  # the phantom has TRUS labels
+    assert "Landmark TRE (mm)" not in (run.out / "table1.md").read_text()  # and no landmarks
+    dice = s.groupby("method")["final_dice"].mean()
+    assert dice["halfway"] > dice["identity"]
+    for png in ("boxplot.png", "scatter.png", "differences.png"):
         assert (run.out / png).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_metrics_json_in_the_learn2reg_style(run):
+    doc = json.loads((run.out / "metrics.json").read_text())
+    half = doc["methods"]["halfway"]["inits"]["8mm"]
+    assert set(half["cases"]) == {"case000", "case001", "case002", "case003"}
+    s = run.samples
+    sel = s[(s["method"] == "halfway") & (s["init"] == "8mm")]
+    assert half["cases"]["case002"]["SRE"] == pytest.approx(sel[sel["case"] == "case002"]["final_sre"].mean(),
+                                                            abs=1e-5)
+    agg = half["aggregates"]["SRE"]
+    case_means = sel.groupby("case")["final_sre"].mean()
+    assert agg["mean"] == pytest.approx(case_means.mean(), abs=1e-5)
+    assert agg["30"] == pytest.approx(np.quantile(case_means, 0.7), abs=1e-5)
+    assert {"runtime", "Dice", "SRE_initial"} <= set(half["aggregates"]) and "TRE" not in half["aggregates"]
+    assert doc["methods"]["third"]["inits"]["8mm"]["cases"]["case001"]["failures"] == 4
+
+
+def test_significance_ranks(run):
+    r = run.ranks
+    assert set(r["method"]) == {"identity", "halfway", "third"} and len(r) == 6
+    assert (r["beats"] >= 0).all() and (r["rank"] >= 1).all()
+    # 4 cases: a one-sided signed-rank test cannot go below 1/16, so nothing is significant
+    assert (r["beats"] == 0).all()
 
 
 def test_reproducibility_record(run):
@@ -103,15 +137,15 @@ def test_reproducibility_record(run):
     assert rec["seeds"]["starts"] == 5 and rec["packages"]["numpy"]
 
 
-def test_reference_mode_and_rerun_is_a_no_op(run, phantom_dataset):
+def test_asked_comparisons_and_rerun_is_a_no_op(run, phantom_dataset):
     before = (run.out / "results.csv").read_bytes()
     again = compare(methods="identity,halfway,third=halfway", init="8mm,0-20mm", data=phantom_dataset.root,
-                    split="train", starts_per_case=4, seed=5, out=run.out, workers=1, show_progress=False,
-                    echo=None, reference="identity",
+                    split="all", starts_per_case=4, seed=5, out=run.out, workers=1, show_progress=False,
+                    echo=None, compare="halfway:third",
                     method_options={"third": {"fraction": 0.3, "fail_case": "case001"}})
     assert (run.out / "results.csv").read_bytes() == before
-    assert set(zip(again.tests["a"], again.tests["b"], strict=True)) == {("identity", "halfway"),
-                                                                         ("identity", "third")}
+    assert set(zip(again.tests["a"], again.tests["b"], strict=True)) == {("halfway", "third")}
+    assert json.loads((run.out / "run.json").read_text())["statistics"]["holm_family_size"] == 2
 
 
 SCRIPT = textwrap.dedent("""
@@ -187,7 +221,8 @@ class Crasher(RegistrarBase):
 
 
 @pytest.mark.slow
-def test_a_crashing_worker_is_recorded_and_the_run_goes_on(phantom_dataset, tmp_path):
+@pytest.mark.parametrize("workers", [1, 2])  # with one worker too: a native crash never takes the run down
+def test_a_crashing_worker_is_recorded_and_the_run_goes_on(phantom_dataset, tmp_path, workers):
     site = tmp_path / "site"
     (site / "crash_plugin").mkdir(parents=True)
     (site / "crash_plugin" / "__init__.py").write_text(CRASHER)
@@ -198,7 +233,7 @@ def test_a_crashing_worker_is_recorded_and_the_run_goes_on(phantom_dataset, tmp_
     code = textwrap.dedent(f"""
         from regkit.evaluation.compare import compare
         r = compare(methods="crasher", init="8mm", data={str(phantom_dataset.root)!r}, split="train",
-                    starts_per_case=2, seed=1, out={str(tmp_path / 'out')!r}, workers=2, show_progress=False,
+                    starts_per_case=2, seed=1, out={str(tmp_path / 'out')!r}, workers={workers}, show_progress=False,
                     echo=None)
     """)
     env = {**os.environ, "PYTHONPATH": str(site) + os.pathsep + os.environ.get("PYTHONPATH", "")}
@@ -209,6 +244,9 @@ def test_a_crashing_worker_is_recorded_and_the_run_goes_on(phantom_dataset, tmp_
     assert (crashed["status"] == "failed").all() and crashed["message"].str.contains("crashed").all()
     np.testing.assert_allclose(crashed["final_sre"], 8.0, atol=1e-3)
     assert (s[s["case"] == "case000"]["status"] == "ok").all()
+    before = (tmp_path / "out" / "results.csv").read_bytes()
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=300, capture_output=True)
+    assert (tmp_path / "out" / "results.csv").read_bytes() == before  # the resume does not crash on it again
 
 
 def test_inputs_that_would_spoil_a_resumed_folder_are_refused(phantom_dataset, tmp_path):
@@ -236,3 +274,58 @@ def test_store_survives_a_kill_inside_its_header(tmp_path):
                   "final_sre": 1.5})
     frame = ResultStore(path).read()
     assert len(frame) == 1 and frame.loc[0, "message"] == "two lines"
+
+
+def _chromium() -> str | None:
+    import shutil
+
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def test_report_is_self_contained_and_complete_in_a_headless_browser(run, tmp_path):
+    """report.html loads nothing from the network, and a real browser shows every table and decodes every figure."""
+    import re
+
+    html = (run.out / "report.html").read_text()
+    assert not re.search(r"""(src|href)\s*=\s*['"]?(https?:)?//""", html)
+    assert "<script" not in html
+    browser = _chromium()
+    if browser is None:
+        pytest.skip("chromium is not installed (the README's test command installs it)")
+    # a copy that records, once loaded, the decoded width of every image in the DOM
+    probe = tmp_path / "report.html"
+    probe.write_text(html.replace("</body>", "<script>addEventListener('load', () => document.body.setAttribute("
+                                  "'data-decoded', [...document.images].map(i => i.naturalWidth).join(',')))"
+                                  "</script></body>"))
+    res = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                          "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                          f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=10000", "--dump-dom",
+                          probe.as_uri()], capture_output=True, text=True, timeout=120)
+    dom = res.stdout
+    assert res.returncode == 0 and "</html>" in dom, res.stderr[-2000:]
+    for name in ("table1", "table2", "tests", "ranks"):
+        assert f'id="table-{name}"' in dom
+    widths = re.search(r'data-decoded="([^"]*)"', dom).group(1).split(",")
+    figures = re.findall(r'<figure id="fig-([a-z]+)"', dom)
+    assert figures == ["boxplot", "scatter", "differences"]
+    assert len(widths) == 3 and all(int(w) > 100 for w in widths)
+    assert "Run record" in dom and '"starts_per_case": 4' in dom
+
+
+def test_dice_of_rows_from_an_earlier_run_is_filled_from_their_matrices(run, phantom_dataset):
+    from regkit.evaluation.measures import backfill
+
+    old = run.samples.copy()
+    old["final_dice"] = np.nan  # as written by a regkit that did not measure Dice
+    backfill(old, phantom_dataset.load)
+    np.testing.assert_allclose(old["final_dice"], run.samples["final_dice"], atol=1e-3)
+    assert old["final_tre"].isna().all()  # the phantom has no landmarks
+
+
+def test_store_of_an_earlier_regkit_gains_the_new_columns(tmp_path):
+    path = tmp_path / "results.csv"
+    path.write_text("method,case,start_id,init,final_sre\nm,c,0,8mm,1.5\n")  # fewer columns than today's
+    store = ResultStore(path)
+    store.append({"method": "m", "case": "c", "start_id": 1, "init": "8mm", "final_sre": 2.5, "final_dice": 0.8})
+    frame = ResultStore(path).read()
+    assert list(frame["final_sre"]) == [1.5, 2.5] and frame["final_dice"].isna().tolist() == [True, False]

@@ -267,3 +267,23 @@ def test_inference_builds_the_input_each_checkpoint_stores(phantom_case, tmp_pat
     save_checkpoint(net, CheckpointConfig(probe.name, "image", normalization="zscore"), tmp_path / "s3")
     with pytest.raises(InputError, match="unknown input normalisation 'zscore'"):
         DeepRegistrar(probe, "image", checkpoint=tmp_path / "s3")
+
+
+def test_folding_batch_norms_keeps_the_outputs():
+    from torch import nn
+
+    from regkit.deep.layers import fold_batch_norms
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv3d(2, 4, 3, padding=1, bias=False), nn.BatchNorm3d(4), nn.ReLU(),
+                        nn.Sequential(nn.Conv3d(4, 3, 1), nn.BatchNorm3d(3)))
+    x = torch.rand(2, 2, 5, 6, 7)
+    net.train()(x)  # running statistics that are not the identity
+    net.eval()
+    with torch.no_grad():
+        before = net(x)
+        after = fold_batch_norms(net)(x)
+    assert not any(isinstance(m, nn.BatchNorm3d) for m in net.modules())
+    assert torch.allclose(before, after, atol=1e-6)
+    with pytest.raises(ValueError, match="eval"):
+        fold_batch_norms(net.train())

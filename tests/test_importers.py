@@ -153,6 +153,8 @@ def check_sre_and_registrar(case, t_gt: RigidTransform):
 
 # --------------------------------------------------------------------------- paired layout
 def test_paired_splits_labels_identity_ground_truth(tmp_path):
+    from regkit.evaluation.measures import landmark_tre
+
     src = tmp_path / "nifti_data"
     gland = make_paired(src / "train", ["case000", "case001"])
     make_paired(src / "val", ["case002"])
@@ -170,6 +172,9 @@ def test_paired_splits_labels_identity_ground_truth(tmp_path):
         meta = json.loads((tmp_path / "out" / cid / "case.json").read_text())
         assert meta["importer"] == "paired" and meta["label_channels"] == 2 and "identity" in meta[
             "ground_truth_convention"]
+        assert meta["landmarks"]["channels"] == [1]  # the landmark channel, present in both labels
+        assert landmark_tre(case, case.ground_truth) == pytest.approx(0.0, abs=1e-9)
+        assert landmark_tre(case, RigidTransform.from_params([3, 4, 0, 0, 0, 0])) == pytest.approx(5.0)
         check_sre_and_registrar(case, RigidTransform.identity())
     # re-running resumes: nothing is rewritten
     statuses.clear()

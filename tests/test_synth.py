@@ -71,7 +71,7 @@ def test_synth_cli_writes_a_resumable_dataset(tmp_path):
     r = CliRunner().invoke(main, ["synth", "--cases", "3", "--out", str(out), "--seed", "4"])
     assert r.exit_code == 0, r.output
     doc = json.loads((out / "dataset.json").read_text())
-    assert doc["splits"] == {"train": ["case000"], "val": ["case001"], "test": ["case002"]}
+    assert doc["splits"] == {"train": [], "val": [], "test": ["case000", "case001", "case002"]}  # evaluation only
     gt = (out / "case001" / "ground_truth.txt").read_text()
     stamp = (out / "case001" / "mr.nii.gz").stat().st_mtime_ns
     (out / "case002" / "case.json").unlink()  # as if interrupted before finishing case002
@@ -80,3 +80,59 @@ def test_synth_cli_writes_a_resumable_dataset(tmp_path):
     assert (out / "case001" / "mr.nii.gz").stat().st_mtime_ns == stamp  # kept
     assert (out / "case002" / "case.json").exists()
     assert (out / "case001" / "ground_truth.txt").read_text() == gt
+
+
+def test_small_datasets_are_for_evaluation_and_larger_ones_keep_two_test_cases():
+    from regkit.errors import InputError
+    from regkit.synth.dataset import default_splits, split_sizes
+
+    for n in range(1, 10):
+        assert split_sizes(n) == {"train": 0, "val": 0, "test": n}
+    assert split_sizes(10) == {"train": 6, "val": 2, "test": 2}
+    assert split_sizes(84) == {"train": 58, "val": 13, "test": 13}
+    assert default_splits(4, {"train": 2, "val": 1, "test": 1})["test"] == ["case003"]
+    with pytest.raises(InputError, match="add up"):
+        default_splits(4, {"train": 2, "val": 1, "test": 2})
+    r = CliRunner().invoke(main, ["synth", "--cases", "2", "--out", "/tmp/x", "--split-sizes", "a,b"])
+    assert r.exit_code == 2 and "split-sizes" in r.output
+
+
+def test_randomised_tissue_tables_carry_no_intensity_relation():
+    from regkit.synth.randomise import Randomisation, random_tables
+
+    rng = np.random.default_rng(0)
+    tables = [random_tables(rng, Randomisation()) for _ in range(200)]
+    t2 = np.concatenate([t["t2"] for t in tables])
+    echo = np.log(np.concatenate([t["echo"] for t in tables]))
+    assert abs(np.corrcoef(t2, echo)[0, 1]) < 0.05  # drawn independently for each tissue and case
+    fat = [t["t2"][0] for t in tables]
+    assert np.ptp(fat) > 1.0  # one tissue's contrast varies over most of the range
+
+
+@pytest.mark.slow
+def test_randomised_phantom_is_deterministic_wide_and_leaves_the_phantom_alone():
+    from regkit.synth.randomise import Randomisation
+
+    r = Randomisation()
+    a, b = synth_case(5, 1, randomise=r), synth_case(5, 1, randomise=r)
+    np.testing.assert_array_equal(sitk.GetArrayViewFromImage(a.moving), sitk.GetArrayViewFromImage(b.moving))
+    assert a.metadata["randomised"] and a.metadata["trus_label_visible_fraction"] >= r.min_visible_fraction
+    plain = synth_case(5, 1)
+    assert not plain.metadata["randomised"]
+    assert a.fixed.GetSpacing() != plain.fixed.GetSpacing()  # its own random stream
+    pts = a.surface_points
+    assert np.abs(a.ground_truth.apply(pts) - fit_rigid(pts, a.ground_truth.apply(pts)).apply(pts)).max() < 1e-6
+
+
+@pytest.mark.slow
+def test_randomised_from_real_mr_rescales_and_deforms_the_anatomy(shared_data):
+    from regkit.synth.randomise import Randomisation
+
+    mr = read_image(shared_data / "prostate_mr" / "case1_t2.nii.gz")
+    lab = read_image(shared_data / "prostate_mr" / "case1_gland.nii.gz")
+    r = Randomisation(gland_volume_ml=(60.0, 61.0), anisotropy=0.0, deformation_mm=(3.0, 3.0))
+    c = synth_case_from_mr(mr, lab, seed=3, randomise=r)
+    assert 58.0 < c.metadata["gland_volume_ml"] < 63.0  # deformation changes the volume a little
+    assert c.fixed.GetSize() == mr.GetSize() and c.fixed.GetSpacing() != mr.GetSpacing()
+    assert c.metadata["trus_label_visible_fraction"] >= r.min_visible_fraction
+    assert sitk.GetArrayViewFromImage(c.fixed_label).any()

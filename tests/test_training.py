@@ -141,3 +141,31 @@ def test_a_run_folder_refuses_other_validation_starts(phantom_dataset, tmp_path)
     train(options(phantom_dataset, tmp_path / "r", epochs=1, val_starts=1))
     with pytest.raises(InputError, match="validation starts"):
         train(options(phantom_dataset, tmp_path / "r", epochs=1, val_starts=1, stage=2))
+
+
+@pytest.mark.slow
+def test_pooled_datasets_train_together_and_validate_apart(phantom_dataset, tmp_path):
+    other = tmp_path / "other"
+    shutil.copytree(phantom_dataset.root, other)
+    opts = options(phantom_dataset, tmp_path / "run", data=[phantom_dataset.root, other], epochs=1, augment=True)
+    _, train_inputs, val_inputs = load_training_data(opts.resolved(), "image", "cpu")
+    assert len(train_inputs) == 4 and {ci.group for ci in val_inputs} == {phantom_dataset.root.name, "other"}
+    assert train_inputs[0].case is None and train_inputs[0].moving.volume.dtype == torch.uint8  # compact
+    summary = train(opts)
+    header = (tmp_path / "run" / "history.csv").read_text().splitlines()[0].split(",")
+    assert {f"val_sre_{phantom_dataset.root.name}", "val_sre_other"} <= set(header)
+    rows = (tmp_path / "run" / "history.csv").read_text().splitlines()[1:]
+    assert len(rows) == 2 and summary["samples"] == 4
+
+
+def test_augmentation_varies_intensities_but_not_the_label_or_the_background():
+    from regkit.deep.training import augment_inputs
+
+    x = torch.rand(3, 2, 8, 12, 12)
+    x[:, 1, :, :, :3] = 0.0  # outside the TRUS fan
+    x[:, 0] = (x[:, 0] > 0.5).float()  # a label channel
+    y = augment_inputs(x, np.random.default_rng(0), fixed_is_label=True)
+    assert torch.equal(y[:, 0], x[:, 0]) and torch.all(y[:, 1, :, :, :3] == 0)
+    assert not torch.allclose(y[:, 1], x[:, 1]) and y.min() >= 0 and y.max() <= 1
+    z = augment_inputs(x, np.random.default_rng(0), fixed_is_label=True)
+    assert torch.equal(y, z)  # reproducible from the step's random stream

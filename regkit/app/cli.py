@@ -8,7 +8,8 @@ import click
 
 
 class _Group(click.Group):
-    """Turns regkit's own errors into one readable line and exit code 2, instead of a traceback."""
+    """Turns regkit's own errors into one readable line and exit code 2, and file-system errors (a path through a
+    file, a full disk, no permission) into one line naming the path and exit code 1, instead of a traceback."""
 
     def invoke(self, ctx):
         try:
@@ -19,7 +20,27 @@ class _Group(click.Group):
             if isinstance(exc, RegkitError):
                 click.echo(f"error: {exc}", err=True)
                 sys.exit(2)
+            if isinstance(exc, OSError) and exc.strerror:
+                click.echo(f"error: {_os_error_line(exc)}", err=True)
+                sys.exit(1)
             raise
+
+
+def _os_error_line(exc: OSError) -> str:
+    """``[Errno 20] Not a directory: 'a/b'`` → a sentence naming the path and the fix."""
+    import errno
+
+    where = f"{exc.filename}: " if exc.filename else ""
+    fixes = {errno.ENOTDIR: "a part of this path is a file, not a folder: give a path under a folder",
+             errno.EISDIR: "this is a folder: give a file",
+             errno.ENOENT: "check the path",
+             errno.EACCES: "give a path you may write (or read)", errno.EPERM: "give a path you may write",
+             errno.EROFS: "the file system is read-only: give another output folder",
+             errno.ENOSPC: "the disk is full: free space, then run the same command again (what was written is kept)",
+             errno.EDQUOT: "the disk quota is used up: free space, then run the same command again",
+             errno.EFBIG: "the file grew past a file-size limit (ulimit -f): lift it, then run the command again"}
+    fix = fixes.get(exc.errno)
+    return f"{where}{exc.strerror}" + (f" Fix: {fix}" if fix else "")
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
@@ -57,19 +78,36 @@ def list_cmd():
 @main.command()
 @click.option("--cases", "-n", type=click.IntRange(1), required=True, help="Number of cases to make.")
 @click.option("--out", "-o", type=click.Path(file_okay=False), required=True, help="Dataset folder to write.")
-@click.option("--seed", "-s", type=int, default=0, show_default=True, help="Random seed (deterministic output).")
+@click.option("--seed", "-s", type=click.IntRange(0), default=0, show_default=True,
+              help="Random seed (deterministic output).")
 @click.option("--from-mr", type=click.Path(exists=True, file_okay=False), default=None,
               help="Folder of real labelled MRs (<case>_t2.nii.gz + <case>_gland.nii.gz): simulate the TRUS "
                    "from them instead of drawing a synthetic pelvis.")
 @click.option("--workers", "-j", type=click.IntRange(1), default=1, show_default=True, help="Parallel processes.")
-def synth(cases, out, seed, from_mr, workers):
+@click.option("--split-sizes", default=None,
+              help="TRAIN,VAL,TEST case counts [under 10 cases all test, for evaluation; else about 70/15/15].")
+@click.option("--randomise", is_flag=True,
+              help="Draw from the randomised training distribution: random shape deformations (and, from real "
+                   "MRs, gland volume), per-tissue contrasts drawn afresh for each modality, and wide ranges of "
+                   "MR and TRUS acquisition physics (see regkit.synth.randomise).")
+def synth(cases, out, seed, from_mr, workers, split_sizes, randomise):
     """Write a synthetic MR/TRUS dataset (train/val/test splits) in regkit's layout.
 
     Existing cases in OUT are kept, so an interrupted run resumes.
     """
-    from regkit.synth.dataset import synth_dataset
+    from regkit.errors import InputError
+    from regkit.synth.dataset import default_splits, synth_dataset
+    from regkit.synth.randomise import Randomisation
 
-    ds = synth_dataset(out, cases, seed=seed, from_mr=from_mr, workers=workers)
+    sizes = None
+    if split_sizes is not None:
+        try:
+            sizes = dict(zip(("train", "val", "test"), map(int, split_sizes.split(",")), strict=True))
+        except ValueError:
+            raise InputError(f"cannot read --split-sizes {split_sizes!r}",
+                             fix="give three counts, e.g. 6,2,2") from None
+    ds = synth_dataset(out, cases, seed=seed, from_mr=from_mr, workers=workers,
+                       splits=default_splits(cases, sizes), randomise=Randomisation() if randomise else None)
     sizes = ", ".join(f"{k} {len(v)}" for k, v in ds.splits.items())
     click.echo(f"wrote {len(ds)} cases to {out} ({sizes})")
 
@@ -91,8 +129,9 @@ def parse_duration(text: str | None) -> float | None:
 @main.command()
 @click.option("--method", "-m", required=True,
               help="A registrar with a network (see `regkit list`): e.g. attreg, attreg-label, featreg, msreg, dvnet.")
-@click.option("--data", type=click.Path(exists=True, file_okay=False), default=None,
-              help="Dataset folder (train and val splits). Default: the built-in benchmark.")
+@click.option("--data", multiple=True, default=None,
+              help="Dataset folder (train and val splits); repeat it to pool several datasets; 'builtin' is the "
+                   "built-in benchmark. Default: the built-in benchmark.")
 @click.option("--stage", type=click.IntRange(1, 2), default=1, show_default=True,
               help="Cascade stage: 1 trains on 0-20mm starts, 2 on 0-8mm.")
 @click.option("--init-range", default=None, help="Starting-SRE range of training starts [stage 1: 0-20mm, 2: 0-8mm].")
@@ -106,26 +145,39 @@ def parse_duration(text: str | None) -> float | None:
 @click.option("--init-weights", type=click.Path(), default=None,
               help="Start from these weights (e.g. stage 1's best for stage 2): a checkpoint's .safetensors, "
                    ".json or their common stem.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(0), default=0, show_default=True)
 @click.option("--time-budget", default=None, help="Stop cleanly after this long, e.g. 2h or 45m.")
 @click.option("--val-every", type=click.IntRange(1), default=1, show_default=True, help="Validate every N epochs.")
 @click.option("--bf16/--no-bf16", default=None, help="bf16 autocast [on where the CPU supports it].")
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the network.")
 @click.option("--device", default=None, help="cpu, cuda or cuda:N [CUDA when present].")
 @click.option("--threads", type=click.IntRange(1), default=None, help="Torch CPU threads.")
+@click.option("--augment", is_flag=True, help="Vary the inputs' intensities on the fly (gamma, bias, noise).")
+@click.option("--samples-per-epoch", type=click.IntRange(1), default=None,
+              help="Training samples per epoch [one per training case].")
+@click.option("--val-starts", type=click.IntRange(1), default=5, show_default=True,
+              help="Fixed validation starts per validation case.")
 def train(method, data, stage, init_range, epochs, batch_size, lr, out, resume, init_weights, seed, time_budget,
-          val_every, bf16, compile_, device, threads):
+          val_every, bf16, compile_, device, threads, augment, samples_per_epoch, val_starts):
     """Train a deep registrar; the best checkpoint (by validation SRE) is OUT/best.safetensors.
 
     Works the same under `torchrun --nproc_per_node N regkit train ...` (DistributedDataParallel).
     """
+    from pathlib import Path
+
     from regkit.deep.training import TrainOptions
     from regkit.deep.training import train as run
+    from regkit.errors import InputError
 
+    for d in data:
+        if d != "builtin" and not Path(d).is_dir():
+            raise InputError("the dataset folder does not exist", d, "give a dataset folder, or 'builtin'")
+    data = list(data) or None
     summary = run(TrainOptions(
         method=method, out=out, data=data, stage=stage, init_range=init_range, epochs=epochs, batch_size=batch_size,
         lr=lr, resume=resume, init_weights=init_weights, seed=seed, time_budget=parse_duration(time_budget),
-        val_every=val_every, bf16=bf16, compile=compile_, device=device, threads=threads))
+        val_every=val_every, bf16=bf16, compile=compile_, device=device, threads=threads, augment=augment,
+        samples_per_epoch=samples_per_epoch, val_starts=val_starts))
     if summary["rank"] != 0:
         return
     click.echo(f"{summary['stop_reason']}: {summary['epochs']} epochs, {summary['steps']} steps in "
@@ -142,33 +194,42 @@ def train(method, data, stage, init_range, epochs, batch_size, lr, out, resume, 
               help="Starting SRE: 8mm, 16mm, a range 0-20mm, or a list 8mm,16mm (both blocks of Table 1).")
 @click.option("--data", type=click.Path(exists=True, file_okay=False), default=None,
               help="Dataset folder. Default: the built-in synthetic benchmark (rendered and cached on first use).")
-@click.option("--split", default="test", show_default=True, help="Split to evaluate on.")
+@click.option("--split", default="test", show_default=True, help="Split to evaluate on, or 'all' for every case.")
 @click.option("--cases", type=int, default=None, help="Use only the first N cases of the split [all].")
 @click.option("--starts-per-case", "-k", type=click.IntRange(1), default=3, show_default=True,
               help="Starts per case and starting error (the paper used 40 to 100).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the starts.")
+@click.option("--seed", type=click.IntRange(0), default=0, show_default=True, help="Seed of the starts.")
 @click.option("--starts", "starts_file", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Use the starts in this file (e.g. another run's starts.csv) instead of drawing them.")
 @click.option("--out", "-o", type=click.Path(file_okay=False), default="regkit-compare", show_default=True,
               help="Output folder; run the same command again to resume.")
 @click.option("--workers", "-j", type=click.IntRange(1), default=None, help="Processes for classical methods [cores].")
-@click.option("--reference", default=None, help="Test every method against this one only [every pair].")
+@click.option("--compare", "compare_", default=None,
+              help="Comparisons to test (the Holm family): A:B pairs, METHOD@K for stage K of a cascade (e.g. "
+                   "attreg@1:featreg), or reference, all, paper [reference,paper: every method against the "
+                   "reference, and the paper's claims whose methods are present; cascades also stage for stage].")
+@click.option("--reference", default=None, help="Reference method of the default comparisons [identity if listed, "
+                                                 "else the first method].")
 @click.option("--scheduler", default=None, help="Dask scheduler address (tcp://host:port) to run the tasks on.")
 @click.option("--method-option", "-O", "method_option", multiple=True,
               help="METHOD.OPTION=VALUE for a registrar, e.g. -O mi.iterations=300 -O attreg.checkpoint=run/best.")
-def compare(methods, init, data, split, cases, starts_per_case, seed, starts_file, out, workers, reference,
-            scheduler, method_option):
+def compare(methods, init, data, split, cases, starts_per_case, seed, starts_file, out, workers, compare_,
+            reference, scheduler, method_option):
     """Run METHODS on the same starts and write the per-sample table, statistics, tables and plots.
 
-    Writes OUT/results.csv row by row, then summary.csv, table1/table2/tests as .csv, .tex and .md, boxplot.png,
-    scatter.png and run.json (seeds, versions, threads, git hash, command line). Interrupted runs resume.
+    Statistics are made at the case level (paired tests over per-case means with t intervals of the difference;
+    intervals of each mean by a cluster bootstrap over cases), with the paper's sample-level tests beside them.
+    Writes OUT/results.csv row by row, then summary.csv, table1/table2/tests/ranks as .csv, .tex and .md,
+    tests_raw.csv, metrics.json, boxplot.png, scatter.png, differences.png, run.json (seeds, versions, threads,
+    git hash, command line) and report.html (all of it in one file). Interrupted runs resume.
     """
     from regkit.evaluation.compare import compare as run
     from regkit.evaluation.compare import parse_method_options
 
     run(methods=methods, init=init, data=data, split=split, cases=cases, starts_per_case=starts_per_case, seed=seed,
         out=out, workers=workers, reference=reference, scheduler=scheduler,
-        method_options=parse_method_options(method_option), starts_file=starts_file, echo=click.echo)
+        method_options=parse_method_options(method_option), starts_file=starts_file, echo=click.echo,
+        compare=compare_)
 
 
 @main.command()
@@ -208,18 +269,32 @@ def register(fixed, moving, fixed_label, method, init, out, moving_modality, met
               help="Dataset folder [the built-in benchmark].")
 @click.option("--init", "init", default="8mm", show_default=True, help="Starting SRE of the explained start.")
 @click.option("--start-id", type=click.IntRange(0), default=0, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(0), default=0, show_default=True)
 @click.option("--checkpoint", multiple=True, help="METHOD=PATH to explain a trained checkpoint.")
 @click.option("--out", "-o", type=click.Path(file_okay=False), default="regkit-explain", show_default=True)
 def explain(method, case_id, data, init, start_id, seed, checkpoint, out):
     """Grad-CAM of the cross-modal attention blocks (the paper's Fig. 4), per branch, as PNG."""
+    ckpts = parse_checkpoints(checkpoint)
     from regkit.deep.gradcam import explain as run
 
-    ckpts = dict(c.split("=", 1) for c in checkpoint)
     files = run(methods=[m.strip() for m in method.split(",")], case=case_id, data=data, init=init,
                 start_id=start_id, seed=seed, out=out, checkpoints=ckpts)
     for k, p in files.items():
         click.echo(f"{k}: {p}")
+
+
+def parse_checkpoints(items) -> dict[str, str]:
+    """``("attreg=runs/a/best", ...)`` → ``{"attreg": "runs/a/best"}``; an error naming a malformed item."""
+    from regkit.errors import InputError
+
+    out = {}
+    for item in items:
+        method, sep, path = item.partition("=")
+        if not sep or not method.strip() or not path.strip():
+            raise InputError(f"cannot read --checkpoint {item!r}",
+                             fix="write METHOD=PATH, e.g. attreg=runs/attreg/best")
+        out[method.strip()] = path.strip()
+    return out
 
 
 def _register_subcommands() -> None:

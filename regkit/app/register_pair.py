@@ -67,11 +67,21 @@ def register(fixed, moving, fixed_label=None, method: str = "mi", init="identity
         Output folder: ``transform.tfm`` (ITK, read by 3D Slicer and ITK-SNAP), ``transform.txt`` (4×4),
         ``moving_resampled.nii.gz`` (the TRUS in MR space), ``overlay.png`` and ``result.json``.
     """
+    from regkit.evaluation.arguments import prepare_out
     from regkit.evaluation.plots import overlay
+    from regkit.registrar import check_results
     from regkit.registry import get_registrar
 
     def load(x, what):
+        if x is not None and not isinstance(x, sitk.Image | str | Path):
+            raise InputError(f"the {what} must be a file path or a SimpleITK image, got {type(x).__name__}")
         return x if isinstance(x, sitk.Image) or x is None else read_image(x, what)
+
+    if fixed is None or moving is None:
+        raise InputError("both images are needed: fixed (the MR) and moving (the TRUS)")
+    if not isinstance(init, RigidTransform | str | Path) and init is not None:
+        raise InputError(f"init must be 'identity', 'centres', a transform file or a RigidTransform, got {init!r}")
+    out = prepare_out(out)  # before any work: a path through a file fails now, not after the registration
 
     f, m = load(fixed, "MR image"), load(moving, "TRUS image")
     lab, mlab = load(fixed_label, "MR prostate label"), load(moving_label, "TRUS label")
@@ -90,9 +100,7 @@ def register(fixed, moving, fixed_label=None, method: str = "mi", init="identity
     reg = get_registrar(method, **options)
     if reg.capabilities.needs_fixed_label and lab is None:
         raise InputError(f"method {method!r} needs the MR prostate label", fix="pass --fixed-label")
-    result = reg.register(case, start)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    result = check_results([reg.register(case, start)], [(case, start)], method)[0]
     files = {
         "tfm": write_transform(result.transform, out / "transform.tfm"),
         "txt": write_transform(result.transform, out / "transform.txt"),

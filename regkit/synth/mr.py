@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from scipy import ndimage
 
@@ -13,6 +15,18 @@ MR_TEXTURE = {"transition_zone": 0.16, "nodule_bright": 0.12, "nodule_dark": 0.1
               "fat": 0.05, "muscle": 0.07, "lesion": 0.08}
 US_TEXTURE = {"transition_zone": 0.35, "nodule_bright": 0.3, "nodule_dark": 0.3, "peripheral_zone": 0.15,
               "fat": 0.35, "muscle": 0.3, "fibrous": 0.3, "seminal_fluid": 0.4, "bone_marrow": 0.3}
+
+
+@dataclass(frozen=True)
+class MrPhysics:
+    """Ranges the MR acquisition is drawn from; :class:`regkit.synth.randomise.Randomisation` widens them."""
+
+    bias: float = 0.12  # standard deviation of the log-bias polynomial's coefficients
+    coil: tuple[float, float] = (0.2, 0.6)  # receive-coil falloff (log gain at the body surface)
+    noise: tuple[float, float] = (0.015, 0.04)  # Rician noise σ, as a fraction of the 99th percentile signal
+
+
+DEFAULT_MR_PHYSICS = MrPhysics()
 
 
 def texture_table(amplitudes: dict[str, float], default: float) -> np.ndarray:
@@ -32,7 +46,7 @@ def t2_map(anatomy: Anatomy, t2_table: np.ndarray) -> np.ndarray:
 
 
 def form_mr(rng: np.random.Generator, t2: np.ndarray, gland: np.ndarray,
-            supersample_z: int) -> tuple[np.ndarray, np.ndarray]:
+            supersample_z: int, physics: MrPhysics = DEFAULT_MR_PHYSICS) -> tuple[np.ndarray, np.ndarray]:
     """MR voxels from a z-supersampled signal map: slice averaging, bias field, Rician noise.
 
     Returns the int16 image and the uint8 prostate label, both ``(nz, ny, nx)``.
@@ -43,13 +57,13 @@ def form_mr(rng: np.random.Generator, t2: np.ndarray, gland: np.ndarray,
     # smooth multiplicative bias field: random low-order polynomial in normalised coordinates
     zz, yy, xx = (np.linspace(-1, 1, n, dtype=np.float32) for n in sig.shape)
     Z, Y, X = np.meshgrid(zz, yy, xx, indexing="ij")
-    coeff = rng.normal(0, 0.12, 9)
+    coeff = rng.normal(0, physics.bias, 9)
     log_bias = (coeff[0] * X + coeff[1] * Y + coeff[2] * Z + coeff[3] * X * X + coeff[4] * Y * Y
                 + coeff[5] * X * Y + coeff[6] * Y * Z + coeff[7] * Z * Z + coeff[8] * X * Z)
     # receive-coil sensitivity: brighter towards the posterior and anterior body surface
-    log_bias += rng.uniform(0.2, 0.6) * (Y * Y)
+    log_bias += rng.uniform(*physics.coil) * (Y * Y)
     sig = sig * np.exp(log_bias)
-    sigma = rng.uniform(0.015, 0.04) * float(np.percentile(sig, 99))
+    sigma = rng.uniform(*physics.noise) * float(np.percentile(sig, 99))
     noisy = np.hypot(sig + sigma * rng.standard_normal(sig.shape, dtype=np.float32),
                      sigma * rng.standard_normal(sig.shape, dtype=np.float32))
     scale = rng.uniform(600, 1400) / float(np.percentile(noisy, 99.5))

@@ -30,7 +30,8 @@ MR physics                2–3 mm slices with partial volume, a smooth multipli
 ========================  =================================================================================
 
 Two modes: :func:`synth_case` draws the whole pelvis; :func:`synth_case_from_mr` keeps a real labelled MR and
-derives the tissue properties the TRUS sees from it, so the anatomy is real.
+derives the tissue properties the TRUS sees from it, so the anatomy is real. Either can be randomised far beyond
+this look, for training (``randomise=``; see :mod:`regkit.synth.randomise`).
 """
 
 from __future__ import annotations
@@ -45,10 +46,19 @@ from regkit.case import Case
 from regkit.image import ImageGeometry, make_image
 from regkit.surface import surface_from_label
 from regkit.synth.anatomy import Grid, build_anatomy, smooth_noise
-from regkit.synth.mr import US_TEXTURE, form_mr, t2_map, texture_table
-from regkit.synth.probe import Fan, Probe, random_fan, random_probe
+from regkit.synth.mr import DEFAULT_MR_PHYSICS, US_TEXTURE, form_mr, t2_map, texture_table
+from regkit.synth.probe import Fan, FanRanges, Probe, random_fan, random_probe
+from regkit.synth.randomise import (
+    Randomisation,
+    log_uniform,
+    random_classes,
+    random_displacement,
+    random_tables,
+    remap_intensities,
+    warp,
+)
 from regkit.synth.tissues import INDEX, property_tables
-from regkit.synth.trus import render_trus
+from regkit.synth.trus import DEFAULT_PHYSICS, TrusPhysics, render_trus
 from regkit.transform import RigidTransform, fit_rigid, rotation_matrix
 
 PHANTOM_VERSION = 3
@@ -67,9 +77,22 @@ class PhantomSettings:
     world_translation: float = 40.0
 
 
-def case_rng(seed: int, index: int) -> np.random.Generator:
-    """The generator of case ``index`` of a dataset made with ``seed``; independent of the case count."""
+def case_rng(seed: int, index: int, randomised: bool = False, attempt: int = 0) -> np.random.Generator:
+    """The generator of case ``index`` of a dataset made with ``seed``; independent of the case count.
+
+    Randomised cases have their own streams (one per attempt), so adding the randomised mode changed no
+    existing case.
+    """
+    if randomised:
+        return np.random.default_rng([PHANTOM_VERSION, int(seed), int(index), 1, int(attempt)])
     return np.random.default_rng([PHANTOM_VERSION, int(seed), int(index)])
+
+
+def _visible_enough(case: Case, randomise: Randomisation | None, attempt: int) -> bool:
+    """Randomised fans and cuts may miss the gland; such a case teaches nothing, so it is drawn again."""
+    if randomise is None or attempt >= 9:
+        return True
+    return (case.metadata.get("trus_label_visible_fraction") or 0.0) >= randomise.min_visible_fraction
 
 
 def _us_maps(rng: np.random.Generator, labels: np.ndarray, tables: dict, coarse: np.ndarray, tex_us: np.ndarray,
@@ -91,9 +114,10 @@ def _random_world(rng: np.random.Generator, settings: PhantomSettings) -> RigidT
 
 def _finish(case_id: str, rng: np.random.Generator, mr_img: sitk.Image, mr_label: sitk.Image,
             mr_to_anatomy: RigidTransform, grid: Grid, echo, impedance, attenuation, gland, probe: Probe,
-            fan: Fan, settings: PhantomSettings, meta: dict) -> Case:
+            fan: Fan, settings: PhantomSettings, meta: dict, physics: TrusPhysics = DEFAULT_PHYSICS) -> Case:
     """Render the TRUS, fit the ground truth and assemble the case (shared by both modes)."""
-    render = render_trus(rng, grid, echo, impedance, attenuation, gland, probe, fan, settings.trus_spacing)
+    render = render_trus(rng, grid, echo, impedance, attenuation, gland, probe, fan, settings.trus_spacing,
+                         physics=physics)
     world = _random_world(rng, settings)
     trus_origin = world.apply(render.origin_probe)
     trus = make_image(render.image, render.spacing, trus_origin, world.rotation)
@@ -124,22 +148,43 @@ def _finish(case_id: str, rng: np.random.Generator, mr_img: sitk.Image, mr_label
 
 
 def synth_case(seed: int, index: int = 0, settings: PhantomSettings = PhantomSettings(),
-               case_id: str | None = None) -> Case:
-    """Draw one synthetic MR/TRUS case, deterministic in ``(seed, index)``."""
-    rng = case_rng(seed, index)
+               case_id: str | None = None, randomise: Randomisation | None = None) -> Case:
+    """Draw one synthetic MR/TRUS case, deterministic in ``(seed, index)``.
+
+    With ``randomise``, the anatomy is deformed at random and the tissue contrasts and both acquisitions are
+    drawn from its wide ranges (:mod:`regkit.synth.randomise`); a draw whose TRUS shows too little of the gland
+    is drawn again.
+    """
+    attempt = 0
+    while True:
+        case = _synth_case(seed, index, settings, case_id, randomise, attempt)
+        if _visible_enough(case, randomise, attempt):
+            return case
+        attempt += 1
+
+
+def _synth_case(seed: int, index: int, settings: PhantomSettings, case_id: str | None,
+                randomise: Randomisation | None, attempt: int) -> Case:
+    r = randomise
+    rng = case_rng(seed, index, randomised=r is not None, attempt=attempt)
     s = settings
-    sxy = rng.uniform(*s.mr_spacing_xy)
-    sz = rng.uniform(*s.mr_spacing_z)
+    sxy = rng.uniform(*(s.mr_spacing_xy if r is None else r.mr_spacing_xy))
+    sz = rng.uniform(*(s.mr_spacing_z if r is None else r.mr_spacing_z))
     nz = round(s.mr_extent_z / sz)
-    n = s.mr_size_xy
+    n = s.mr_size_xy if r is None else min(176, round(rng.uniform(100.0, 140.0) / sxy))
     # MR grid centred on the origin; anatomy grid = MR grid with two samples per slice (partial volume)
     mr_origin = -np.array([(n - 1) * sxy / 2, (n - 1) * sxy / 2, (nz - 1) * sz / 2])
     grid = Grid(shape=(2 * nz, n, n), spacing=np.array([sxy, sxy, sz / 2]),
                 origin=mr_origin - np.array([0.0, 0.0, sz / 4]))
     gland_center = np.array([rng.uniform(-6, 6), rng.uniform(-10, 2), rng.uniform(-6, 6)])
     anatomy = build_anatomy(rng, grid, gland_center)
-    tables = property_tables(rng)
-    mr_array, label_array = form_mr(rng, t2_map(anatomy, tables["t2"]), anatomy.gland, 2)
+    if r is not None:
+        disp = random_displacement(rng, grid.shape, grid.spacing, r)
+        anatomy.labels = warp(anatomy.labels, disp, 0)
+        anatomy.gland = warp(anatomy.gland, disp, 1)
+    tables = property_tables(rng) if r is None else random_tables(rng, r)
+    mr_array, label_array = form_mr(rng, t2_map(anatomy, tables["t2"]), anatomy.gland, 2,
+                                    DEFAULT_MR_PHYSICS if r is None else r.mr)
     mr_img = make_image(mr_array, (sxy, sxy, sz), mr_origin)
     mr_label = make_image(label_array, (sxy, sxy, sz), mr_origin)
 
@@ -148,50 +193,81 @@ def synth_case(seed: int, index: int = 0, settings: PhantomSettings = PhantomSet
     g = anatomy.gland_shape
     probe = random_probe(rng, g.center, g.rotation, g.axes[1] * (1 - g.posterior_flattening),
                          anatomy.rectum_direction)
-    fan = random_fan(rng, probe, g.center)
+    fan = random_fan(rng, probe, g.center, FanRanges() if r is None else r.fan)
     meta = {"generator": "regkit.synth", "mode": "phantom", "phantom_version": PHANTOM_VERSION, "seed": int(seed),
             "index": int(index), "gland_axes_mm": [round(float(v), 2) for v in g.axes],
-            "rectal_lumen": "gel" if anatomy.lumen_gel else "air"}
+            "rectal_lumen": "gel" if anatomy.lumen_gel else "air", "randomised": r is not None}
+    if r is not None:
+        meta["attempt"] = attempt
     return _finish(case_id or f"case{index:03d}", rng, mr_img, mr_label, RigidTransform.identity(), grid,
-                   echo, impedance, attenuation, anatomy.gland, probe, fan, settings, meta)
+                   echo, impedance, attenuation, anatomy.gland, probe, fan, settings, meta,
+                   DEFAULT_PHYSICS if r is None else r.trus)
 
 
 def synth_case_from_mr(mr: sitk.Image, label: sitk.Image, seed: int, index: int = 0,
-                       settings: PhantomSettings = PhantomSettings(), case_id: str | None = None) -> Case:
+                       settings: PhantomSettings = PhantomSettings(), case_id: str | None = None,
+                       randomise: Randomisation | None = None) -> Case:
     """A TRUS made from a real labelled MR: the MR and its anatomy are real, the TRUS is simulated.
 
     Tissue properties outside the gland come from the MR intensity by classes (void, muscle, intermediate,
     fat, fluid; see the code; voids become rectal wall, since the probe takes the place of rectal gas or an
     endorectal coil), inside the gland from its zonal contrast (bright → peripheral zone, dark →
     transition zone), plus random calcifications. The probe sits behind the gland along the MR's z axis.
+
+    With ``randomise``, the MR is first rescaled (its gland volume drawn at random: the real MRs' spacing is
+    uncertain) and deformed at random, its intensities remapped, blurred and corrupted at random; the classes
+    outside the gland come from random intensity thresholds, and every class gets random properties
+    (:mod:`regkit.synth.randomise`). The case's MR is then the modified one. A draw whose TRUS shows too little
+    of the gland is drawn again.
     """
-    rng = case_rng(seed, index)
+    attempt = 0
+    while True:
+        case = _synth_case_from_mr(mr, label, seed, index, settings, case_id, randomise, attempt)
+        if _visible_enough(case, randomise, attempt):
+            return case
+        attempt += 1
+
+
+def _synth_case_from_mr(mr: sitk.Image, label: sitk.Image, seed: int, index: int, settings: PhantomSettings,
+                        case_id: str | None, randomise: Randomisation | None, attempt: int) -> Case:
+    r = randomise
+    rng = case_rng(seed, index, randomised=r is not None, attempt=attempt)
+    if r is not None:
+        mr, label = _randomised_mr(rng, mr, label, r)
+        anatomy_mr = mr
+        mr = _randomised_mr_contrast(rng, mr, r)
+    else:
+        anatomy_mr = mr
     geo = ImageGeometry.of(mr)
     # anatomy frame: the MR's index axes scaled to mm (its physical frame rotated by the MR direction)
     to_anatomy = RigidTransform.from_rotation_translation(geo.direction.T, -geo.direction.T @ geo.origin)
     grid = Grid(shape=tuple(mr.GetSize()[::-1]), spacing=geo.spacing, origin=np.zeros(3))
-    m = sitk.GetArrayFromImage(mr).astype(np.float32)
+    m = sitk.GetArrayFromImage(anatomy_mr).astype(np.float32)
     lab = sitk.GetArrayFromImage(label) > 0
     m = m / max(float(np.percentile(m, 99.0)), 1e-6)
-    labels = np.full(m.shape, INDEX["fibrous"], dtype=np.uint8)
-    labels[m < 0.30] = INDEX["muscle"]
-    labels[m < 0.06] = INDEX["rectal_wall"]  # signal voids: rectal gas or an endorectal coil, where the probe goes
-    labels[m > 0.55] = INDEX["fat"]
-    labels[ndimage.gaussian_filter(m, 1.0) > 0.9] = INDEX["urine"]
+    if r is None:
+        labels = np.full(m.shape, INDEX["fibrous"], dtype=np.uint8)
+        labels[m < 0.30] = INDEX["muscle"]
+        labels[m < 0.06] = INDEX["rectal_wall"]  # signal voids: rectal gas or an endorectal coil, where the probe goes
+        labels[m > 0.55] = INDEX["fat"]
+        labels[ndimage.gaussian_filter(m, 1.0) > 0.9] = INDEX["urine"]
+    else:
+        labels = random_classes(rng, ndimage.gaussian_filter(m, rng.uniform(0.0, 1.5)), r)
     gland_median = float(np.median(m[lab])) if lab.any() else 0.5
     ms = ndimage.gaussian_filter(m, 0.8)
     labels[lab] = np.where(ms[lab] > 1.1 * gland_median, INDEX["peripheral_zone"], INDEX["transition_zone"])
     zz, yy, xx = np.nonzero(lab)
     centre_idx = np.array([xx.mean(), yy.mean(), zz.mean()])
     centre = grid.origin + grid.spacing * centre_idx
-    for _ in range(rng.integers(0, 6)):
+    n_calc = rng.integers(0, 6) if r is None else rng.integers(r.calcifications[0], r.calcifications[1] + 1)
+    for _ in range(n_calc):
         k = rng.integers(len(zz))
         p = np.array([xx[k], yy[k], zz[k]]) * grid.spacing
         box = grid.box(p, np.full(3, 3.0))
         x, y, z = grid.coords(box)
         ball = ((x - p[0]) ** 2 + (y - p[1]) ** 2 + (z - p[2]) ** 2) < rng.uniform(0.8, 1.6) ** 2
         labels[box][ball & lab[box]] = INDEX["calcification"]
-    tables = property_tables(rng)
+    tables = property_tables(rng) if r is None else random_tables(rng, r)
     coarse = smooth_noise(rng, m.shape, 4.0 / grid.spacing[::-1])
     tex_us = smooth_noise(rng, m.shape, 0.9 / grid.spacing[::-1])
     gland = ndimage.gaussian_filter(lab.astype(np.float32), 0.5)
@@ -203,8 +279,58 @@ def synth_case_from_mr(mr: sitk.Image, label: sitk.Image, seed: int, index: int 
     posterior = float(((points - centre) @ posterior_dir).max())
     tilt = rotation_matrix([rng.uniform(-10, 10), rng.uniform(-4, 4), 0.0])
     probe = random_probe(rng, centre, patient_axes, posterior, patient_axes @ tilt @ np.array([0.0, 0.0, 1.0]))
-    fan = random_fan(rng, probe, centre)
+    fan = random_fan(rng, probe, centre, FanRanges() if r is None else r.fan)
     meta = {"generator": "regkit.synth", "mode": "real-mr", "phantom_version": PHANTOM_VERSION, "seed": int(seed),
-            "index": int(index)}
+            "index": int(index), "randomised": r is not None}
+    if r is not None:
+        meta["attempt"] = attempt
+    if r is not None:
+        meta["gland_volume_ml"] = round(float(lab.sum() * np.prod(geo.spacing)) / 1000.0, 1)
     return _finish(case_id or f"case{index:03d}", rng, mr, label, to_anatomy, grid, echo, impedance,
-                   attenuation, gland, probe, fan, settings, meta)
+                   attenuation, gland, probe, fan, settings, meta, DEFAULT_PHYSICS if r is None else r.trus)
+
+
+def _randomised_mr(rng: np.random.Generator, mr: sitk.Image, label: sitk.Image,
+                   r: Randomisation) -> tuple[sitk.Image, sitk.Image]:
+    """A real MR and its label rescaled to a random gland volume (and anisotropy), then deformed at random."""
+    geo = ImageGeometry.of(mr)
+    lab = sitk.GetArrayFromImage(label) > 0
+    volume = float(lab.sum() * np.prod(geo.spacing))  # mm³
+    target = log_uniform(rng, *r.gland_volume_ml) * 1000.0
+    scale = (target / max(volume, 1.0)) ** (1.0 / 3.0) * rng.uniform(1 - r.anisotropy, 1 + r.anisotropy, 3)
+    spacing = geo.spacing * scale
+    disp = random_displacement(rng, lab.shape, spacing, r)
+    m = warp(sitk.GetArrayFromImage(mr).astype(np.float32), disp, 1)
+    lab = warp(lab.astype(np.float32), disp, 1) > 0.5
+    out = []
+    for a in (m, lab.astype(np.uint8)):
+        img = sitk.GetImageFromArray(a)
+        img.SetSpacing([float(v) for v in spacing])
+        img.SetOrigin(mr.GetOrigin())
+        img.SetDirection(mr.GetDirection())
+        out.append(img)
+    return out[0], out[1]
+
+
+def _randomised_mr_contrast(rng: np.random.Generator, mr: sitk.Image, r: Randomisation) -> sitk.Image:
+    """The MR as another scanner and protocol might show it: remapped intensities, blur, bias field, noise."""
+    geo = ImageGeometry.of(mr)
+    a = sitk.GetArrayFromImage(mr).astype(np.float32)
+    a = a / max(float(np.percentile(a, 99.0)), 1e-6)
+    if rng.random() < r.mr_remap_probability:
+        a = remap_intensities(rng, a)
+    blur = rng.uniform(*r.mr_blur_mm)
+    if blur > 0:
+        a = ndimage.gaussian_filter(a, (0.3 * blur / geo.spacing[2], blur / geo.spacing[1], blur / geo.spacing[0]))
+    zz, yy, xx = (np.linspace(-1, 1, n, dtype=np.float32) for n in a.shape)
+    z, y, x = np.meshgrid(zz, yy, xx, indexing="ij")
+    c = rng.normal(0, r.mr.bias, 6)
+    a = a * np.exp(c[0] * x + c[1] * y + c[2] * z + c[3] * x * x + c[4] * y * y + c[5] * x * y
+                   + rng.uniform(*r.mr.coil) * y * y)
+    sigma = rng.uniform(*r.mr.noise) * float(np.percentile(a, 99))
+    a = np.hypot(a + sigma * rng.standard_normal(a.shape, dtype=np.float32),
+                 sigma * rng.standard_normal(a.shape, dtype=np.float32))
+    a = np.clip(a * (1000.0 / max(float(np.percentile(a, 99.5)), 1e-6)), 0, 32000).astype(np.int16)
+    img = sitk.GetImageFromArray(a)
+    img.CopyInformation(mr)
+    return img

@@ -120,8 +120,19 @@ def random_probe(rng: np.random.Generator, gland_center: np.ndarray, gland_rotat
     return Probe(axis_point, rotation, radius, push, rng.uniform(14, 24), bumps)
 
 
-def random_fan(rng: np.random.Generator, probe: Probe, gland_center: np.ndarray) -> Fan:
+@dataclass(frozen=True)
+class FanRanges:
+    """Ranges the imaged sector is drawn from (degrees, mm); the randomised mode widens them."""
+
+    half_angle_deg: tuple[float, float] = (42.0, 55.0)
+    depth: tuple[float, float] = (46.0, 60.0)
+    length: tuple[float, float] = (46.0, 64.0)
+    offset: tuple[float, float] = (-7.0, 7.0)  # sweep centre from the gland centre, along the probe axis
+
+
+def random_fan(rng: np.random.Generator, probe: Probe, gland_center: np.ndarray,
+               ranges: FanRanges = FanRanges()) -> Fan:
     """A fan whose sweep is centred near the gland along the probe axis; it may cut the apex or the base."""
-    zc = float(probe.to_probe(gland_center)[2]) + rng.uniform(-7, 7)
-    return Fan(half_angle_deg=rng.uniform(42, 55), depth=rng.uniform(46, 60), length=rng.uniform(46, 64),
-               z_center=zc, radius=probe.radius)
+    zc = float(probe.to_probe(gland_center)[2]) + rng.uniform(*ranges.offset)
+    return Fan(half_angle_deg=rng.uniform(*ranges.half_angle_deg), depth=rng.uniform(*ranges.depth),
+               length=rng.uniform(*ranges.length), z_center=zc, radius=probe.radius)

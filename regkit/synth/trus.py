@@ -25,6 +25,29 @@ from regkit.synth.anatomy import Grid
 from regkit.synth.probe import Fan, Probe
 
 
+@dataclass(frozen=True)
+class TrusPhysics:
+    """Ranges the TRUS acquisition physics is drawn from (uniform in each range).
+
+    The defaults are the phantom's; :class:`regkit.synth.randomise.Randomisation` widens them. ``shadows`` and
+    ``fov_cut_probability`` add effects only the randomised mode draws (the defaults draw nothing for them, so
+    the phantom's random stream, and the built-in benchmark, stay as they were).
+    """
+
+    tgc: tuple[float, float] = (0.008, 0.014)  # time-gain compensation per mm (net attenuation = tissue − tgc)
+    speckle_scale: tuple[float, float] = (1.0, 1.0)  # multiplies the point-spread function (speckle grain size)
+    reflection_gain: tuple[float, float] = (14.0, 24.0)  # specular reflection against diffuse scattering
+    reverberation: tuple[float, float] = (1.0, 2.5)  # near-field reverberation amplitude
+    noise: tuple[float, float] = (0.005, 0.02)  # electronic noise amplitude
+    dynamic_range_db: tuple[float, float] = (42.0, 55.0)  # log compression
+    floor: tuple[float, float] = (0.15, 0.25)  # soft-tissue grey level, as a fraction of the dynamic range
+    shadows: tuple[int, int] = (0, 0)  # acoustic shadows from the probe surface (gas, poor contact), count range
+    fov_cut_probability: float = 0.0  # chance that a plane cuts the imaged volume (an incomplete sweep)
+
+
+DEFAULT_PHYSICS = TrusPhysics()
+
+
 @dataclass
 class TrusRender:
     image: np.ndarray  # uint8 (nz, ny, nx), probe-aligned grid
@@ -48,6 +71,7 @@ def render_trus(
     fan: Fan,
     spacing: np.ndarray = (0.6, 0.6, 0.8),
     beam_step: tuple[float, int, float] = (0.4, 113, 0.6),
+    physics: TrusPhysics = DEFAULT_PHYSICS,
 ) -> TrusRender:
     """Render a TRUS volume of tissue property maps defined on ``grid`` (anatomy/MR frame).
 
@@ -61,6 +85,8 @@ def render_trus(
         Voxel size of the output grid (x lateral, y depth, z along the probe).
     beam_step : (dρ mm, number of beams, dz mm)
         Beam-space sampling.
+    physics : TrusPhysics
+        Ranges of the acquisition physics.
     """
     spacing = np.asarray(spacing, dtype=float)
     d_rho, n_phi, d_z = beam_step
@@ -96,26 +122,30 @@ def render_trus(
     refl = np.zeros_like(z_ac)
     refl[w:-w] = (z_ac[2 * w:] - z_ac[: -2 * w]) / (z_ac[2 * w:] + z_ac[: -2 * w])
     refl = np.abs(refl)
-    tgc = rng.uniform(0.008, 0.014)
+    tgc = rng.uniform(*physics.tgc)
     loss = (2.0 * np.maximum(att - tgc, -0.01) * d_rho
             - 2.0 * np.log1p(-np.minimum(refl * refl, 0.95)) * d_rho / (2 * w * d_rho))
+    if physics.shadows[1] > 0:
+        loss += _shadows(rng, physics.shadows, loss.shape, d_rho)
     transmission = np.exp(-np.cumsum(loss, axis=0))
 
     psf = (rng.uniform(0.6, 0.9), rng.uniform(1.0, 1.6), rng.uniform(1.0, 1.6))  # samples: range, beam, sweep
+    if physics.speckle_scale != (1.0, 1.0):
+        psf = tuple(p * rng.uniform(*physics.speckle_scale) for p in psf)
     speckle = np.abs(
         ndimage.gaussian_filter(rng.standard_normal(full_shape, dtype=np.float32), psf)
         + 1j * ndimage.gaussian_filter(rng.standard_normal(full_shape, dtype=np.float32), psf)
     )
     speckle /= speckle.mean()
-    signal = e * speckle + rng.uniform(14.0, 24.0) * refl * (0.5 + 0.5 * speckle)
+    signal = e * speckle + rng.uniform(*physics.reflection_gain) * refl * (0.5 + 0.5 * speckle)
     depth = (rho - fan.radius)[:, None, None]
-    signal += rng.uniform(1.0, 2.5) * np.exp(-depth / 0.8) * speckle  # near-field reverberation
+    signal += rng.uniform(*physics.reverberation) * np.exp(-depth / 0.8) * speckle  # near-field reverberation
     envelope = transmission * signal
-    envelope += rng.uniform(0.005, 0.02) * np.abs(
+    envelope += rng.uniform(*physics.noise) * np.abs(
         rng.standard_normal(full_shape, dtype=np.float32) + 1j * rng.standard_normal(full_shape, dtype=np.float32))
     # log compression: dynamic range in dB, with soft tissue (echogenicity 0.4) placed at a low grey level
-    dyn = rng.uniform(42.0, 55.0)
-    floor = 20.0 * np.log10(0.4) - rng.uniform(0.15, 0.25) * dyn
+    dyn = rng.uniform(*physics.dynamic_range_db)
+    floor = 20.0 * np.log10(0.4) - rng.uniform(*physics.floor) * dyn
     beam_image = 255.0 * (20.0 * np.log10(np.maximum(envelope, 1e-6)) - floor) / dyn
     beam_image = np.clip(beam_image, 0, 255).astype(np.float32)
 
@@ -144,4 +174,36 @@ def render_trus(
                                                     prefilter=False), 0, 255).astype(np.uint8)
     label = np.zeros(inside.shape, dtype=np.uint8)
     label[inside] = ndimage.map_coordinates(g, coords, order=1, mode="nearest", prefilter=False) > 0.5
+    if physics.fov_cut_probability > 0 and rng.random() < physics.fov_cut_probability:
+        keep = _fov_cut(rng, X, Y, Z, fan)
+        image[~keep] = 0
+        label[~keep] = 0
     return TrusRender(image=image, label=label, origin_probe=origin, spacing=spacing)
+
+
+def _shadows(rng: np.random.Generator, count: tuple[int, int], shape: tuple[int, int, int],
+             d_rho: float) -> np.ndarray:
+    """Extra attenuation of acoustic shadows: sectors of beams blocked from some depth on (beam space)."""
+    n_rho, n_phi, n_z = shape
+    extra = np.zeros(shape, dtype=np.float32)
+    for _ in range(rng.integers(count[0], count[1] + 1)):
+        phi0 = rng.integers(0, n_phi)
+        z0 = rng.integers(0, n_z)
+        half_phi = rng.integers(2, max(3, n_phi // 6))
+        half_z = rng.integers(3, max(4, n_z // 4))
+        r0 = rng.integers(0, max(1, n_rho // 2))
+        strength = rng.uniform(0.02, 0.3)  # amplitude loss per mm, one way, over a few mm
+        thick = max(1, round(rng.uniform(1.0, 4.0) / d_rho))
+        extra[r0:r0 + thick, max(0, phi0 - half_phi):phi0 + half_phi, max(0, z0 - half_z):z0 + half_z] += (
+            2.0 * strength * d_rho)
+    return extra
+
+
+def _fov_cut(rng: np.random.Generator, X, Y, Z, fan: Fan) -> np.ndarray:
+    """Voxels kept by a random plane through the fan (an incomplete sweep or a lost probe contact)."""
+    normal = rng.standard_normal(3)
+    normal[2] *= 2.0  # cuts across the sweep (apex, base) are the common ones
+    normal /= np.linalg.norm(normal)
+    mid = np.array([0.0, -(fan.radius + fan.depth / 2), fan.z_center])
+    point = mid + rng.uniform(-0.5, 0.5, 3) * np.array([fan.depth, fan.depth / 2, fan.length]) * 0.6
+    return ((X - point[0]) * normal[0] + (Y - point[1]) * normal[1] + (Z - point[2]) * normal[2]) < 0

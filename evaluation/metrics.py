@@ -1,0 +1,86 @@
+"""``metrics.json``: a comparison's results in the Learn2Reg style, per case and aggregated.
+
+Layout::
+
+    {"regkit_metrics": 1,
+     "notes": {...},
+     "methods": {LABEL: {"title": ..., "inits": {INIT: {
+         "cases": {CASE: {"SRE": 2.1, "SRE_initial": 8.0, "SRE_stage1": 3.2, "runtime": 0.6, "starts": 3,
+                          "failures": 0, "Dice": 0.84, "TRE": 2.3}},
+         "aggregates": {"SRE": {"mean": ..., "std": ..., "30": ..., "median": ..., "ci95": [lo, hi]}, ...}}}}}}
+
+A case's value is the mean over its starts (Learn2Reg's case is one image pair); the aggregates are over cases,
+so ``std`` is the spread of case means. ``"30"`` is the 30 % worst case value: the 0.7 quantile for errors
+and runtime, the 0.3 quantile for Dice, where higher is better. ``ci95`` is the cluster-bootstrap interval of
+the mean over samples (as in the tables). Measures a dataset does not have (TRUS labels, landmarks) are left out.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from regkit.evaluation.stats import BOOTSTRAP_SEED, cluster_bootstrap_ci, stage_columns
+
+FORMAT_VERSION = 1
+
+
+def _measures(samples: pd.DataFrame) -> dict[str, str]:
+    """Output name → results column, for the measures present."""
+    out = {"SRE": "final_sre", "SRE_initial": "initial_sre"}
+    out.update({f"SRE_stage{k}": c for k, c in stage_columns(samples).items()})
+    out.update({"Dice": "final_dice", "TRE": "final_tre", "runtime": "runtime_s"})
+    return {k: c for k, c in out.items() if c in samples and pd.to_numeric(samples[c], errors="coerce").notna().any()}
+
+
+def _num(x) -> float | None:
+    x = float(x)
+    return None if not math.isfinite(x) else round(x, 6)
+
+
+def _aggregate(per_case: pd.Series, sums: pd.Series, counts: pd.Series, higher_is_better: bool, seed: int) -> dict:
+    v = per_case.to_numpy(float)
+    lo, hi = cluster_bootstrap_ci(sums.to_numpy(float), counts.to_numpy(float), seed=seed)
+    return {"mean": _num(v.mean()), "std": _num(v.std(ddof=1)) if len(v) > 1 else 0.0,
+            "30": _num(np.quantile(v, 0.3 if higher_is_better else 0.7)), "median": _num(np.median(v)),
+            "ci95": [_num(lo), _num(hi)], "cases": len(v), "samples": int(counts.sum())}
+
+
+def learn2reg_metrics(samples: pd.DataFrame, titles: dict[str, str] | None = None, seed: int = BOOTSTRAP_SEED
+                      ) -> dict:
+    """The metrics document (see the module docstring) of a per-sample results table."""
+    measures = _measures(samples)
+    methods: dict[str, dict] = {}
+    for (method, init), g in samples.groupby(["method", "init"], sort=False):
+        entry = methods.setdefault(method, {"title": (titles or {}).get(method, method), "inits": {}})
+        cases: dict[str, dict] = {}
+        aggregates: dict[str, dict] = {}
+        for name, col in measures.items():
+            v = g[["case"]].assign(value=pd.to_numeric(g[col], errors="coerce")).dropna()
+            if v.empty:
+                continue
+            pc = v.groupby("case", sort=False)["value"].agg(["mean", "sum", "count"])
+            for case, r in pc.iterrows():
+                cases.setdefault(str(case), {})[name] = _num(r["mean"])
+            aggregates[name] = _aggregate(pc["mean"], pc["sum"], pc["count"], name == "Dice", seed)
+        for case, c in g.groupby("case", sort=False):
+            cases[str(case)].update({"starts": len(c), "failures": int((c["status"] != "ok").sum())})
+        entry["inits"][str(init)] = {"cases": cases, "aggregates": aggregates}
+    return {"regkit_metrics": FORMAT_VERSION,
+            "notes": {"case": "mean over the case's starts", "aggregates": "over case means; ci95: cluster "
+                      "bootstrap over cases of the mean over samples", "30": "30 % worst case value: 0.7 quantile "
+                      "(errors, runtime) or 0.3 quantile (Dice)", "units": "SRE and TRE in mm, runtime in s"},
+            "methods": methods}
+
+
+def write_metrics(samples: pd.DataFrame, path: str | Path, titles: dict[str, str] | None = None, write=None,
+                  seed: int = BOOTSTRAP_SEED) -> Path:
+    """Write ``metrics.json`` (through ``write(path, text)``, an atomic writer, when given)."""
+    from regkit.atomic import write_text
+
+    text = json.dumps(learn2reg_metrics(samples, titles, seed), indent=1) + "\n"
+    return (write or write_text)(Path(path), text)
