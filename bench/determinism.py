@@ -2,12 +2,13 @@
 
     python bench/determinism.py [--cases 2] [--starts 2] [--methods mi,mind] [--out bench/out/determinism]
 
-Runs the same comparison (the built-in benchmark's first test cases, 8 mm starts) with one worker (2 threads per
-worker before the fix) and with two (1 thread each), and compares every final transform bit for bit. regkit's
-classical registrars fix their own thread count (``threads=1``), so the result no longer follows the worker
-count. The speed cost of that choice is measured in the same run: the one-worker comparison again with
-``threads=2`` for each method (what ``-j 1`` gave a registration before), its per-sample runtime and whether its
-results differ.
+Runs the same comparison (the built-in benchmark's first test cases, 8 mm starts) with one worker (which
+``regkit compare`` gives 2 ITK threads on this 2-core machine) and with two (1 thread each), and compares every
+final transform bit for bit; then the one-worker comparison again with ``threads=2`` given explicitly to each
+method. elastix's metrics sum their samples per thread, so before the fix the result followed the thread count;
+``regkit.baselines.elastix.rigid_parameter_map`` now turns the metrics' threading off
+(``UseMultiThreadingForMetrics false``), while the pyramid and the rest of elastix keep every thread. The speed
+of a registration with 1 and with 2 threads is measured in the same run.
 """
 
 from __future__ import annotations
