@@ -3,13 +3,15 @@
 The default recipe is elastix's rigid recipe as the field uses it (Klein et al. 2010; elastix's default rigid
 map and model zoo; ANTs' ``3x2x1x0`` smoothing): ``EulerTransform`` + ``AdvancedMattesMutualInformation`` (32
 bins) + adaptive stochastic gradient descent with automatic step sizes, 2000 random samples drawn anew at every
-iteration, 150 iterations per level, and a four-level smoothing pyramid of 4, 2, 1 and 0 mm Gaussian sigmas, in
-millimetres (thick slices and fine in-plane voxels are smoothed alike; no down-sampling), never less than half
-a voxel along any axis (elastix's own finest level: it keeps linear interpolation's artefacts out of MI on
-thick slices). The coarse levels give the capture range (the 4 mm level sees structures the size of the
-gland's zones and of vertebrae), the finest the precision. Samples and iterations are elastix's default rigid
-map's order of magnitude (2048 and 256), trimmed to what the real dev pairs showed converged (the "not
-converged" check below would flag a level cut short), to keep pace with SimpleITK (BENCHMARKS.md).
+iteration, 100 iterations at each coarse level and 150 at the finest, and a four-level smoothing pyramid of 4,
+2, 1 and 0 mm Gaussian sigmas, in millimetres (thick slices and fine in-plane voxels are smoothed alike; no
+down-sampling), never less than half a voxel along any axis (elastix's own finest level: it keeps linear
+interpolation's artefacts out of MI on thick slices). The coarse levels give the capture range (the 4 mm level
+sees structures the size of the gland's zones and of vertebrae), the finest the precision: a coarse level only
+has to bring the estimate into the next level's reach, so it gets fewer iterations than the finest. Samples and
+iterations are elastix's default rigid map's order of magnitude (2048 and 256), trimmed to what the real dev
+pairs showed converged (the "not converged" check below would flag a final level cut short), to keep pace with
+SimpleITK (BENCHMARKS.md).
 
 Masks, only where they are right:
 
@@ -36,8 +38,8 @@ from regkit.transform import RigidTransform
 
 #: Named recipes; a preset sets every recipe option the caller leaves at its default.
 PRESETS: dict[str, dict] = {
-    "default": dict(smoothing_mm=(4.0, 2.0, 1.0, 0.0), iterations=150, spatial_samples=2000, mask_mm=15.0,
-                    moving_mask="auto"),
+    "default": dict(smoothing_mm=(4.0, 2.0, 1.0, 0.0), iterations=(100, 100, 100, 150), spatial_samples=2000,
+                    mask_mm=15.0, moving_mask="auto"),
     "phantom": dict(smoothing_mm=None, iterations=500, spatial_samples=2048, mask_mm=15.0, moving_mask="fan"),
 }
 _DEFAULTS = PRESETS["default"]
@@ -99,7 +101,8 @@ class MIRegistrar(RegistrarBase):
         Gaussian sigma (mm) of each pyramid level, coarse to fine (``None``: elastix's one-level half-voxel
         smoothing, the phantom preset's).
     iterations : int or sequence of int
-        ASGD iterations per level (one for all levels, or one per level).
+        ASGD iterations per level (one for all levels, or one per level; the default's 100 at each coarse level
+        and 150 at the finest follow any number of levels).
     spatial_samples, histogram_bins : int
         Random samples per iteration, Mattes histogram bins.
     mask_mm : float or None
@@ -120,7 +123,8 @@ class MIRegistrar(RegistrarBase):
     name = "mi"
 
     def __init__(self, fixed: str = "image", preset: str = "default", smoothing_mm=(4.0, 2.0, 1.0, 0.0),
-                 iterations: int = 150, spatial_samples: int = 2000, histogram_bins: int = 32,
+                 iterations: int | tuple[int, ...] = (100, 100, 100, 150), spatial_samples: int = 2000,
+                 histogram_bins: int = 32,
                  mask_mm: float | None = 15.0, moving_mask: str = "auto", min_sigma_voxels: float = 0.5,
                  seed: int = 121212, threads: int | None = None, elastix: dict | None = None,
                  log_dir: str | None = None):
@@ -128,16 +132,26 @@ class MIRegistrar(RegistrarBase):
 
         recipe = recipe_of(PRESETS, preset, _DEFAULTS, smoothing_mm=smoothing_mm, iterations=iterations,
                            spatial_samples=spatial_samples, mask_mm=mask_mm, moving_mask=moving_mask)
-        check_settings(fixed, recipe["mask_mm"], iterations=recipe["iterations"],
-                       spatial_samples=recipe["spatial_samples"], histogram_bins=histogram_bins, seed=seed,
-                       threads=threads)
+        levels = 1 if recipe["smoothing_mm"] is None else len(np.atleast_1d(recipe["smoothing_mm"]))
+        its = recipe["iterations"]
+        if np.ndim(its) and len(its) != levels and tuple(its) == tuple(_DEFAULTS["iterations"]):
+            # the default per-level counts, for another number of levels: coarse levels 100, the finest 150
+            its = (its[0],) * (levels - 1) + (its[-1],)
+        check_settings(fixed, recipe["mask_mm"], spatial_samples=recipe["spatial_samples"],
+                       histogram_bins=histogram_bins, seed=seed, threads=threads,
+                       **({"iterations": its} if np.ndim(its) == 0 else
+                          {f"iterations[{i}]": n for i, n in enumerate(list(its))}))
+        if np.ndim(its) and len(its) != levels:
+            from regkit.errors import InputError
+
+            raise InputError(f"{len(its)} iteration counts for {levels} pyramid levels",
+                             fix="give one count, or one per level of smoothing_mm")
         self.fixed = fixed
         self.preset = preset
         sm = recipe["smoothing_mm"]
         self.smoothing_mm = None if sm is None else tuple(float(v) for v in np.atleast_1d(sm))
         self.mask_mm = recipe["mask_mm"]
         self.moving_mask = str(recipe["moving_mask"]).lower()
-        its = recipe["iterations"]
         self.settings = dict(smoothing_mm=self.smoothing_mm,
                              iterations=int(its) if np.ndim(its) == 0 else tuple(int(i) for i in its),
                              spatial_samples=int(recipe["spatial_samples"]), histogram_bins=int(histogram_bins),
