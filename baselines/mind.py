@@ -1,15 +1,31 @@
 """``mind``: rigid registration minimising the SSD of MIND-SSC descriptors, through itk-elastix.
 
-1. Both images are resampled to isotropic grids of the same spacing (default 1.5 mm): the MR on a box around
-   the prostate (the label's bounding box plus a margin), with the MR's axes; the TRUS over its whole field of
-   view, with the MR's axes as the start maps them into TRUS space. MIND-SSC is not rotation invariant (its
-   12 channels compare voxels along the grid axes), so the two grids must share their orientation up to the
-   start's error, and share their spacing since the offsets are in voxels.
-2. MIND-SSC descriptors (12 channels, :func:`regkit.baselines.mind_ssc.mind_ssc`) are computed on each with torch.
-3. elastix registers the 12 channel pairs at once: ``MultiMetricMultiResolutionRegistration`` with 12
-   ``AdvancedMeanSquares`` metrics of weight 1 (the sum of the channels' SSD), a rigid ``EulerTransform``,
-   from the start. Samples are drawn in the MR prostate region (label dilated by ``mask_mm``) and kept only
-   where they map inside the TRUS fan, eroded so that no descriptor sees the black outside of the fan.
+MIND-SSC (Heinrich et al., MICCAI 2013) describes each voxel by its self-similarity to six neighbours a few
+voxels away, so a local, modality-independent similarity (the SSD of the 12 channels) replaces mutual
+information. Its reach is a few voxels, so, like the descriptor-based methods that use it (deeds, convexAdam),
+the registration runs over scales of the descriptor itself, coarse to fine, each scale starting where the
+previous one ended (default 3 mm, then 1.5 mm):
+
+1. Both images are smoothed (Gaussian, sigma = half the scale's spacing, against aliasing) and resampled to
+   isotropic grids of the scale's spacing: the MR over the prostate's bounding box plus ``margin_mm`` when there
+   is a label, over the whole image otherwise, with the MR's axes; the moving image with the MR's axes as the
+   current estimate maps them. Each grid is cut to where the other image lies under the estimate (plus
+   ``margin_mm``): MIND costs per voxel. MIND-SSC is not rotation invariant (its channels compare voxels along
+   the grid axes), so both grids share their orientation up to the estimate's error, and their spacing, since
+   its offsets are in voxels.
+2. MIND-SSC descriptors (12 channels, :func:`regkit.baselines.mind_ssc.mind_ssc`, radius 1 and dilation 2:
+   convexAdam's) are computed on each with torch. At 3 mm a descriptor compares structures 6 mm apart over 9 mm
+   patches and sees a misalignment of a centimetre; at 1.5 mm it is precise to the millimetre.
+3. elastix registers the 12 channel pairs at once (``MultiMetricMultiResolutionRegistration``, 12
+   ``AdvancedMeanSquares`` metrics of weight 1: the sum of the channels' SSD), a rigid ``EulerTransform``, one
+   level per scale, random samples at continuous positions (voxel-centre sampling on these isotropic grids
+   biases the optimum by millimetres). Samples are drawn in the MR (in the prostate region, the label dilated
+   by ``mask_mm``, when there is a label) and kept only where they map inside the moving image, eroded by the
+   descriptor's reach so that no descriptor sees what lies outside it; for an ultrasound moving image, inside
+   its fan (masks as for ``mi``: :func:`regkit.baselines.elastix.moving_mask_for`).
+
+Whether the last scale converged is judged as for ``mi``: its deterministic SSD at the result against the start,
+and its trend at the iteration limit (:func:`regkit.baselines.elastix.convergence`).
 """
 
 from __future__ import annotations
@@ -19,15 +35,18 @@ import SimpleITK as sitk
 
 from regkit.baselines.elastix import check_settings
 from regkit.case import Case
+from regkit.errors import InputError
 from regkit.image import ImageGeometry
 from regkit.registrar import RegistrarBase
 from regkit.transform import RigidTransform
 
 
 def isotropic_grid(image: sitk.Image, spacing: float, roi: sitk.Image | None = None, margin_mm: float = 0.0,
-                   axes: np.ndarray | None = None) -> sitk.Image:
+                   axes: np.ndarray | None = None, within: np.ndarray | None = None,
+                   within_margin_mm: float = 0.0) -> sitk.Image:
     """An empty float image with isotropic ``spacing`` and direction ``axes`` (default: ``image``'s), covering
-    ``image`` or the bounding box of ``roi``'s non-zero voxels, grown by ``margin_mm``."""
+    ``image`` or the bounding box of ``roi``'s non-zero voxels, grown by ``margin_mm``, and no more than the
+    bounding box of the physical points ``within`` grown by ``within_margin_mm`` (when given)."""
     geo = ImageGeometry.of(image)
     axes = geo.direction if axes is None else np.asarray(axes, dtype=float)
     if roi is None:
@@ -41,6 +60,11 @@ def isotropic_grid(image: sitk.Image, spacing: float, roi: sitk.Image | None = N
     local = corners @ axes  # coordinates along the new axes
     lo = local.min(axis=0) - margin_mm
     hi = local.max(axis=0) + margin_mm
+    if within is not None:
+        other = np.asarray(within, float) @ axes
+        lo = np.maximum(lo, other.min(axis=0) - within_margin_mm)
+        hi = np.minimum(hi, other.max(axis=0) + within_margin_mm)
+        hi = np.maximum(hi, lo)  # no overlap at all: a minimal grid, whose mask is then empty
     size = np.maximum(np.ceil((hi - lo) / spacing).astype(int) + 1, 8)
     ref = sitk.Image([int(v) for v in size], sitk.sitkFloat32)
     ref.SetSpacing([float(spacing)] * 3)
@@ -52,6 +76,24 @@ def isotropic_grid(image: sitk.Image, spacing: float, roi: sitk.Image | None = N
 def resample_onto(image: sitk.Image, grid: sitk.Image, nearest: bool = False) -> sitk.Image:
     return sitk.Resample(image, grid, sitk.Transform(), sitk.sitkNearestNeighbor if nearest else sitk.sitkLinear,
                          0.0, sitk.sitkUInt8 if nearest else sitk.sitkFloat32)
+
+
+def domain_mask(image: sitk.Image, grid: sitk.Image, erode_mm: float = 0.0) -> sitk.Image:
+    """Where ``grid``'s voxels lie inside ``image``'s field of view, at least ``erode_mm`` from its faces, as a 0/1
+    image on ``grid`` (computed from the two geometries, not by resampling and eroding)."""
+    m = ImageGeometry.of(image).physical_to_index @ ImageGeometry.of(grid).index_to_physical  # grid → image index
+    nx, ny, nz = grid.GetSize()
+    x = np.arange(nx, dtype=np.float32)[None, None, :]
+    y = np.arange(ny, dtype=np.float32)[None, :, None]
+    z = np.arange(nz, dtype=np.float32)[:, None, None]
+    margin = erode_mm / np.asarray(image.GetSpacing())
+    inside = np.ones((nz, ny, nx), bool)
+    for a in range(3):  # image index along axis a, over the whole grid
+        ci = m[a, 0] * x + m[a, 1] * y + m[a, 2] * z + m[a, 3]
+        inside &= (ci >= margin[a]) & (ci <= image.GetSize()[a] - 1 - margin[a])
+    out = sitk.GetImageFromArray(inside.astype(np.uint8))
+    out.CopyInformation(grid)
+    return out
 
 
 def mind_channels(image: sitk.Image, radius: int, dilation: int) -> list[sitk.Image]:
@@ -71,78 +113,176 @@ def mind_channels(image: sitk.Image, radius: int, dilation: int) -> list[sitk.Im
     return out
 
 
+def descriptor_ssd(fixed: list[sitk.Image], moving: list[sitk.Image], transform: RigidTransform,
+                   fixed_mask: sitk.Image | None, moving_mask: sitk.Image | None, samples: int = 20000,
+                   seed: int = 1) -> float:
+    """The sum over channels of the mean squared difference of the descriptors at a fixed random set of fixed
+    grid points (those in ``fixed_mask`` that map inside ``moving_mask``), moving read through ``transform`` with
+    linear interpolation: the metric elastix minimises, evaluated deterministically (lower is better)."""
+    from scipy.ndimage import map_coordinates
+
+    grid = ImageGeometry.of(fixed[0])
+    inside = np.ones(fixed[0].GetSize()[::-1], bool) if fixed_mask is None else \
+        sitk.GetArrayViewFromImage(fixed_mask) > 0
+    idx = np.argwhere(inside)  # (z, y, x)
+    rng = np.random.default_rng(seed)
+    if len(idx) > samples:
+        idx = idx[np.sort(rng.choice(len(idx), samples, replace=False))]
+    points = grid.to_physical(idx[:, ::-1].astype(float))
+    mgeo = ImageGeometry.of(moving[0])
+    where = mgeo.to_index(transform.apply(points))[:, ::-1].T  # (z, y, x) continuous indices
+    keep = np.ones(len(points), bool)
+    if moving_mask is not None:
+        m = map_coordinates(sitk.GetArrayViewFromImage(moving_mask).astype(np.float32), where, order=0, cval=0.0)
+        keep &= m > 0
+    if not keep.any():
+        return float("inf")
+    total = 0.0
+    for f, mv in zip(fixed, moving, strict=True):
+        fv = sitk.GetArrayViewFromImage(f)[tuple(idx[keep].T)]
+        mvv = map_coordinates(sitk.GetArrayViewFromImage(mv), where[:, keep], order=1, mode="nearest")
+        total += float(np.mean((fv - mvv) ** 2))
+    return total
+
+
+PRESETS: dict[str, dict] = {
+    "default": dict(spacing_mm=(3.0, 1.5), iterations=(100, 150), spatial_samples=1000, mask_mm=15.0,
+                    moving_mask="auto"),
+    "phantom": dict(spacing_mm=(1.5,), iterations=300, spatial_samples=2048, mask_mm=15.0, moving_mask="fan"),
+}
+_DEFAULTS = PRESETS["default"]
+
+
 class MINDRegistrar(RegistrarBase):
-    """SSD of MIND-SSC descriptors, rigid (elastix, 12 metrics).
+    """SSD of MIND-SSC descriptors, rigid (elastix, 12 metrics), coarse to fine over descriptor scales.
 
     Parameters
     ----------
     fixed : {"image", "label"}
         Fixed input: the MR image or the MR prostate label.
-    spacing : float
-        Isotropic grid spacing (mm) on which descriptors are computed.
+    preset : {"default", "phantom"}
+        The recipe whose values fill the options left at their defaults. ``"phantom"`` is the recipe once tuned
+        on the built-in phantom alone: one scale of 1.5 mm, 300 iterations, 2048 samples, the fan mask always.
+    spacing_mm : sequence of float
+        The isotropic grid spacing (mm) of each scale, coarse to fine.
     radius, dilation : int
-        MIND-SSC patch radius and pair dilation, in voxels of that grid.
+        MIND-SSC patch radius and pair dilation, in voxels of each scale's grid.
     margin_mm : float
-        Margin around the prostate's bounding box for the MR grid.
+        Margin around the prostate's bounding box for the MR grid (when there is a label).
     mask_mm : float or None
-        Fixed mask: MR prostate label dilated by this many mm (None: the whole MR grid).
-    resolutions, iterations, spatial_samples, seed, threads, log_dir
+        Fixed mask: MR prostate label dilated by this many mm, when the case has a label (None: no mask).
+    moving_mask : {"auto", "fan", "none"}
         As for :class:`regkit.baselines.mi.MIRegistrar`.
-
-    The defaults were chosen on the built-in benchmark's validation split. One resolution: elastix's pyramid
-    smooths the *descriptors*, and smoothed MIND channels lose the local structure they encode, so the coarse
-    levels pulled registrations away (from the ground truth itself by up to 26 mm); radius 1, dilation 2 are
-    convexAdam's defaults.
+    iterations : int or sequence of int
+        ASGD iterations at each scale (one count for all, or one per scale; the default's 100 at each coarse
+        scale and 150 at the finest follow any number of scales).
+    spatial_samples : int
+        Random samples per iteration and channel.
+    seed, threads, elastix, log_dir
+        As for :class:`regkit.baselines.mi.MIRegistrar`: the result depends on neither elastix's nor torch's
+        thread count.
     """
 
     name = "mind"
 
-    def __init__(self, fixed: str = "image", spacing: float = 1.5, radius: int = 1, dilation: int = 2,
-                 margin_mm: float = 20.0, mask_mm: float | None = 15.0, resolutions: int = 1, iterations: int = 300,
-                 spatial_samples: int = 2048, seed: int = 121212, threads: int | None = None,
-                 log_dir: str | None = None):
-        check_settings(fixed, mask_mm, radius=radius, dilation=dilation, resolutions=resolutions,
-                       iterations=iterations, spatial_samples=spatial_samples, seed=seed, threads=threads)
+    def __init__(self, fixed: str = "image", preset: str = "default", spacing_mm=(3.0, 1.5), radius: int = 1,
+                 dilation: int = 2, margin_mm: float = 20.0, mask_mm: float | None = 15.0, moving_mask: str = "auto",
+                 iterations=(100, 150), spatial_samples: int = 1000, seed: int = 121212, threads: int | None = None,
+                 elastix: dict | None = None, log_dir: str | None = None):
+        from regkit.baselines.elastix import recipe_of
+
+        recipe = recipe_of(PRESETS, preset, _DEFAULTS, spacing_mm=spacing_mm, iterations=iterations,
+                           spatial_samples=spatial_samples, mask_mm=mask_mm, moving_mask=moving_mask)
+        check_settings(fixed, recipe["mask_mm"], radius=radius, dilation=dilation,
+                       spatial_samples=recipe["spatial_samples"], seed=seed, threads=threads,
+                       **{f"iterations[{i}]": n for i, n in enumerate(np.atleast_1d(recipe["iterations"]).tolist())})
         self.fixed = fixed
-        self.spacing = float(spacing)
+        self.preset = preset
+        self.spacing_mm = tuple(float(v) for v in np.atleast_1d(recipe["spacing_mm"]))
         self.radius = int(radius)
         self.dilation = int(dilation)
         self.margin_mm = float(margin_mm)
-        self.mask_mm = mask_mm
-        self.settings = dict(resolutions=int(resolutions), iterations=int(iterations),
-                             spatial_samples=int(spatial_samples), seed=int(seed))
+        self.mask_mm = recipe["mask_mm"]
+        self.moving_mask = str(recipe["moving_mask"]).lower()
+        its = np.atleast_1d(recipe["iterations"]).astype(int)
+        if len(its) != len(self.spacing_mm) and tuple(its) == tuple(_DEFAULTS["iterations"]):
+            # the default per-scale counts, for another number of scales: the coarse count, the finest's last
+            its = np.array([its[0]] * (len(self.spacing_mm) - 1) + [its[-1]])
+        if len(its) not in (1, len(self.spacing_mm)):
+            raise InputError(f"{len(its)} iteration counts for {len(self.spacing_mm)} scales",
+                             fix="give one count, or one per scale of spacing_mm")
+        self.settings = dict(iterations=int(its[0]) if len(its) == 1 else tuple(int(i) for i in its),
+                             spatial_samples=int(recipe["spatial_samples"]), seed=int(seed))
+        self.elastix = {str(k): [str(x) for x in np.atleast_1d(v)] for k, v in (elastix or {}).items()}
         self.threads = threads
         self.log_dir = log_dir
+        import scipy.ndimage  # noqa: F401 - imported here, not inside the first timed registration
+        import torch  # noqa: F401
+
         from regkit.baselines.elastix import itk_module
 
         itk_module()  # pay ITK's ~11 s start-up here, once per process, not inside a timed registration
 
-    def descriptors(self, case: Case, initial: RigidTransform
+    def descriptors(self, case: Case, estimate: RigidTransform, spacing: float | None = None
                     ) -> tuple[list[sitk.Image], list[sitk.Image], sitk.Image | None, sitk.Image]:
-        """Fixed and moving MIND channels, and the fixed and moving masks on their grids."""
-        from regkit.baselines.elastix import dilated_mask, fan_mask
+        """Fixed and moving MIND channels at one scale (default: the finest), and the masks on their grids."""
+        from regkit.baselines.elastix import dilated_mask, moving_mask_for
 
-        fixed_grid = isotropic_grid(case.fixed, self.spacing, case.fixed_label, self.margin_mm)
+        spacing = self.spacing_mm[-1] if spacing is None else float(spacing)
+        # each grid covers its image only where the other image lies under the estimate (grown by margin_mm):
+        # MIND costs per voxel, and descriptors outside the overlap are never sampled
+        moving_fov = estimate.inverse().apply(ImageGeometry.of(case.moving).corners())
+        fixed_grid = isotropic_grid(case.fixed, spacing, case.fixed_label, self.margin_mm, within=moving_fov,
+                                    within_margin_mm=self.margin_mm)
         mr_axes = np.array(fixed_grid.GetDirection()).reshape(3, 3)
-        moving_grid = isotropic_grid(case.moving, self.spacing, axes=initial.rotation @ mr_axes)
-        fixed = resample_onto(case.fixed_input(self.fixed), fixed_grid)
+        moving_grid = isotropic_grid(case.moving, spacing, axes=estimate.rotation @ mr_axes,
+                                     within=estimate.apply(ImageGeometry.of(fixed_grid).corners()),
+                                     within_margin_mm=self.margin_mm)
+        fixed_in = sitk.Cast(case.fixed_input(self.fixed), sitk.sitkFloat32)
         if self.fixed == "label":  # a binary label has no self-similarity structure inside; soften its edge
-            fixed = sitk.SmoothingRecursiveGaussian(fixed, self.spacing)
-        moving = resample_onto(case.moving, moving_grid)
-        fixed_mask = None
+            fixed_in = sitk.SmoothingRecursiveGaussian(fixed_in, spacing)
+        fixed = resample_onto(_antialiased(fixed_in, spacing), fixed_grid)
+        moving = resample_onto(_antialiased(sitk.Cast(case.moving, sitk.sitkFloat32), spacing), moving_grid)
+        reach = (self.radius + self.dilation) * spacing
+        fixed_mask = domain_mask(case.fixed, fixed_grid, reach)
         if self.mask_mm is not None and case.fixed_label is not None:
-            fixed_mask = resample_onto(dilated_mask(case.fixed_label, self.mask_mm), fixed_grid, nearest=True)
-        reach = (self.radius + self.dilation) * self.spacing + 1.0
-        moving_mask = resample_onto(fan_mask(case.moving, reach), moving_grid, nearest=True)
+            fixed_mask = fixed_mask * resample_onto(dilated_mask(case.fixed_label, self.mask_mm), fixed_grid,
+                                                    nearest=True)
+        moving_mask = domain_mask(case.moving, moving_grid, reach)
+        fan, self._moving_mask_note = moving_mask_for(case, self.moving_mask, reach)
+        if fan is not None:
+            moving_mask = moving_mask * resample_onto(fan, moving_grid, nearest=True)
         return (mind_channels(fixed, self.radius, self.dilation), mind_channels(moving, self.radius, self.dilation),
                 fixed_mask, moving_mask)
 
     def _register(self, case: Case, initial: RigidTransform) -> tuple[RigidTransform, dict]:
-        from regkit.baselines.elastix import rigid_parameter_map, run_elastix
+        from regkit.baselines import elastix as ex
 
-        fixed, moving, fixed_mask, moving_mask = self.descriptors(case, initial)
-        pm = rigid_parameter_map("AdvancedMeanSquares", n_metrics=len(fixed), **self.settings)
-        total = run_elastix(fixed, moving, pm, initial, fixed_mask=fixed_mask, moving_mask=moving_mask,
-                            threads=self.threads, keep_log_dir=self.log_dir)
-        return total, {"fixed": self.fixed, "spacing": self.spacing, "radius": self.radius,
-                       "dilation": self.dilation, **self.settings}
+        estimate, scales = initial, []
+        its = np.broadcast_to(np.atleast_1d(self.settings["iterations"]), len(self.spacing_mm))
+        for spacing, iterations in zip(self.spacing_mm, its, strict=True):
+            fixed, moving, fixed_mask, moving_mask = self.descriptors(case, estimate, spacing)
+            pm = ex.rigid_parameter_map("AdvancedMeanSquares", n_metrics=len(fixed), smoothing_mm=(0.0,),
+                                        iterations=int(iterations), spatial_samples=self.settings["spatial_samples"],
+                                        seed=self.settings["seed"])
+            pm.update(self.elastix)
+            run = ex.run_elastix(fixed, moving, pm, estimate, fixed_mask=fixed_mask, moving_mask=moving_mask,
+                                 threads=self.threads, keep_log_dir=self.log_dir)
+            estimate = run.transform
+            scales.append(run)
+        before = descriptor_ssd(fixed, moving, initial, fixed_mask, moving_mask)
+        after = descriptor_ssd(fixed, moving, estimate, fixed_mask, moving_mask)
+        status, message = ex.convergence(scales[-1].levels, before, after)
+        return estimate, {"status": status, "message": message, "fixed": self.fixed, "preset": self.preset,
+                          "spacing_mm": self.spacing_mm, "radius": self.radius, "dilation": self.dilation,
+                          "moving_mask": self._moving_mask_note, "metric_start": before, "metric_result": after,
+                          "scale_transforms": [r.transform for r in scales], **self.settings}
+
+
+def _antialiased(image: sitk.Image, spacing: float) -> sitk.Image:
+    """Smoothed with sigma = half of ``spacing`` along each axis whose voxels are finer than half of it."""
+    for axis, s in enumerate(image.GetSpacing()):
+        if s < 0.5 * spacing and image.GetSize()[axis] >= 4:
+            image = sitk.RecursiveGaussian(image, 0.5 * spacing, False, sitk.RecursiveGaussianImageFilter.ZeroOrder,
+                                           axis)
+    return image

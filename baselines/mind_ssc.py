@@ -15,7 +15,8 @@ Let ``d = dilation`` and ``r = radius``. The six points ``a_k = ±d·e_axis`` (t
     D_ab(x) = mean over the (2r+1)^3 box B(x) of (I(y + a) - I(y + b))^2,   y in B(x)
 
 computed with replication padding: the image is edge-padded by ``d`` for the shifts and the squared
-difference map is edge-padded by ``r`` for the box filter (``F.avg_pool3d``, stride 1). Then, per voxel::
+difference map is edge-padded by ``r`` for the box filter (convexAdam's ``F.avg_pool3d``, stride 1; here summed
+axis by axis, the same values to float rounding). Then, per voxel::
 
     mind = D - min over the 12 channels of D
     V    = mean over the 12 channels of mind
@@ -77,9 +78,6 @@ MIND_PAIRS: tuple[tuple[tuple[int, int, int], tuple[int, int, int]], ...] = (
     ((0, 0, 1), (-1, 0, 0)),
 )
 
-# Indices into SIX_NEIGHBOURHOOD of each pair's members, in output channel order.
-_FIRST = tuple(SIX_NEIGHBOURHOOD.index(a) for a, _ in MIND_PAIRS)
-_SECOND = tuple(SIX_NEIGHBOURHOOD.index(b) for _, b in MIND_PAIRS)
 
 
 def _as_batch(volume: torch.Tensor) -> torch.Tensor:
@@ -99,6 +97,18 @@ def _as_batch(volume: torch.Tensor) -> torch.Tensor:
     if not volume.is_floating_point():
         volume = volume.to(torch.float32)
     return volume
+
+
+def _box_mean(padded: torch.Tensor, r: int) -> torch.Tensor:
+    """Mean over (2r+1)^3 boxes of a (B, C, D, H, W) tensor padded by ``r`` on every side (valid region)."""
+    out = padded
+    for dim in (2, 3, 4):
+        n = out.shape[dim] - 2 * r
+        acc = out.narrow(dim, 0, n).clone()
+        for k in range(1, 2 * r + 1):
+            acc += out.narrow(dim, k, n)
+        out = acc
+    return out / float((2 * r + 1) ** 3)
 
 
 def mind_ssc(volume: torch.Tensor, radius: int = 2, dilation: int = 2) -> torch.Tensor:
@@ -153,26 +163,23 @@ def mind_ssc(volume: torch.Tensor, radius: int = 2, dilation: int = 2) -> torch.
     x = _as_batch(volume)
     size = x.shape[2:]
 
-    # The six shifted copies I(x + d·a_k), from one edge-padded volume: (B, 6, D, H, W).
+    # The 12 squared differences (I(x + d·a) - I(x + d·b))^2, from one edge-padded volume: (B, 12, D, H, W).
     padded = F.pad(x, (d,) * 6, mode="replicate")
-    shifted = torch.cat(
-        [padded[:, :, d + d * oz:d + d * oz + size[0], d + d * oy:d + d * oy + size[1], d + d * ox:d + d * ox + size[2]]
-         for oz, oy, ox in SIX_NEIGHBOURHOOD],
-        dim=1,
-    )
-    first = torch.tensor(_FIRST, device=x.device)
-    second = torch.tensor(_SECOND, device=x.device)
-    sq_diff = (shifted.index_select(1, first) - shifted.index_select(1, second)) ** 2  # (B, 12, D, H, W)
 
-    # Patch distance: box mean over (2r+1)^3 of the edge-padded squared difference map.
-    if r > 0:
-        dist = F.avg_pool3d(F.pad(sq_diff, (r,) * 6, mode="replicate"), 2 * r + 1, stride=1)
-    else:
-        dist = sq_diff
+    def shifted(offset):
+        oz, oy, ox = (d + d * o for o in offset)
+        return padded[:, 0, oz:oz + size[0], oy:oy + size[1], ox:ox + size[2]]
+
+    sq_diff = torch.stack([(shifted(a) - shifted(b)).square() for a, b in MIND_PAIRS], dim=1)
+
+    # Patch distance: box mean over (2r+1)^3 of the edge-padded squared difference map, summed axis by axis
+    # (the same values as F.avg_pool3d to float rounding, about three times faster on the CPU).
+    dist = _box_mean(F.pad(sq_diff, (r,) * 6, mode="replicate"), r) if r > 0 else sq_diff
 
     mind = dist - dist.amin(dim=1, keepdim=True)
     var = mind.mean(dim=1, keepdim=True)  # (B, 1, D, H, W)
-    var_mean = var.detach().mean(dim=(1, 2, 3, 4), keepdim=True)  # per batch item
+    # per batch item; summed in float64 so that the result does not depend on torch's thread count
+    var_mean = var.detach().double().mean(dim=(1, 2, 3, 4), keepdim=True).to(var.dtype)
     var = torch.minimum(torch.maximum(var, 0.001 * var_mean), 1000.0 * var_mean)
     # var == 0 only where mean(var) == 0, i.e. where mind == 0 in every channel: give exp(0) = 1, not NaN.
     var = torch.where(var > 0, var, torch.ones_like(var))

@@ -181,11 +181,30 @@ def run_task(task: Task) -> list[dict]:
             stages = r.info.get("stage_transforms") or []
             if len(stages) > 1:
                 row["stage1_sre"] = sre(stages[0], gt, pts)
+                row["stages"] = _stages_column(r.info, [sre(t, gt, pts) for t in stages])
         if case is not None:
             row.update(_extra_measures(case, r.transform))
         row.update(_matrix_columns(r.transform))
         rows.append(row)
     return rows
+
+
+def _stages_column(info: dict, sres: list[float]) -> str:
+    """Per-stage SRE (and, for a chain, the stage's registrar, runtime and status) as one JSON cell."""
+    names = info.get("stages") or [None] * len(sres)
+    runtimes = info.get("stage_runtimes") or [None] * len(sres)
+    status = info.get("stage_status") or [None] * len(sres)
+    rows = []
+    for k, e in enumerate(sres):
+        cell = {"stage": k + 1, "sre": round(float(e), 6)}
+        if names[k] is not None:
+            cell["registrar"] = names[k]
+        if runtimes[k] is not None:
+            cell["runtime_s"] = round(float(runtimes[k]), 6)
+        if status[k] is not None:
+            cell["status"] = status[k]
+        rows.append(cell)
+    return json.dumps(rows, separators=(",", ":"))
 
 
 def _extra_measures(case, transform: RigidTransform) -> dict[str, float]:
@@ -348,8 +367,42 @@ def _load_or_make_starts(out: Path, cases, init: str, per_case: int, seed: int, 
     return starts
 
 
+def settings_of(spec: MethodSpec) -> dict | None:
+    """Every setting a registrar name will run with: its options over its signature's defaults (and, for a
+    chain, each member's), as JSON-ready values. Nothing is constructed. A resumed run compares them, so a
+    default that changed between regkit versions is caught like an option that changed."""
+    import functools
+    import inspect
+
+    from regkit.registry import declaration
+
+    if not isinstance(spec.registrar, str):
+        return None
+
+    def resolved(name: str, options: dict):
+        decl = declaration(name)
+        if decl.kind == "chain":
+            from regkit.chain import members_of, split_options
+
+            members = members_of(name)
+            return [resolved(m, o) for m, o in zip(members, split_options(members, options), strict=True)]
+        factory = decl.load()
+        try:
+            bound = inspect.signature(factory).bind_partial(**options)
+        except (TypeError, ValueError):
+            return {k: options[k] for k in sorted(options)}
+        bound.apply_defaults()
+        # the declaration's own options (a network's architecture, its bundled weights' paths) name the method
+        args = {k: v for k, v in bound.arguments.items() if k not in decl.options and k != "kwargs"}
+        target = factory.func if isinstance(factory, functools.partial) else factory
+        return json.loads(json.dumps({"class": f"{getattr(target, '__module__', '?')}."
+                                                    f"{getattr(target, '__qualname__', '?')}", **args}, default=str))
+
+    return resolved(spec.registrar, spec.options)
+
+
 def _check_same_methods(path: Path, specs: list[MethodSpec]) -> None:
-    """A resumed folder must run a label with the same registrar and options as before."""
+    """A resumed folder must run a label with the same registrar, options and resolved settings as before."""
     if not path.exists():
         return
     try:
@@ -365,6 +418,12 @@ def _check_same_methods(path: Path, specs: list[MethodSpec]) -> None:
                 f"this folder holds results of {s.label!r} run as {m['registrar']} with options {m['options']}; "
                 f"now it is {name} with {s.options}", path,
                 "use a new --out folder, or an alias (NEW=REGISTRAR) for the new settings")
+        now = settings_of(s)
+        if m is not None and now is not None and m.get("settings") is not None and m["settings"] != now:
+            raise InputError(
+                f"this folder holds results of {s.label!r} run with the settings {m['settings']}; this regkit would "
+                f"run it with {now} (its defaults changed), so the results would mix", path,
+                "use a new --out folder, or pass the old settings as options (-O) to resume with them")
 
 
 def _has_rows(results: Path, label: str) -> bool:
@@ -456,7 +515,7 @@ def compare(methods: str | Sequence = "mi,mind,attreg", init: str = "8mm", data:
         starts_file=str(starts_file) if starts_file else None,
         threads_per_worker=threads, scheduler=str(scheduler) if scheduler else None,
         methods=[{"label": s.label, "registrar": s.registrar if isinstance(s.registrar, str) else repr(s.registrar),
-                  "options": s.options} for s in specs])
+                  "options": s.options, "settings": settings_of(s)} for s in specs])
     write_text(out / "run.json", json.dumps(record, indent=2, default=str) + "\n")
 
     journal = CrashJournal(out / JOURNAL_NAME)

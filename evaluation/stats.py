@@ -29,6 +29,9 @@ labelled as such, so that its analysis can still be reproduced.
   with a one-sided Wilcoxon signed-rank test over per-case means, Holm-corrected over those pairwise tests;
   a method's score is how many others it beats at α = 0.05, and its rank is one plus the number of methods
   with a higher score. The mean per-case rank (rank, then aggregate) is given beside it.
+* A registration that did not converge (status "not converged") keeps its transform and is counted apart from
+  the failures (``not_converged``), so that the tables tell a stalled result from a converged one; for chains the
+  median runtime of each stage is given too (``stage_runtimes_median_s``).
 """
 
 from __future__ import annotations
@@ -271,8 +274,9 @@ def summary(samples: pd.DataFrame, seed: int = BOOTSTRAP_SEED) -> pd.DataFrame:
         row = {"init": init, "method": method, "cases": len(per_case), "n": len(e), "mean": e.mean(),
                "std": e.std(ddof=1) if len(e) > 1 else 0.0, "ci_low": lo, "ci_high": hi,
                "median": float(np.median(e)), "worst30": float(np.quantile(e, 0.7)),
-               "failures": int((g["status"] != "ok").sum()), "initial_mean": g["initial_sre"].mean(),
-               "runtime_median_s": float(g["runtime_s"].median())}
+               "failures": int((g["status"] == "failed").sum()),
+               "not_converged": int((g["status"] == "not converged").sum()), "initial_mean": g["initial_sre"].mean(),
+               "runtime_median_s": float(g["runtime_s"].median()), "stage_runtimes_median_s": _stage_runtimes(g)}
         for k, col in stages.items():
             v = pd.to_numeric(g[col], errors="coerce")
             ok = g[v.notna()].assign(**{col: v[v.notna()]})
@@ -290,6 +294,21 @@ def summary(samples: pd.DataFrame, seed: int = BOOTSTRAP_SEED) -> pd.DataFrame:
             row[f"{col}_std"] = v.std(ddof=1) if v.notna().sum() > 1 else np.nan
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _stage_runtimes(g: pd.DataFrame) -> list[float] | None:
+    """Median runtime of each stage of a chain (from the ``stages`` JSON column), or None."""
+    import json
+
+    if "stages" not in g:
+        return None
+    cells = [json.loads(v) for v in g["stages"] if isinstance(v, str) and v]
+    per = [[c["runtime_s"] for c in cell] for cell in cells if cell and all("runtime_s" in c for c in cell)]
+    if not per:
+        return None
+    width = max(len(r) for r in per)
+    arr = np.array([r + [np.nan] * (width - len(r)) for r in per], float)
+    return [float(np.nanmedian(col)) for col in arr.T]
 
 
 # ---------------------------------------------------------------------------------------------- tests

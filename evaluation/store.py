@@ -1,8 +1,9 @@
 """The per-sample results table, written row by row as samples finish, so nothing is lost on interruption.
 
-``results.csv`` has one row per sample, keyed by (method, case, start id, init). A row is appended, flushed
-and fsync'ed as soon as its registration ends; a line cut short by a kill (no final newline) is ignored and
-rewritten on the next run. Reading the file back tells a resumed run which samples are done.
+``results.csv`` has one row per sample, keyed by (method, case, start id, init). ``stages`` holds, for cascades
+and chains, the SRE of each stage (and a chain's per-stage registrar, runtime and status) as JSON. A row is
+appended, flushed and fsync'ed as soon as its registration ends; a line cut short by a kill (no final newline)
+is ignored and rewritten on the next run. Reading the file back tells a resumed run which samples are done.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from regkit.starts import MATRIX_COLUMNS
 KEY = ["method", "case", "start_id", "init"]
 REQUIRED = [*KEY, "final_sre"]  # what makes a table regkit's
 COLUMNS = [*KEY, "target_sre", "initial_sre", "final_sre", "stage1_sre", "runtime_s", "status", "message",
-           *(f"t_{c}" for c in MATRIX_COLUMNS[:12]), "final_dice", "final_tre"]
+           *(f"t_{c}" for c in MATRIX_COLUMNS[:12]), "final_dice", "final_tre", "stages"]
 
 
 class ResultStore:

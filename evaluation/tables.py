@@ -40,6 +40,13 @@ def runtime_text(seconds: float) -> str:
     return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"
 
 
+def _stage_runtime_text(stages) -> str:
+    """`` (a + b)``: a chain's median runtime per stage, after its total."""
+    if not isinstance(stages, list) or len(stages) < 2:
+        return ""
+    return " (" + " + ".join(runtime_text(v) for v in stages) + ")"
+
+
 def table1(summary: pd.DataFrame, titles: Titles | None = None) -> pd.DataFrame:
     """Methods × starting error (the paper's Table 1): result SRE mean±std over samples, the 95 % CI of the mean
     (cluster bootstrap over cases), robustness figures, and TRUS-label Dice or landmark TRE where the dataset
@@ -50,7 +57,8 @@ def table1(summary: pd.DataFrame, titles: Titles | None = None) -> pd.DataFrame:
                "Result SRE (mm)": pm(r["mean"], r["std"]), "95% CI (mm)": ci(r.get("ci_low", np.nan),
                                                                             r.get("ci_high", np.nan)),
                "Median (mm)": f"{r['median']:.2f}", "30% worst (mm)": f"{r['worst30']:.2f}",
-               "Failures": f"{int(r['failures'])}/{int(r['n'])}"}
+               "Failures": f"{int(r['failures'])}/{int(r['n'])}",
+               "Not converged": f"{int(r.get('not_converged', 0))}/{int(r['n'])}"}
         for col, name in (("final_tre", "Landmark TRE (mm)"), ("final_dice", "TRUS-label Dice")):
             if f"{col}_mean" in summary and summary[f"{col}_mean"].notna().any():
                 row[name] = pm(r[f"{col}_mean"], r[f"{col}_std"])
@@ -81,7 +89,8 @@ def table2(summary: pd.DataFrame, parameter_counts: dict[str, int | None], title
             else:
                 row[f"Stage {k}"] = pm_ci(r["mean"], r["std"], r["ci_low"], r["ci_high"]) if k == last else "-"
         count = parameter_counts.get(r["method"])
-        row.update({"#Parameters": f"{count:,}" if count else "-", "Runtime": runtime_text(r["runtime_median_s"])})
+        row.update({"#Parameters": f"{count:,}" if count else "-", "Runtime": runtime_text(r["runtime_median_s"])
+                    + _stage_runtime_text(r.get("stage_runtimes_median_s"))})
         rows.append(row)
     return pd.DataFrame(rows)
 

@@ -13,7 +13,8 @@ Layout
         ground_truth.txt        fixed → moving rigid transform: 4×4 text, or ground_truth.tfm / .h5
         trus_label.nii.gz       optional: TRUS prostate label, on the TRUS grid
         mr_surface.stl          optional: MR prostate surface mesh (.stl/.vtk/...); else marching cubes
-        case.json               optional: metadata
+        case.json               optional: metadata ("moving_modality" defaults to "US": the moving image is
+                                the TRUS, so the classical methods use its fan as their moving mask)
 
 ``dataset.json``::
 
@@ -130,6 +131,7 @@ class Dataset:
         files = self.case_files(case_id)
         meta_path = self.root / case_id / "case.json"
         meta = _read_case_json(meta_path) if meta_path.exists() else {}
+        meta.setdefault("moving_modality", "US")  # the layout's moving image is trus.*; case.json may say otherwise
         case = load_case(case_id, metadata=meta, **{k: v for k, v in files.items()})
         self._cache[case_id] = case
         while len(self._cache) > self.cache_size:

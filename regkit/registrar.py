@@ -16,6 +16,10 @@ from regkit.transform import RigidTransform
 
 OK = "ok"
 FAILED = "failed"
+#: The registration ran, but its optimiser did not improve on the start, or stopped on its iteration limit
+#: far from convergence; its transform is kept (and counted in the tables), its status says it stalled.
+NOT_CONVERGED = "not converged"
+STATUSES = (OK, NOT_CONVERGED, FAILED)
 
 
 @dataclass
@@ -30,9 +34,11 @@ class RegistrationResult:
     runtime : float
         Wall-clock seconds spent in the registration (excluding one-off start-up such as importing ITK).
     status : str
-        ``"ok"`` or ``"failed"``.
+        ``"ok"``; ``"not converged"`` (:data:`NOT_CONVERGED`: the registration returned a transform, but its
+        metric did not improve on the start, or it stopped on its iteration limit far from convergence); or
+        ``"failed"`` (it raised; the start is returned).
     message : str
-        Why it failed, or a note.
+        Why it failed or did not converge, or a note.
     info : dict
         Method-specific extras (iterations, log file, stage results, ...).
     """
@@ -159,7 +165,8 @@ class RegistrarBase:
     """Convenience base class: times the call and turns any exception into a failed result.
 
     Subclasses implement ``_register(case, initial) -> (transform, info)`` and may set ``capabilities``,
-    ``title``, ``kind`` and ``summary`` (read when the class is registered without a declaration).
+    ``title``, ``kind`` and ``summary`` (read when the class is registered without a declaration). ``info`` may
+    hold ``"status"`` (e.g. :data:`NOT_CONVERGED`) and ``"message"``, which become the result's.
     """
 
     name: ClassVar[str] = "base"
@@ -177,7 +184,10 @@ class RegistrarBase:
                 initial, time.perf_counter() - t0, f"{type(exc).__name__}: {exc}",
                 traceback=traceback.format_exc(limit=6),
             )
-        return RegistrationResult(transform=transform, runtime=time.perf_counter() - t0, info=info)
+        runtime = time.perf_counter() - t0
+        info = dict(info)
+        status, message = info.pop("status", OK), info.pop("message", "")
+        return RegistrationResult(transform=transform, runtime=runtime, status=status, message=message, info=info)
 
     def register_many(self, pairs: Sequence[tuple[Case, RigidTransform]]) -> list[RegistrationResult]:
         """Register each pair in turn (subclasses batch when they can)."""

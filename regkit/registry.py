@@ -91,8 +91,16 @@ def available_registrars() -> dict[str, MethodDeclaration]:
 
 
 def declaration(name: str) -> MethodDeclaration:
-    """The declaration of a registrar name; an error listing the known names if there is none."""
+    """The declaration of a registrar name; an error listing the known names if there is none.
+
+    A name with ``+`` that no one declared is a chain of registrars (:mod:`regkit.chain`): ``"attreg+mind"``
+    runs ``mind`` from where ``attreg`` ended.
+    """
     infos = available_registrars()
+    if name not in infos and isinstance(name, str) and "+" in name:
+        from regkit.chain import chain_declaration
+
+        return chain_declaration(name)
     if name not in infos:
         known = ", ".join(infos) or "none (is regkit installed? run `pip install -e .`)"
         raise InputError(f"unknown registrar {name!r}", fix=f"use one of: {known} (see `regkit list`)")
@@ -117,6 +125,10 @@ def check_options(decl: MethodDeclaration, options: dict, label: str | None = No
     """Reject options the registrar does not take, or of a type it does not take, before any work (without
     constructing it). Types come from the factory's annotations, or else from its defaults (see
     :func:`check_option_types`)."""
+    if decl.kind == "chain":  # a chain's options go to its members, each checked as a registrar
+        from regkit.chain import check_chain_options
+
+        return check_chain_options(decl.name, options)
     factory = decl.load()
     target = factory.func if isinstance(factory, functools.partial) else factory
     where = f"{getattr(target, '__module__', '?')}.{getattr(target, '__qualname__', '?')}"
@@ -137,7 +149,13 @@ def check_options(decl: MethodDeclaration, options: dict, label: str | None = No
 
 
 def parameter_count(decl: MethodDeclaration) -> int | None:
-    """Trainable parameters of a registrar's network, from its factory's ``parameter_count`` (None if none)."""
+    """Trainable parameters of a registrar's network, from its factory's ``parameter_count`` (None if none);
+    a chain's is the sum over its members that have one."""
+    if decl.kind == "chain":
+        from regkit.chain import members_of
+
+        counts = [parameter_count(declaration(m)) for m in members_of(decl.name)]
+        return sum(c for c in counts if c) or None
     factory = decl.load()
     target = factory.func if isinstance(factory, functools.partial) else factory
     counter = getattr(target, "parameter_count", None)

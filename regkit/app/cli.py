@@ -191,7 +191,8 @@ def train(method, data, stage, init_range, epochs, batch_size, lr, out, resume, 
 
 @main.command()
 @click.option("--methods", "-m", default="mi,mind,attreg", show_default=True,
-              help="Comma-separated registrar names (see `regkit list`); NAME=REGISTRAR gives an alias.")
+              help="Comma-separated registrar names (see `regkit list`); NAME=REGISTRAR gives an alias; "
+                   "A+B chains registrars (B starts where A ended).")
 @click.option("--init", "init", default="8mm", show_default=True,
               help="Starting SRE: 8mm, 16mm, a range 0-20mm, or a list 8mm,16mm (both blocks of Table 1).")
 @click.option("--data", type=click.Path(exists=True, file_okay=False), default=None,
@@ -239,19 +240,24 @@ def compare(methods, init, data, split, cases, starts_per_case, seed, starts_fil
 @click.option("--moving", required=True, type=click.Path(exists=True, dir_okay=False), help="TRUS image (moving).")
 @click.option("--fixed-label", type=click.Path(exists=True, dir_okay=False), default=None,
               help="MR prostate label (needed by deep methods; masks the classical ones).")
-@click.option("--method", "-m", default="mi", show_default=True, help="Registrar name (see `regkit list`).")
+@click.option("--method", "-m", default="mi", show_default=True,
+              help="Registrar name (see `regkit list`), or a chain A+B (B starts where A ended).")
 @click.option("--init", "init", default="identity", show_default=True,
               help="Start: identity, centres (prostate centre to TRUS centre), or a transform file "
                    "(.tfm/.h5/4x4 .txt/elastix).")
 @click.option("--out", "-o", type=click.Path(file_okay=False), default="regkit-register", show_default=True)
+@click.option("--moving-modality", default=None,
+              help="What the moving image is: US (ultrasound: the classical methods mask it to its fan), MR, CT... "
+                   "[guessed: an 8-bit image with a zero-filled outside is taken for ultrasound].")
 @click.option("--method-option", "-O", "method_option", multiple=True, help="OPTION=VALUE for the registrar.")
-def register(fixed, moving, fixed_label, method, init, out, method_option):
+def register(fixed, moving, fixed_label, method, init, out, moving_modality, method_option):
     """Register one MR-TRUS pair; write transform.tfm, transform.txt, the resampled TRUS and overlay.png."""
     from regkit.app.register_pair import register as run
     from regkit.evaluation.compare import parse_method_options
 
     options = parse_method_options(f"{method}.{o}" for o in method_option).get(method, {})
-    res = run(fixed, moving, fixed_label, method=method, init=init, out=out, **options)
+    res = run(fixed, moving, fixed_label, method=method, init=init, out=out, moving_modality=moving_modality,
+              **options)
     r = res.result
     click.echo(f"{method}: {r.status} in {r.runtime:.2f} s{(' - ' + r.message) if r.message else ''}")
     for k, p in res.files.items():

@@ -35,8 +35,18 @@ def centres_start(fixed: sitk.Image, moving: sitk.Image, fixed_label: sitk.Image
     return RigidTransform.from_matrix(m)
 
 
+def _plain(info: dict) -> dict:
+    """The registrar's notes that read as plain JSON (masks used, metric values, iterations), not its objects."""
+    def plain(v):
+        if isinstance(v, str | bool | int | float) or v is None:
+            return True
+        return isinstance(v, list | tuple) and all(plain(x) for x in v)
+
+    return {k: v for k, v in info.items() if plain(v)}
+
+
 def register(fixed, moving, fixed_label=None, method: str = "mi", init="identity", out: str | Path = "regkit-register",
-             moving_label=None, **options) -> RegisterOutput:
+             moving_label=None, moving_modality: str | None = None, **options) -> RegisterOutput:
     """Register a moving TRUS to a fixed MR and write the results.
 
     Parameters
@@ -49,6 +59,10 @@ def register(fixed, moving, fixed_label=None, method: str = "mi", init="identity
         A registrar name (``regkit list``); ``options`` are passed to it.
     init : "identity", "centres", a transform file, or a RigidTransform
         The start (fixed → moving). ``centres`` maps the prostate (or MR) centre to the TRUS centre.
+    moving_modality : str, optional
+        What the moving image is ("US" for ultrasound, or e.g. "MR", "CT"): the classical methods mask an
+        ultrasound moving image to its fan. Unsaid, they guess from the image
+        (:func:`regkit.baselines.elastix.looks_like_ultrasound`: an 8-bit image with a zero-filled outside).
     out : path
         Output folder: ``transform.tfm`` (ITK, read by 3D Slicer and ITK-SNAP), ``transform.txt`` (4×4),
         ``moving_resampled.nii.gz`` (the TRUS in MR space), ``overlay.png`` and ``result.json``.
@@ -80,6 +94,7 @@ def register(fixed, moving, fixed_label=None, method: str = "mi", init="identity
     else:
         start = read_transform(init)
     case = Case("pair", f, m, lab, moving_label=mlab,
+                metadata={"moving_modality": moving_modality} if moving_modality else {},
                 files={k: Path(v) for k, v in (("fixed", fixed), ("moving", moving), ("fixed_label", fixed_label))
                        if isinstance(v, (str, Path))})
     reg = get_registrar(method, **options)
@@ -94,8 +109,10 @@ def register(fixed, moving, fixed_label=None, method: str = "mi", init="identity
     files["moving_resampled"] = write_image(resampled, out / "moving_resampled.nii.gz")
     files["overlay"] = overlay(f, resampled, lab, out / "overlay.png",
                                title_text=f"{method}: {result.status}, {result.runtime:.2f} s")
-    doc = {"method": method, "options": options, "status": result.status, "message": result.message,
+    doc = {"method": method, "options": options, "moving_modality": moving_modality, "status": result.status,
+           "message": result.message,
            "runtime_s": result.runtime, "start": start.matrix.tolist(), "transform": result.transform.matrix.tolist(),
+           "info": _plain(result.info),
            "convention": "maps fixed (MR) physical points to moving (TRUS) physical points, LPS mm"}
     (out / "result.json").write_text(json.dumps(doc, indent=2, default=str) + "\n")
     files["json"] = out / "result.json"
