@@ -419,7 +419,8 @@ def _check_same_methods(path: Path, specs: list[MethodSpec]) -> None:
                 f"now it is {name} with {s.options}", path,
                 "use a new --out folder, or an alias (NEW=REGISTRAR) for the new settings")
         now = settings_of(s)
-        if m is not None and now is not None and m.get("settings") is not None and m["settings"] != now:
+        if (m is not None and now is not None and m.get("settings") is not None and m["settings"] != now
+                and _has_rows(path.parent / "results.csv", s.label)):
             raise InputError(
                 f"this folder holds results of {s.label!r} run with the settings {m['settings']}; this regkit would "
                 f"run it with {now} (its defaults changed), so the results would mix", path,
