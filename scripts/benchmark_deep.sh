@@ -5,9 +5,10 @@
 #
 #   bash scripts/benchmark_deep.sh                 # into runs/eval (OUT=... to change); resumable
 #
-# DEEP lists the deep methods to run (default: every deep method with bundled weights); OLD=DIR adds each of
+# DEEP lists the deep methods to run (default: every deep method with bundled stage-1 weights); OLD=DIR adds each of
 # them again with the weights in DIR (e.g. the phantom-only weights they replaced), as rows "<method>-old".
-# CLASSICAL=0 leaves mi and mind out. The comparisons: the paper's claims present, attention against none stage
+# CLASSICAL=0 leaves mi and mind out; on real anatomy they also run with their phantom presets (mi-phantom,
+# mind-phantom), since their defaults were chosen on real MR pairs. The comparisons: the paper's claims present, attention against none stage
 # for stage, label against image, stage 2 against stage 1, deep against iterative and against no registration.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,7 +20,7 @@ if [ -z "${DEEP:-}" ]; then
 from pathlib import Path
 from regkit.deep.methods import METHODS
 print(",".join(m.name for m in METHODS
-               if m.weights and all(Path(f"{w}.safetensors").exists() for w in m.weights)))
+               if m.weights and Path(f"{m.weights[0]}.safetensors").exists()))
 PY
 )
 fi
@@ -46,8 +47,13 @@ done
 
 run() { echo "== regkit compare $*"; regkit compare "$@"; }
 if [ -f "$DATA/test-prostate-mr/dataset.json" ]; then
-  run --data "$DATA/test-prostate-mr" --methods "$methods" --init 8mm -k "$K" --compare "$cmp" \
-      -o "$OUT/real-anatomy-8mm" "${opts[@]}"
+  real=$methods ropts=("${opts[@]}")
+  if [ "${CLASSICAL:-1}" = 1 ]; then
+    real+=",mi-phantom=mi,mind-phantom=mind"
+    ropts+=(-O mi-phantom.preset=phantom -O mind-phantom.preset=phantom)
+  fi
+  run --data "$DATA/test-prostate-mr" --methods "$real" --init 8mm -k "$K" --compare "$cmp" \
+      -o "$OUT/real-anatomy-8mm" "${ropts[@]}"
 else
   echo "no $DATA/test-prostate-mr: run scripts/make_training_data.sh for the real-anatomy rows" >&2
 fi
