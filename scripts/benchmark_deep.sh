@@ -58,4 +58,6 @@ else
   echo "no $DATA/test-prostate-mr: run scripts/make_training_data.sh for the real-anatomy rows" >&2
 fi
 run --methods "$methods" --init 8mm --compare "$cmp" -o "$OUT/builtin-8mm" "${opts[@]}"
-run --methods "${methods/,mi,mind/}" --init 0-20mm --compare "$cmp" -o "$OUT/builtin-0-20mm" "${opts[@]}"
+cmp_deep=${cmp//,attreg:mind/}
+cmp_deep=${cmp_deep//,attreg:mi/}
+run --methods "${methods/,mi,mind/}" --init 0-20mm --compare "$cmp_deep" -o "$OUT/builtin-0-20mm" "${opts[@]}"
