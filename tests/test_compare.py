@@ -202,41 +202,16 @@ def test_dask_local_cluster_gives_the_same_table(phantom_dataset, tmp_path):
     assert (remote.samples["status"] == "ok").all()
 
 
-CRASHER = '''
-import os
-from regkit.registrar import RegistrarBase
-
-
-class Crasher(RegistrarBase):
-    """Kills its worker process on one case, as a segfault in native code would."""
-
-    name = "crasher"
-    kind = "classical"
-
-    def _register(self, case, initial):
-        if case.case_id == "case001":
-            os._exit(139)
-        return initial, {}
-'''
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("workers", [1, 2])  # with one worker too: a native crash never takes the run down
-def test_a_crashing_worker_is_recorded_and_the_run_goes_on(phantom_dataset, tmp_path, workers):
-    site = tmp_path / "site"
-    (site / "crash_plugin").mkdir(parents=True)
-    (site / "crash_plugin" / "__init__.py").write_text(CRASHER)
-    dist = site / "crash_plugin-0.1.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: crash-plugin\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text("[regkit.registrars]\ncrasher = crash_plugin:Crasher\n")
+def test_a_crashing_worker_is_recorded_and_the_run_goes_on(phantom_dataset, test_plugin, tmp_path, workers):
+    _, env = test_plugin  # its ``crasher`` kills its worker process on case001, as a segfault in native code would
     code = textwrap.dedent(f"""
         from regkit.evaluation.compare import compare
         r = compare(methods="crasher", init="8mm", data={str(phantom_dataset.root)!r}, split="train",
                     starts_per_case=2, seed=1, out={str(tmp_path / 'out')!r}, workers={workers}, show_progress=False,
                     echo=None)
     """)
-    env = {**os.environ, "PYTHONPATH": str(site) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=300, capture_output=True)
     s = ResultStore(tmp_path / "out" / "results.csv").read()
     assert len(s) == 4

@@ -79,6 +79,8 @@ class BadResult(RegistrarBase):
 
 
 class Crasher(RegistrarBase):
+    """Kills its worker process on case001, as a segfault in native code would."""
+
     name = "crasher"
     kind = "test"
 
