@@ -37,13 +37,16 @@ if [ -n "${OLD:-}" ]; then
     [ -f "$OLD/$m-stage2.safetensors" ] && opts+=(-O "$m-old.stage2=$OLD/$m-stage2")
   done
 fi
-cmp="reference,paper"
-has() { [[ ",$methods," == *",$1,"* || ",$methods," == *",$1="* ]]; }
-for pair in attreg@1:featreg@1 attreg:featreg attreg-label:attreg featreg-label:featreg attreg@2:attreg@1 \
-            featreg@2:featreg@1 attreg:mi attreg:mind attreg:attreg-old; do
-  a=${pair%%:*}; b=${pair##*:}
-  if has "${a%@*}" && has "${b%@*}"; then cmp+=",$pair"; fi
-done
+comparisons() {  # the comparisons whose methods are all in the --methods list $1
+  local cmp="reference,paper" pair a b
+  has() { [[ ",$1," == *",$2,"* || ",$1," == *",$2="* ]]; }
+  for pair in attreg@1:featreg@1 attreg:featreg attreg-label:attreg featreg-label:featreg attreg@2:attreg@1 \
+              featreg@2:featreg@1 attreg:mi attreg:mind attreg:attreg-old; do
+    a=${pair%%:*}; b=${pair##*:}
+    if has "$1" "${a%@*}" && has "$1" "${b%@*}"; then cmp+=",$pair"; fi
+  done
+  echo "$cmp"
+}
 
 run() { echo "== regkit compare $*"; regkit compare "$@"; }
 if [ -f "$DATA/test-prostate-mr/dataset.json" ]; then
@@ -52,12 +55,11 @@ if [ -f "$DATA/test-prostate-mr/dataset.json" ]; then
     real+=",mi-phantom=mi,mind-phantom=mind"
     ropts+=(-O mi-phantom.preset=phantom -O mind-phantom.preset=phantom)
   fi
-  run --data "$DATA/test-prostate-mr" --methods "$real" --init 8mm -k "$K" --compare "$cmp" \
+  run --data "$DATA/test-prostate-mr" --methods "$real" --init 8mm -k "$K" --compare "$(comparisons "$real")" \
       -o "$OUT/real-anatomy-8mm" "${ropts[@]}"
 else
   echo "no $DATA/test-prostate-mr: run scripts/make_training_data.sh for the real-anatomy rows" >&2
 fi
-run --methods "$methods" --init 8mm --compare "$cmp" -o "$OUT/builtin-8mm" "${opts[@]}"
-cmp_deep=${cmp//,attreg:mind/}
-cmp_deep=${cmp_deep//,attreg:mi/}
-run --methods "${methods/,mi,mind/}" --init 0-20mm --compare "$cmp_deep" -o "$OUT/builtin-0-20mm" "${opts[@]}"
+run --methods "$methods" --init 8mm --compare "$(comparisons "$methods")" -o "$OUT/builtin-8mm" "${opts[@]}"
+no_classical=${methods/,mi,mind/}
+run --methods "$no_classical" --init 0-20mm --compare "$(comparisons "$no_classical")" -o "$OUT/builtin-0-20mm" "${opts[@]}"
