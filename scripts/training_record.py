@@ -71,18 +71,25 @@ def curve_png(hist: list[dict], path: Path, title: str) -> None:
     plt.close(fig)
 
 
+def _data_text(data) -> str:
+    """The datasets a run trained on, by folder name."""
+    return ", ".join(Path(d).name for d in data) if isinstance(data, list) else str(data)
+
+
 def _initial_weights(init: str | None) -> str:
     """The weights a run started from, with what they had seen (a fine-tune's budget is on top of theirs)."""
+    from regkit.deep.checkpoint import CheckpointError, read_config
+
     if not init:
         return "random (seed above)"
-    cfg = Path(str(init).removesuffix(".safetensors")).with_suffix(".json")
-    if not cfg.exists():
+    try:
+        tr = read_config(init).training
+    except CheckpointError:
         return str(init)
-    tr = json.loads(cfg.read_text()).get("training", {})
-    data = tr.get("data")
-    data = ", ".join(data) if isinstance(data, list) else data
-    return (f"{init} (trained on {data}: {tr.get('samples', '?'):,} samples, "
-            f"{float(tr.get('train_seconds', 0)) / 60:.0f} min)" if tr else str(init))
+    if "samples" not in tr:
+        return str(init)
+    return (f"{init} (trained on {_data_text(tr.get('data'))}: {tr['samples']:,} samples, "
+            f"{float(tr.get('train_seconds', 0)) / 60:.0f} min)")
 
 
 CPU_HOST = "on the CPU, a 2-core VM shared with other jobs"
@@ -99,8 +106,7 @@ def model_card(run_dir: Path, weights: Path, method: str, stage: int, host: str 
               and k not in ("val_sre_mean", "val_sre_median") and v != ""}
     png = weights.with_suffix(".png")
     curve_png(hist, png, f"{method}, stage {stage}: validation SRE")
-    data = tr.get("data")
-    data = ", ".join(Path(d).name for d in data) if isinstance(data, list) else str(data)
+    data = _data_text(tr.get("data"))
     secs = float(summary["train_seconds"])
     lines = [
         f"# {weights.stem}: {method}, stage {stage}",
