@@ -52,7 +52,7 @@ class Case:
         self.validate()
         if self.surface_points is None and self.fixed_label is not None:
             self.surface_points = surface_from_label(self.fixed_label, self.files.get("fixed_label"))
-            self._check_overlaps()
+            self._check_surface()
 
     def validate(self) -> None:
         """Check the images' content, the labels' geometry and content, and that labels, surface and ground truth
@@ -84,7 +84,8 @@ class Case:
                 raise InputError(f"surface points must be an (N, 3) array, N ≥ 4; got {pts.shape}",
                                  self.files.get("surface"))
             self.surface_points = pts
-        self._check_overlaps()
+        self._check_label_overlaps()
+        self._check_surface()
 
     def _check_images(self) -> None:
         """Non-finite voxels and constant images are errors (see :func:`regkit.image.check_voxels`)."""
@@ -95,9 +96,9 @@ class Case:
             if label is not None:
                 check_voxels(label, what, self.files.get(role), allow_constant=True)
 
-    def _check_overlaps(self) -> None:
-        """A label must lie on its image's content, the surface in the MR, and the ground truth must map the
-        prostate into the TRUS volume: otherwise they belong to another case, or another coordinate system."""
+    def _check_label_overlaps(self) -> None:
+        """A label must lie on its image's content: otherwise it belongs to another case, or another
+        coordinate system."""
         for image, label, what, role in ((self.fixed, self.fixed_label, "MR", "fixed_label"),
                                          (self.moving, self.moving_label, "TRUS", "moving_label")):
             if label is None:
@@ -110,6 +111,9 @@ class Case:
                     f"under it holds the background value {float(under.max()):g} (the image's lowest)",
                     self.files.get(role),
                     f"check that the label belongs to this {what} image (same case, same orientation)")
+
+    def _check_surface(self) -> None:
+        """The surface must lie in the MR, and the ground truth must map the prostate into the TRUS volume."""
         if self.surface_points is None:
             return
         fixed_geo = ImageGeometry.of(self.fixed)

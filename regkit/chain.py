@@ -33,6 +33,12 @@ def is_chain(name: str) -> bool:
     return isinstance(name, str) and SEPARATOR in name
 
 
+def combined_capabilities(caps: Sequence[Capabilities]) -> Capabilities:
+    """A chain's capabilities: what any of its members needs (a chain never runs in the runner's process)."""
+    return Capabilities(batched=any(c.batched for c in caps), needs_fixed_label=any(c.needs_fixed_label for c in caps),
+                        uses_device=any(c.uses_device for c in caps))
+
+
 def members_of(name: str) -> list[str]:
     """The member names of a chain name, checked for empty parts."""
     parts = [p.strip() for p in name.split(SEPARATOR)]
@@ -69,9 +75,7 @@ def chain_declaration(name: str) -> MethodDeclaration:
 
     members = members_of(name)
     decls = [declaration(m) for m in members]
-    caps = Capabilities(batched=any(d.capabilities.batched for d in decls),
-                        needs_fixed_label=any(d.capabilities.needs_fixed_label for d in decls),
-                        uses_device=any(d.capabilities.uses_device for d in decls))
+    caps = combined_capabilities([d.capabilities for d in decls])
     source = "local" if any(d.source == "local" for d in decls) else "chain"
 
     def factory(**options) -> ChainRegistrar:
@@ -100,10 +104,8 @@ class ChainRegistrar:
             raise InputError("a chain needs at least two registrars")
         self.members = list(members)
         self.name = name or SEPARATOR.join(m.name for m in self.members)
-        caps = [getattr(m, "capabilities", Capabilities()) for m in self.members]
-        self.capabilities = Capabilities(batched=any(c.batched for c in caps),
-                                         needs_fixed_label=any(c.needs_fixed_label for c in caps),
-                                         uses_device=any(c.uses_device for c in caps))
+        self.capabilities = combined_capabilities([getattr(m, "capabilities", Capabilities())
+                                                   for m in self.members])
 
     @classmethod
     def from_names(cls, names: Sequence[str], **options) -> ChainRegistrar:

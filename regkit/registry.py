@@ -97,14 +97,14 @@ def declaration(name: str) -> MethodDeclaration:
     runs ``mind`` from where ``attreg`` ended.
     """
     infos = available_registrars()
-    if name not in infos and isinstance(name, str) and "+" in name:
-        from regkit.chain import chain_declaration
+    if name in infos:
+        return infos[name]
+    from regkit.chain import chain_declaration, is_chain
 
+    if is_chain(name):
         return chain_declaration(name)
-    if name not in infos:
-        known = ", ".join(infos) or "none (is regkit installed? run `pip install -e .`)"
-        raise InputError(f"unknown registrar {name!r}", fix=f"use one of: {known} (see `regkit list`)")
-    return infos[name]
+    known = ", ".join(infos) or "none (is regkit installed? run `pip install -e .`)"
+    raise InputError(f"unknown registrar {name!r}", fix=f"use one of: {known} (see `regkit list`)")
 
 
 def register_method(decl: MethodDeclaration) -> None:
