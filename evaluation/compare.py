@@ -401,8 +401,10 @@ def settings_of(spec: MethodSpec) -> dict | None:
     return resolved(spec.registrar, spec.options)
 
 
-def _check_same_methods(path: Path, specs: list[MethodSpec]) -> None:
-    """A resumed folder must run a label with the same registrar, options and resolved settings as before."""
+def _check_same_methods(path: Path, specs: list[MethodSpec], settings: dict[str, dict | None],
+                        with_rows: set[str]) -> None:
+    """A resumed folder must run a label that has rows (``with_rows``) with the same registrar, options and
+    resolved ``settings`` as before; settings that recorded nothing spoil nothing."""
     if not path.exists():
         return
     try:
@@ -411,30 +413,19 @@ def _check_same_methods(path: Path, specs: list[MethodSpec]) -> None:
         return
     for s in specs:
         m = before.get(s.label)
-        name = s.registrar if isinstance(s.registrar, str) else repr(s.registrar)
-        if (m is not None and isinstance(s.registrar, str) and (m["registrar"] != name or m["options"] != s.options)
-                and _has_rows(path.parent / "results.csv", s.label)):  # settings that recorded nothing spoil nothing
+        if m is None or not isinstance(s.registrar, str) or s.label not in with_rows:
+            continue
+        if m["registrar"] != s.registrar or m["options"] != s.options:
             raise InputError(
                 f"this folder holds results of {s.label!r} run as {m['registrar']} with options {m['options']}; "
-                f"now it is {name} with {s.options}", path,
+                f"now it is {s.registrar} with {s.options}", path,
                 "use a new --out folder, or an alias (NEW=REGISTRAR) for the new settings")
-        now = settings_of(s)
-        if (m is not None and now is not None and m.get("settings") is not None and m["settings"] != now
-                and _has_rows(path.parent / "results.csv", s.label)):
+        now = settings[s.label]
+        if m.get("settings") is not None and m["settings"] != now:
             raise InputError(
                 f"this folder holds results of {s.label!r} run with the settings {m['settings']}; this regkit would "
                 f"run it with {now} (its defaults changed), so the results would mix", path,
                 "use a new --out folder, or pass the old settings as options (-O) to resume with them")
-
-
-def _has_rows(results: Path, label: str) -> bool:
-    """Whether ``results`` (a results.csv) holds a row of method ``label``."""
-    if not results.exists():
-        return False
-    try:
-        return label in set(pd.read_csv(results, usecols=["method"], dtype=str, keep_default_na=False)["method"])
-    except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError):
-        return True  # unreadable: assume the worst
 
 
 @one_run_per_folder
@@ -480,8 +471,7 @@ def compare(methods: str | Sequence = "mi,mind,attreg", init: str = "8mm", data:
     from regkit.progress import progress
     from regkit.registry import declaration, parameter_count
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = Path(out)  # made by @one_run_per_folder
     specs = parse_methods(methods, method_options)
     stats.comparisons(compare, [s.label for s in specs], None, reference)  # a bad --compare fails before any work
     init_order = {spec.label: i for i, spec in enumerate(parse_init(init))}  # also fails early on a bad --init
@@ -503,7 +493,8 @@ def compare(methods: str | Sequence = "mi,mind,attreg", init: str = "8mm", data:
         if isinstance(s.registrar, str) and _in_process(s, scheduler):
             _setup_registrar(s)
     store = ResultStore(out / "results.csv")  # refuses a results table of another layout before anything is written
-    _check_same_methods(out / "run.json", specs)
+    settings = {s.label: settings_of(s) for s in specs}
+    _check_same_methods(out / "run.json", specs, settings, {key[0] for key in store.done})
     starts = _load_or_make_starts(out, case_objs, init, starts_per_case, seed, starts_file)
     if starts_file is not None:  # the file's starting errors, in the order they appear
         init_order = {label: i for i, label in enumerate(dict.fromkeys(s.init for s in starts))}
@@ -516,7 +507,7 @@ def compare(methods: str | Sequence = "mi,mind,attreg", init: str = "8mm", data:
         starts_file=str(starts_file) if starts_file else None,
         threads_per_worker=threads, scheduler=str(scheduler) if scheduler else None,
         methods=[{"label": s.label, "registrar": s.registrar if isinstance(s.registrar, str) else repr(s.registrar),
-                  "options": s.options, "settings": settings_of(s)} for s in specs])
+                  "options": s.options, "settings": settings[s.label]} for s in specs])
     write_text(out / "run.json", json.dumps(record, indent=2, default=str) + "\n")
 
     journal = CrashJournal(out / JOURNAL_NAME)
