@@ -393,6 +393,10 @@ class Trainer:
             with open(hist) as fh:
                 self.state.history = list(csv.DictReader(fh))
 
+    def _write_options(self, opts: TrainOptions) -> None:
+        """``options.json``: the run's options as they stand (a fitted epoch count included)."""
+        (self.out / "options.json").write_text(json.dumps(_jsonable(asdict(opts)), indent=2) + "\n")
+
     def _load_init_weights(self, path: Path) -> None:
         cfg = read_config(path)
         if cfg.architecture != self.arch_name:
@@ -515,7 +519,7 @@ class Trainer:
             if self.rank == 0:
                 write_starts(self.val_starts, val_path)
         if self.rank == 0:
-            (self.out / "options.json").write_text(json.dumps(_jsonable(asdict(opts)), indent=2) + "\n")
+            self._write_options(opts)
 
         n_train = len(self.train_inputs)
         per_epoch = opts.samples_per_epoch or n_train
@@ -644,7 +648,7 @@ class Trainer:
             self.scheduler = make_scheduler(self.optimizer, self.arch.schedule, epochs)
         self.state.fitted_epochs = epochs
         if self.rank == 0:
-            (self.out / "options.json").write_text(json.dumps(_jsonable(asdict(opts)), indent=2) + "\n")
+            self._write_options(opts)
             print(f"fit epochs: {per_step * 1000:.1f} ms/step, {steps_per_epoch} steps/epoch, validation "
                   f"{t_val:.1f} s → {epochs} epochs in the {opts.time_budget:.0f} s budget", flush=True)
 

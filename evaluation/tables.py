@@ -31,7 +31,8 @@ def pm_ci(mean: float, std: float, low: float, high: float) -> str:
     """``mean±std [low, high]``: the 95 % interval of the mean (cluster bootstrap over cases) after it."""
     if not np.isfinite(mean):
         return "-"
-    return pm(mean, std) + (f" [{low:.2f}, {high:.2f}]" if np.isfinite(low) and np.isfinite(high) else "")
+    interval = ci(low, high)
+    return pm(mean, std) + ("" if interval == "-" else f" {interval}")
 
 
 def runtime_text(seconds: float) -> str:

@@ -353,12 +353,6 @@ def _run_import(dst: Path, importer: str, source: Path, jobs: list[tuple[str, st
     return load_dataset(dst)
 
 
-def _check_case_id(case_id: str, where: Path) -> str:
-    from regkit.dataset import check_case_id
-
-    return check_case_id(case_id, where)
-
-
 def _listing(folder: Path, limit: int = 12) -> str:
     names = sorted(p.name + ("/" if p.is_dir() else "") for p in folder.iterdir() if not p.name.startswith("."))
     if not names:
@@ -499,9 +493,11 @@ def import_paired_folders(src: str | Path, dst: str | Path, *, split: str = "tes
     for _, stem, *_ in entries:
         counts[stem] = counts.get(stem, 0) + 1
 
+    from regkit.dataset import check_case_id
+
     jobs = []
     for split_name, stem, naming, folders, files, index in entries:
-        case_id = _check_case_id(prefix + (f"{split_name}_{stem}" if counts[stem] > 1 else stem), src)
+        case_id = check_case_id(prefix + (f"{split_name}_{stem}" if counts[stem] > 1 else stem), src)
         key = str((folders["mr_image"] / stem).resolve())
 
         def build(split_name=split_name, stem=stem, naming=naming, folders=folders, files=files, index=index,
@@ -634,9 +630,11 @@ def import_uronav(src: str | Path, dst: str | Path, *, split: str = "test", regi
     src, dst = _check_source(src, dst, split)
     if registration not in REGISTRATION_CHOICES:
         raise InputError(f"unknown registration file choice {registration!r}", fix=f"use one of {REGISTRATION_CHOICES}")
+    from regkit.dataset import check_case_id
+
     jobs = []
     for folder in _uronav_case_folders(src):
-        case_id = _check_case_id(prefix + folder.name, folder)
+        case_id = check_case_id(prefix + folder.name, folder)
         key = str(folder.resolve())
 
         def build(folder=folder, case_id=case_id, key=key):

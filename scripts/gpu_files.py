@@ -50,10 +50,9 @@ def unshuffle(data: bytes) -> bytes:
 
 
 def _compress(path: str) -> tuple[str, bytes, str]:
-    data = Path(path).read_bytes()
-    if path.endswith(".safetensors"):
-        data = shuffle(data)
-    return Path(path).name, lzma.compress(data, preset=6), hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    raw = Path(path).read_bytes()
+    data = shuffle(raw) if path.endswith(".safetensors") else raw
+    return Path(path).name, lzma.compress(data, preset=6), hashlib.sha256(raw).hexdigest()
 
 
 def pack(src: Path, out: Path, part_mib: float, budget_mib: float, workers: int | None = None) -> list[Path]:
