@@ -302,14 +302,7 @@ def _randomised_mr(rng: np.random.Generator, mr: sitk.Image, label: sitk.Image,
     disp = random_displacement(rng, lab.shape, spacing, r)
     m = warp(sitk.GetArrayFromImage(mr).astype(np.float32), disp, 1)
     lab = warp(lab.astype(np.float32), disp, 1) > 0.5
-    out = []
-    for a in (m, lab.astype(np.uint8)):
-        img = sitk.GetImageFromArray(a)
-        img.SetSpacing([float(v) for v in spacing])
-        img.SetOrigin(mr.GetOrigin())
-        img.SetDirection(mr.GetDirection())
-        out.append(img)
-    return out[0], out[1]
+    return tuple(make_image(a, spacing, mr.GetOrigin(), mr.GetDirection()) for a in (m, lab.astype(np.uint8)))
 
 
 def _randomised_mr_contrast(rng: np.random.Generator, mr: sitk.Image, r: Randomisation) -> sitk.Image:
