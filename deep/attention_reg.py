@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from regkit.deep.attention import CrossModalAttention
-from regkit.deep.layers import init_conv_bn, regression_head
+from regkit.deep.layers import ChannelsLast, init_conv_bn, regression_head
 
 
 def feature_branch() -> nn.Sequential:
@@ -41,7 +41,7 @@ def feature_branch() -> nn.Sequential:
     )
 
 
-class AttentionReg(nn.Module):
+class AttentionReg(ChannelsLast):
     """Attention-Reg; with ``use_attention=False`` it is Feature-Reg (same layers minus the attention blocks)."""
 
     def __init__(self, use_attention: bool = True, attention: str = "fused"):
@@ -63,11 +63,6 @@ class AttentionReg(nn.Module):
             self.mr_attention.reset_output_scale()
             self.us_attention.reset_output_scale()
         self.set_channels_last(True)
-
-    def set_channels_last(self, enabled: bool) -> None:
-        """Keep weights and activations channels-last (the default; faster on the CPU) or contiguous."""
-        self.channels_last = enabled
-        self.to(memory_format=torch.channels_last_3d if enabled else torch.contiguous_format)
 
     @property
     def attention(self) -> str:

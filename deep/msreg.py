@@ -30,7 +30,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from regkit.deep.layers import init_conv_bn, regression_head
+from regkit.deep.layers import ChannelsLast, init_conv_bn, regression_head
 
 CARDINALITY = 16
 
@@ -64,7 +64,7 @@ def stage(inplanes: int, planes: int, blocks: int, stride=1) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-class MSReg(nn.Module):
+class MSReg(ChannelsLast):
     def __init__(self, keep_unused: bool = True):
         super().__init__()
         self.stem = nn.Sequential(
@@ -91,11 +91,6 @@ class MSReg(nn.Module):
             self.unused.requires_grad_(False)
         init_conv_bn(self)
         self.set_channels_last(True)
-
-    def set_channels_last(self, enabled: bool) -> None:
-        """Keep weights and activations channels-last (the default: 1.8× faster on the CPU) or contiguous."""
-        self.channels_last = enabled
-        self.to(memory_format=torch.channels_last_3d if enabled else torch.contiguous_format)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.channels_last:

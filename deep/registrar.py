@@ -22,7 +22,7 @@ from regkit.case import Case
 from regkit.deep.checkpoint import CheckpointConfig, checkpoint_paths, load_checkpoint
 from regkit.deep.correction import apply_correction
 from regkit.deep.crop import CaseInput, percentiles
-from regkit.deep.layers import flush_denormals, fold_batch_norms
+from regkit.deep.layers import ChannelsLast, flush_denormals, fold_batch_norms
 from regkit.deep.methods import DEEP_CAPABILITIES, Architecture
 from regkit.deep.networks import architecture as find_architecture
 from regkit.deep.networks import build_network, parameter_count
@@ -164,8 +164,8 @@ class DeepRegistrar(RegistrarBase):
                                      p, f"use the {cfg.variant} registrar or a {variant} checkpoint")
             percentiles(cfg.normalization)  # an unknown normalisation is an error now, not at the first sample
             fold_batch_norms(net.eval())
-            if hasattr(net, "set_channels_last"):
-                net.set_channels_last(getattr(net, "channels_last", True))
+            if isinstance(net, ChannelsLast):
+                net.set_channels_last(net.channels_last)
             for m in net.modules():
                 if hasattr(m, "float32_attention"):
                     m.float32_attention = precision == "float32"
