@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from regkit.errors import RegkitError
+from regkit.errors import RegkitError, itk_message
 from regkit.image import ImageGeometry
 from regkit.transform import RigidTransform
 from regkit.transform_io import elastix_map_from_transform
@@ -340,7 +340,7 @@ def run_elastix(fixed: list[sitk.Image], moving: list[sitk.Image], parameter_map
             reg.UpdateLargestPossibleRegion()
             total = itk_transform_to_rigid(reg.ConvertToItkTransform(reg.GetCombinationTransform()))
         except Exception as exc:  # ITK raises RuntimeError with "See elastix log"; the reason is in the log
-            reason = _reason_in_log(workdir) or (str(exc).strip().splitlines()[-1] if str(exc).strip() else str(exc))
+            reason = _reason_in_log(workdir) or itk_message(exc)
             log = _keep_log(workdir, keep_log_dir)
             workdir = None
             raise ElastixError(f"elastix failed: {reason}", log) from None
@@ -404,6 +404,10 @@ def fan_mask(image: sitk.Image, erode_mm: float = 1.0) -> sitk.Image:
     return sitk.BinaryErode(out, radius)
 
 
+#: ``preset="auto"`` chooses between these two recipes, case by case (:func:`recipe_for`).
+AUTO_PRESETS = ("general", "ultrasound")
+
+
 def recipe_of(presets: dict[str, dict], preset: str, defaults: dict, **given) -> dict:
     """A registrar's recipe: ``preset``'s value for every option of ``given`` still at its default.
 
@@ -413,12 +417,67 @@ def recipe_of(presets: dict[str, dict], preset: str, defaults: dict, **given) ->
     from regkit.errors import InputError
 
     if preset not in presets:
-        raise InputError(f"unknown preset {preset!r}", fix=f"use one of: {', '.join(presets)}")
+        raise InputError(f"unknown preset {preset!r}", fix=f"use one of: auto, {', '.join(presets)}")
     chosen = presets[preset]
     out = {k: (chosen[k] if k in chosen and _same(v, defaults.get(k)) else v) for k, v in given.items()}
-    if "moving_mask" in out and str(out["moving_mask"]).lower() not in ("auto", "fan", "none"):
-        raise InputError(f"unknown moving_mask {out['moving_mask']!r}", fix="use 'auto', 'fan' or 'none'")
+    if "moving_mask" in out:
+        out["moving_mask"] = check_moving_mask(out["moving_mask"])
     return out
+
+
+def recipes_of(presets: dict[str, dict], preset: str, defaults: dict, levels, **given) -> dict[str, dict]:
+    """The recipes a registrar may run, by preset name: ``preset``'s alone, or with ``"auto"`` both of
+    :data:`AUTO_PRESETS`, to be chosen case by case (:func:`recipe_for`). Each is :func:`recipe_of`'s, with its
+    ``iterations`` made one count per level (:func:`per_level_iterations`; ``levels(recipe)`` counts them)."""
+    out = {}
+    for name in (AUTO_PRESETS if preset == "auto" else (preset,)):
+        recipe = recipe_of(presets, name, defaults, **given)
+        recipe["iterations"] = per_level_iterations(recipe["iterations"], levels(recipe), defaults["iterations"])
+        out[name] = recipe
+    return out
+
+
+def recipe_for(recipes: dict[str, dict], case) -> tuple[str, dict, str]:
+    """The recipe a case runs, its name, and why: the one recipe of a named preset, or, for ``"auto"``, the
+    ultrasound recipe when the moving image is ultrasound (:func:`moving_is_ultrasound`), the general one
+    otherwise."""
+    if len(recipes) == 1:
+        name = next(iter(recipes))
+        return name, recipes[name], f"preset={name}"
+    us, why = moving_is_ultrasound(case)
+    name = AUTO_PRESETS[1] if us else AUTO_PRESETS[0]
+    return name, recipes[name], f"preset=auto, {why}"
+
+
+def per_level_iterations(iterations, levels: int, default) -> tuple[int, ...]:
+    """Iteration counts, one per level, from one count for every level or one per level.
+
+    The default's per-level counts (each coarse level's, then the finest's) follow any number of levels; any
+    other list must have one count per level. An :class:`InputError` names a bad count.
+    """
+    from regkit.errors import InputError
+
+    its = [iterations] if np.ndim(iterations) == 0 else list(iterations)
+    check_settings(**({"iterations": its[0]} if len(its) == 1 else
+                      {f"iterations[{i}]": n for i, n in enumerate(its)}))
+    if len(its) != levels and tuple(its) == tuple(np.atleast_1d(default).tolist()):
+        its = [its[0]] * (levels - 1) + [its[-1]]
+    if len(its) == 1:
+        its = its * levels
+    if len(its) != levels:
+        raise InputError(f"{len(its)} iteration counts for {levels} levels",
+                         fix="give one count, or one per level (per smoothing_mm level, or per spacing_mm scale)")
+    return tuple(int(n) for n in its)
+
+
+def check_moving_mask(mode) -> str:
+    """``mode`` as one of ``"auto"``, ``"fan"`` or ``"none"``, or an :class:`InputError`."""
+    from regkit.errors import InputError
+
+    mode = str(mode).lower()
+    if mode not in ("auto", "fan", "none"):
+        raise InputError(f"unknown moving_mask {mode!r}", fix="use 'auto', 'fan' or 'none'")
+    return mode
 
 
 def _same(a, b) -> bool:
@@ -463,11 +522,7 @@ def moving_mask_for(case, mode: str, erode_mm: float = 1.0) -> tuple[sitk.Image 
     ``mode``: ``"auto"`` (the fan only when :func:`moving_is_ultrasound`), ``"fan"`` (always) or ``"none"``.
     Returns the mask (or None) and a note saying why, for the registration's info.
     """
-    mode = str(mode).lower()
-    if mode not in ("auto", "fan", "none"):
-        from regkit.errors import InputError
-
-        raise InputError(f"unknown moving_mask {mode!r}", fix="use 'auto', 'fan' or 'none'")
+    mode = check_moving_mask(mode)
     if mode == "none":
         return None, "none (moving_mask=none)"
     if mode == "fan":

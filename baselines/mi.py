@@ -22,11 +22,23 @@ Masks, only where they are right:
   does not, as an image test guesses (:func:`regkit.baselines.elastix.moving_is_ultrasound`). On an MR the
   zero background is anatomy's edge, not a field-of-view border, and masking it biases the optimum.
 
-``preset="phantom"`` restores the settings once tuned on the built-in phantom alone (one level of elastix's own
-half-voxel smoothing, 500 iterations, 2048 samples, the fan mask always); see BENCHMARKS.md for how it fares.
+Two recipes, chosen case by case (``preset="auto"``, the default):
+
+* ``"general"``, the recipe above, for MR, CT and other moving images whose intensities follow anatomy at
+  every scale (chosen on the real multimodal MR pairs of ``real_multimodal_dev``);
+* ``"ultrasound"``, when the moving image is ultrasound (known as for the moving mask, below): one level of
+  elastix's own half-voxel smoothing, 500 iterations, 2048 samples, the fan mask. Smoothed B-mode speckle,
+  shadows and depth attenuation do not follow the MR's structures, and MI between a smoothed MR and a smoothed
+  TRUS has false optima that a smoothing pyramid's coarse levels walk into. This recipe was first tuned on the
+  built-in phantom (its old name, ``"phantom"``, still selects it); it also wins on real prostate anatomy with
+  simulated TRUS (BENCHMARKS.md, issue 12). There are no real MR-TRUS pairs with a reference here to confirm it.
+
+``preset="general"`` or ``"ultrasound"`` forces one recipe for every case.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 import SimpleITK as sitk
@@ -38,23 +50,29 @@ from regkit.transform import RigidTransform
 
 #: Named recipes; a preset sets every recipe option the caller leaves at its default.
 PRESETS: dict[str, dict] = {
-    "default": dict(smoothing_mm=(4.0, 2.0, 1.0, 0.0), iterations=(100, 100, 100, 150), spatial_samples=2000,
+    "general": dict(smoothing_mm=(4.0, 2.0, 1.0, 0.0), iterations=(100, 100, 100, 150), spatial_samples=2000,
                     mask_mm=15.0, moving_mask="auto"),
-    "phantom": dict(smoothing_mm=None, iterations=500, spatial_samples=2048, mask_mm=15.0, moving_mask="fan"),
+    "ultrasound": dict(smoothing_mm=None, iterations=500, spatial_samples=2048, mask_mm=15.0, moving_mask="fan"),
 }
-_DEFAULTS = PRESETS["default"]
+PRESETS["phantom"] = PRESETS["ultrasound"]  # the ultrasound recipe's first name: tuned on the phantom
+_DEFAULTS = PRESETS["general"]
 
 
-def mutual_information(fixed: sitk.Image, moving: sitk.Image, transform: RigidTransform,
+def _levels(recipe: dict) -> int:
+    return 1 if recipe["smoothing_mm"] is None else len(np.atleast_1d(recipe["smoothing_mm"]))
+
+
+def mutual_information(fixed: sitk.Image, moving: sitk.Image, transform: RigidTransform | Sequence[RigidTransform],
                        fixed_mask: sitk.Image | None = None, moving_mask: sitk.Image | None = None, bins: int = 32,
-                       samples: int = 50000, seed: int = 1) -> float:
+                       samples: int = 50000, seed: int = 1) -> float | list[float]:
     """Negative mutual information of ``moving`` read through ``transform`` (lower is better), deterministic.
 
     A fixed random set of ``samples`` fixed voxels (in ``fixed_mask``), the moving image read at their mapped
     positions with linear interpolation (points outside the moving image or ``moving_mask`` are left out), and
     a ``bins × bins`` joint histogram over each image's 0.5–99.5 % intensity range. Used to tell whether a
-    registration improved on its start: the same points and bins at the start and at the result. (SimpleITK's
-    ``MetricEvaluate`` would take every voxel, over a second per call.)
+    registration improved on its start: the same points and bins at the start and at the result, so give both
+    transforms in one call (a list in, a list out). (SimpleITK's ``MetricEvaluate`` would take every voxel,
+    over a second per call.)
     """
     from scipy.ndimage import map_coordinates
 
@@ -68,24 +86,33 @@ def mutual_information(fixed: sitk.Image, moving: sitk.Image, transform: RigidTr
         flat = flat[np.sort(rng.integers(0, len(flat), samples))]
     idx = np.stack(np.unravel_index(flat, f.shape), axis=1)  # (z, y, x)
     fv = f.reshape(-1)[flat].astype(float)
-    where = ImageGeometry.of(moving).to_index(transform.apply(
-        ImageGeometry.of(fixed).to_physical(idx[:, ::-1].astype(float))))[:, ::-1].T
+    points = ImageGeometry.of(fixed).to_physical(idx[:, ::-1].astype(float))
     m = sitk.GetArrayViewFromImage(moving)
+    mf = m.astype(np.float32)
+    mm = None if moving_mask is None else sitk.GetArrayViewFromImage(moving_mask).astype(np.float32)
     size = np.array(m.shape)[:, None]
-    keep = np.all((where >= 0) & (where <= size - 1), axis=0)
-    if moving_mask is not None:
-        keep &= map_coordinates(sitk.GetArrayViewFromImage(moving_mask).astype(np.float32), where, order=0) > 0
-    if keep.sum() < 100:
-        return 0.0
-    mv = map_coordinates(m.astype(np.float32), where[:, keep], order=1)
     franges = np.percentile(f.reshape(-1)[::7], [0.5, 99.5]).astype(float)  # a subsample: the same ranges
     mranges = np.percentile(m.reshape(-1)[::7], [0.5, 99.5]).astype(float)
-    joint, _, _ = np.histogram2d(np.clip(fv[keep], *franges), np.clip(mv, *mranges), bins=bins,
-                                 range=[franges + [0, 1e-9], mranges + [0, 1e-9]])
-    pxy = joint / joint.sum()
-    px, py = pxy.sum(axis=1, keepdims=True), pxy.sum(axis=0, keepdims=True)
-    nz = pxy > 0
-    return -float(np.sum(pxy[nz] * np.log(pxy[nz] / (px @ py)[nz])))
+    to_index = ImageGeometry.of(moving).to_index
+
+    def one(t: RigidTransform) -> float:
+        where = to_index(t.apply(points))[:, ::-1].T
+        keep = np.all((where >= 0) & (where <= size - 1), axis=0)
+        if mm is not None:
+            keep &= map_coordinates(mm, where, order=0) > 0
+        if keep.sum() < 100:
+            return 0.0
+        mv = map_coordinates(mf, where[:, keep], order=1)
+        joint, _, _ = np.histogram2d(np.clip(fv[keep], *franges), np.clip(mv, *mranges), bins=bins,
+                                     range=[franges + [0, 1e-9], mranges + [0, 1e-9]])
+        pxy = joint / joint.sum()
+        px, py = pxy.sum(axis=1, keepdims=True), pxy.sum(axis=0, keepdims=True)
+        nz = pxy > 0
+        return -float(np.sum(pxy[nz] * np.log(pxy[nz] / (px @ py)[nz])))
+
+    if isinstance(transform, RigidTransform):
+        return one(transform)
+    return [one(t) for t in transform]
 
 
 class MIRegistrar(RegistrarBase):
@@ -95,11 +122,13 @@ class MIRegistrar(RegistrarBase):
     ----------
     fixed : {"image", "label"}
         Fixed input: the MR image or the MR prostate label.
-    preset : {"default", "phantom"}
-        The recipe whose values fill the options left at their defaults.
+    preset : {"auto", "general", "ultrasound", "phantom"}
+        The recipe whose values fill the options left at their defaults: ``"auto"`` chooses the ultrasound
+        recipe when the moving image is ultrasound and the general one otherwise, case by case (module
+        docstring); ``"phantom"`` is the ultrasound recipe's old name.
     smoothing_mm : sequence of float, or None
         Gaussian sigma (mm) of each pyramid level, coarse to fine (``None``: elastix's one-level half-voxel
-        smoothing, the phantom preset's).
+        smoothing, the ultrasound recipe's).
     iterations : int or sequence of int
         ASGD iterations per level (one for all levels, or one per level; the default's 100 at each coarse level
         and 150 at the finest follow any number of levels).
@@ -122,40 +151,27 @@ class MIRegistrar(RegistrarBase):
 
     name = "mi"
 
-    def __init__(self, fixed: str = "image", preset: str = "default", smoothing_mm=(4.0, 2.0, 1.0, 0.0),
+    def __init__(self, fixed: str = "image", preset: str = "auto", smoothing_mm=(4.0, 2.0, 1.0, 0.0),
                  iterations: int | tuple[int, ...] = (100, 100, 100, 150), spatial_samples: int = 2000,
                  histogram_bins: int = 32,
                  mask_mm: float | None = 15.0, moving_mask: str = "auto", min_sigma_voxels: float = 0.5,
                  seed: int = 121212, threads: int | None = None, elastix: dict | None = None,
                  log_dir: str | None = None):
-        from regkit.baselines.elastix import recipe_of
+        from regkit.baselines.elastix import recipes_of
 
-        recipe = recipe_of(PRESETS, preset, _DEFAULTS, smoothing_mm=smoothing_mm, iterations=iterations,
-                           spatial_samples=spatial_samples, mask_mm=mask_mm, moving_mask=moving_mask)
-        levels = 1 if recipe["smoothing_mm"] is None else len(np.atleast_1d(recipe["smoothing_mm"]))
-        its = recipe["iterations"]
-        if np.ndim(its) and len(its) != levels and tuple(its) == tuple(_DEFAULTS["iterations"]):
-            # the default per-level counts, for another number of levels: coarse levels 100, the finest 150
-            its = (its[0],) * (levels - 1) + (its[-1],)
-        check_settings(fixed, recipe["mask_mm"], spatial_samples=recipe["spatial_samples"],
-                       histogram_bins=histogram_bins, seed=seed, threads=threads,
-                       **({"iterations": its} if np.ndim(its) == 0 else
-                          {f"iterations[{i}]": n for i, n in enumerate(list(its))}))
-        if np.ndim(its) and len(its) != levels:
-            from regkit.errors import InputError
-
-            raise InputError(f"{len(its)} iteration counts for {levels} pyramid levels",
-                             fix="give one count, or one per level of smoothing_mm")
+        self.recipes = recipes_of(PRESETS, preset, _DEFAULTS, _levels, smoothing_mm=smoothing_mm,
+                                  iterations=iterations, spatial_samples=spatial_samples, mask_mm=mask_mm,
+                                  moving_mask=moving_mask)
+        for recipe in self.recipes.values():
+            check_settings(fixed, recipe["mask_mm"], spatial_samples=recipe["spatial_samples"],
+                           histogram_bins=histogram_bins, seed=seed, threads=threads)
+            sm = recipe["smoothing_mm"]
+            recipe["smoothing_mm"] = None if sm is None else tuple(float(v) for v in np.atleast_1d(sm))
+            recipe["spatial_samples"] = int(recipe["spatial_samples"])
         self.fixed = fixed
         self.preset = preset
-        sm = recipe["smoothing_mm"]
-        self.smoothing_mm = None if sm is None else tuple(float(v) for v in np.atleast_1d(sm))
-        self.mask_mm = recipe["mask_mm"]
-        self.moving_mask = str(recipe["moving_mask"]).lower()
-        self.settings = dict(smoothing_mm=self.smoothing_mm,
-                             iterations=int(its) if np.ndim(its) == 0 else tuple(int(i) for i in its),
-                             spatial_samples=int(recipe["spatial_samples"]), histogram_bins=int(histogram_bins),
-                             seed=int(seed))
+        self.histogram_bins = int(histogram_bins)
+        self.seed = int(seed)
         self.min_sigma_voxels = float(min_sigma_voxels)
         self.elastix = {str(k): [str(x) for x in np.atleast_1d(v)] for k, v in (elastix or {}).items()}
         self.threads = threads
@@ -169,22 +185,25 @@ class MIRegistrar(RegistrarBase):
     def _register(self, case: Case, initial: RigidTransform) -> tuple[RigidTransform, dict]:
         from regkit.baselines import elastix as ex
 
+        name, recipe, why = ex.recipe_for(self.recipes, case)
+        settings = dict(smoothing_mm=recipe["smoothing_mm"], iterations=recipe["iterations"],
+                        spatial_samples=recipe["spatial_samples"], histogram_bins=self.histogram_bins, seed=self.seed)
         fixed = case.fixed_input(self.fixed)
-        pm = ex.rigid_parameter_map("AdvancedMattesMutualInformation", **self.settings,
+        pm = ex.rigid_parameter_map("AdvancedMattesMutualInformation", **settings,
                                     fixed_spacing=fixed.GetSpacing(), moving_spacing=case.moving.GetSpacing(),
                                     min_sigma_voxels=self.min_sigma_voxels)
         pm.update(self.elastix)
-        use_mask = self.mask_mm is not None and case.fixed_label is not None
-        fmask = ex.dilated_mask(case.fixed_label, self.mask_mm) if use_mask else None
-        mmask, mmask_note = ex.moving_mask_for(case, self.moving_mask)
+        mask_mm = recipe["mask_mm"]
+        use_mask = mask_mm is not None and case.fixed_label is not None
+        fmask = ex.dilated_mask(case.fixed_label, mask_mm) if use_mask else None
+        mmask, mmask_note = ex.moving_mask_for(case, recipe["moving_mask"])
         run = ex.run_elastix([fixed], [case.moving], pm, initial, fixed_mask=fmask, moving_mask=mmask,
                              threads=self.threads, keep_log_dir=self.log_dir)
-        bins = self.settings["histogram_bins"]
-        before = mutual_information(fixed, case.moving, initial, fmask, mmask, bins)
-        after = mutual_information(fixed, case.moving, run.transform, fmask, mmask, bins)
+        before, after = mutual_information(fixed, case.moving, [initial, run.transform], fmask, mmask,
+                                           self.histogram_bins)
         status, message = ex.convergence(run.levels, before, after)
-        return run.transform, {"status": status, "message": message, "fixed": self.fixed, "preset": self.preset,
-                               "mask_mm": self.mask_mm if use_mask else None, "moving_mask": mmask_note,
-                               "metric_start": before, "metric_result": after,
+        return run.transform, {"status": status, "message": message, "fixed": self.fixed, "recipe": name,
+                               "recipe_why": why, "mask_mm": mask_mm if use_mask else None,
+                               "moving_mask": mmask_note, "metric_start": before, "metric_result": after,
                                "iterations_run": [lv.iterations for lv in run.levels],
-                               "level_seconds": [lv.seconds for lv in run.levels], **self.settings}
+                               "level_seconds": [lv.seconds for lv in run.levels], **settings}

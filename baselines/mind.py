@@ -26,16 +26,27 @@ previous one ended (default 3 mm, then 1.5 mm):
 
 Whether the last scale converged is judged as for ``mi``: its deterministic SSD at the result against the start,
 and its trend at the iteration limit (:func:`regkit.baselines.elastix.convergence`).
+
+Two recipes, chosen case by case as for ``mi`` (``preset="auto"``, the default): ``"general"``, the scales
+above, and ``"ultrasound"`` when the moving image is ultrasound: one scale of 1.5 mm, 300 iterations, 2048
+samples per channel, the fan mask. At 3 mm a descriptor of B-mode speckle and shadows is mostly noise against
+the MR's, and the coarse scale pulls a good start away (BENCHMARKS.md, issue 12: on the phantom and on real
+prostate anatomy with simulated TRUS). The ultrasound recipe was first tuned on the phantom; ``"phantom"`` still
+names it.
+
+The fixed image's descriptors depend only on the fixed image and its grid, so a registrar keeps the last few
+(per scale): the other starts of the same case reuse them.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 import SimpleITK as sitk
 
 from regkit.baselines.elastix import check_settings
 from regkit.case import Case
-from regkit.errors import InputError
 from regkit.image import ImageGeometry
 from regkit.registrar import RegistrarBase
 from regkit.transform import RigidTransform
@@ -113,12 +124,13 @@ def mind_channels(image: sitk.Image, radius: int, dilation: int) -> list[sitk.Im
     return out
 
 
-def descriptor_ssd(fixed: list[sitk.Image], moving: list[sitk.Image], transform: RigidTransform,
-                   fixed_mask: sitk.Image | None, moving_mask: sitk.Image | None, samples: int = 20000,
-                   seed: int = 1) -> float:
+def descriptor_ssd(fixed: list[sitk.Image], moving: list[sitk.Image],
+                   transform: RigidTransform | Sequence[RigidTransform], fixed_mask: sitk.Image | None,
+                   moving_mask: sitk.Image | None, samples: int = 20000, seed: int = 1) -> float | list[float]:
     """The sum over channels of the mean squared difference of the descriptors at a fixed random set of fixed
     grid points (those in ``fixed_mask`` that map inside ``moving_mask``), moving read through ``transform`` with
-    linear interpolation: the metric elastix minimises, evaluated deterministically (lower is better)."""
+    linear interpolation: the metric elastix minimises, evaluated deterministically (lower is better). Give the
+    start and the result in one call (a list in, a list out): the same points for both."""
     from scipy.ndimage import map_coordinates
 
     grid = ImageGeometry.of(fixed[0])
@@ -130,27 +142,39 @@ def descriptor_ssd(fixed: list[sitk.Image], moving: list[sitk.Image], transform:
         idx = idx[np.sort(rng.choice(len(idx), samples, replace=False))]
     points = grid.to_physical(idx[:, ::-1].astype(float))
     mgeo = ImageGeometry.of(moving[0])
-    where = mgeo.to_index(transform.apply(points))[:, ::-1].T  # (z, y, x) continuous indices
-    keep = np.ones(len(points), bool)
-    if moving_mask is not None:
-        m = map_coordinates(sitk.GetArrayViewFromImage(moving_mask).astype(np.float32), where, order=0, cval=0.0)
-        keep &= m > 0
-    if not keep.any():
-        return float("inf")
-    total = 0.0
-    for f, mv in zip(fixed, moving, strict=True):
-        fv = sitk.GetArrayViewFromImage(f)[tuple(idx[keep].T)]
-        mvv = map_coordinates(sitk.GetArrayViewFromImage(mv), where[:, keep], order=1, mode="nearest")
-        total += float(np.mean((fv - mvv) ** 2))
-    return total
+    mm = None if moving_mask is None else sitk.GetArrayViewFromImage(moving_mask).astype(np.float32)
+    fvs = [sitk.GetArrayViewFromImage(f)[tuple(idx.T)] for f in fixed]
+
+    def one(t: RigidTransform) -> float:
+        where = mgeo.to_index(t.apply(points))[:, ::-1].T  # (z, y, x) continuous indices
+        keep = np.ones(len(points), bool)
+        if mm is not None:
+            keep &= map_coordinates(mm, where, order=0, cval=0.0) > 0
+        if not keep.any():
+            return float("inf")
+        total = 0.0
+        for fv, mv in zip(fvs, moving, strict=True):
+            mvv = map_coordinates(sitk.GetArrayViewFromImage(mv), where[:, keep], order=1, mode="nearest")
+            total += float(np.mean((fv[keep] - mvv) ** 2))
+        return total
+
+    if isinstance(transform, RigidTransform):
+        return one(transform)
+    return [one(t) for t in transform]
 
 
 PRESETS: dict[str, dict] = {
-    "default": dict(spacing_mm=(3.0, 1.5), iterations=(100, 150), spatial_samples=1000, mask_mm=15.0,
+    "general": dict(spacing_mm=(3.0, 1.5), iterations=(100, 150), spatial_samples=1000, mask_mm=15.0,
                     moving_mask="auto"),
-    "phantom": dict(spacing_mm=(1.5,), iterations=300, spatial_samples=2048, mask_mm=15.0, moving_mask="fan"),
+    "ultrasound": dict(spacing_mm=(1.5,), iterations=300, spatial_samples=2048, mask_mm=15.0, moving_mask="fan"),
 }
-_DEFAULTS = PRESETS["default"]
+PRESETS["phantom"] = PRESETS["ultrasound"]  # the ultrasound recipe's first name: tuned on the phantom
+_DEFAULTS = PRESETS["general"]
+_CACHED = 4  # fixed descriptors kept per registrar: two scales of two cases
+
+
+def _levels(recipe: dict) -> int:
+    return len(np.atleast_1d(recipe["spacing_mm"]))
 
 
 class MINDRegistrar(RegistrarBase):
@@ -160,9 +184,11 @@ class MINDRegistrar(RegistrarBase):
     ----------
     fixed : {"image", "label"}
         Fixed input: the MR image or the MR prostate label.
-    preset : {"default", "phantom"}
-        The recipe whose values fill the options left at their defaults. ``"phantom"`` is the recipe once tuned
-        on the built-in phantom alone: one scale of 1.5 mm, 300 iterations, 2048 samples, the fan mask always.
+    preset : {"auto", "general", "ultrasound", "phantom"}
+        The recipe whose values fill the options left at their defaults; ``"auto"`` chooses the ultrasound
+        recipe (one scale of 1.5 mm, 300 iterations, 2048 samples, the fan mask) when the moving image is
+        ultrasound and the general one otherwise, case by case. ``"phantom"`` is the ultrasound recipe's old
+        name.
     spacing_mm : sequence of float
         The isotropic grid spacing (mm) of each scale, coarse to fine.
     radius, dilation : int
@@ -185,37 +211,29 @@ class MINDRegistrar(RegistrarBase):
 
     name = "mind"
 
-    def __init__(self, fixed: str = "image", preset: str = "default", spacing_mm=(3.0, 1.5), radius: int = 1,
+    def __init__(self, fixed: str = "image", preset: str = "auto", spacing_mm=(3.0, 1.5), radius: int = 1,
                  dilation: int = 2, margin_mm: float = 20.0, mask_mm: float | None = 15.0, moving_mask: str = "auto",
                  iterations=(100, 150), spatial_samples: int = 1000, seed: int = 121212, threads: int | None = None,
                  elastix: dict | None = None, log_dir: str | None = None):
-        from regkit.baselines.elastix import recipe_of
+        from regkit.baselines.elastix import recipes_of
 
-        recipe = recipe_of(PRESETS, preset, _DEFAULTS, spacing_mm=spacing_mm, iterations=iterations,
-                           spatial_samples=spatial_samples, mask_mm=mask_mm, moving_mask=moving_mask)
-        check_settings(fixed, recipe["mask_mm"], radius=radius, dilation=dilation,
-                       spatial_samples=recipe["spatial_samples"], seed=seed, threads=threads,
-                       **{f"iterations[{i}]": n for i, n in enumerate(np.atleast_1d(recipe["iterations"]).tolist())})
+        self.recipes = recipes_of(PRESETS, preset, _DEFAULTS, _levels, spacing_mm=spacing_mm, iterations=iterations,
+                                  spatial_samples=spatial_samples, mask_mm=mask_mm, moving_mask=moving_mask)
+        for recipe in self.recipes.values():
+            check_settings(fixed, recipe["mask_mm"], radius=radius, dilation=dilation,
+                           spatial_samples=recipe["spatial_samples"], seed=seed, threads=threads)
+            recipe["spacing_mm"] = tuple(float(v) for v in np.atleast_1d(recipe["spacing_mm"]))
+            recipe["spatial_samples"] = int(recipe["spatial_samples"])
         self.fixed = fixed
         self.preset = preset
-        self.spacing_mm = tuple(float(v) for v in np.atleast_1d(recipe["spacing_mm"]))
         self.radius = int(radius)
         self.dilation = int(dilation)
         self.margin_mm = float(margin_mm)
-        self.mask_mm = recipe["mask_mm"]
-        self.moving_mask = str(recipe["moving_mask"]).lower()
-        its = np.atleast_1d(recipe["iterations"]).astype(int)
-        if len(its) != len(self.spacing_mm) and tuple(its) == tuple(_DEFAULTS["iterations"]):
-            # the default per-scale counts, for another number of scales: the coarse count, the finest's last
-            its = np.array([its[0]] * (len(self.spacing_mm) - 1) + [its[-1]])
-        if len(its) not in (1, len(self.spacing_mm)):
-            raise InputError(f"{len(its)} iteration counts for {len(self.spacing_mm)} scales",
-                             fix="give one count, or one per scale of spacing_mm")
-        self.settings = dict(iterations=int(its[0]) if len(its) == 1 else tuple(int(i) for i in its),
-                             spatial_samples=int(recipe["spatial_samples"]), seed=int(seed))
+        self.seed = int(seed)
         self.elastix = {str(k): [str(x) for x in np.atleast_1d(v)] for k, v in (elastix or {}).items()}
         self.threads = threads
         self.log_dir = log_dir
+        self._fixed_cache: dict[tuple, list[sitk.Image]] = {}
         import scipy.ndimage  # noqa: F401 - imported here, not inside the first timed registration
         import torch  # noqa: F401
 
@@ -223,12 +241,20 @@ class MINDRegistrar(RegistrarBase):
 
         itk_module()  # pay ITK's ~11 s start-up here, once per process, not inside a timed registration
 
-    def descriptors(self, case: Case, estimate: RigidTransform, spacing: float | None = None
-                    ) -> tuple[list[sitk.Image], list[sitk.Image], sitk.Image | None, sitk.Image]:
-        """Fixed and moving MIND channels at one scale (default: the finest), and the masks on their grids."""
-        from regkit.baselines.elastix import dilated_mask, moving_mask_for
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_fixed_cache": {}}  # a registrar sent to a worker leaves its cache behind
 
-        spacing = self.spacing_mm[-1] if spacing is None else float(spacing)
+    def descriptors(self, case: Case, estimate: RigidTransform, spacing: float, mask_mm: float | None = 15.0,
+                    fan: sitk.Image | None = None
+                    ) -> tuple[list[sitk.Image], list[sitk.Image], sitk.Image | None, sitk.Image]:
+        """Fixed and moving MIND channels at one scale, and the masks on their grids.
+
+        ``mask_mm``: the fixed mask's dilation of the label (None: no label mask); ``fan``: the moving image's
+        field of view as a mask (:func:`regkit.baselines.elastix.moving_mask_for`), or None.
+        """
+        from regkit.baselines.elastix import dilated_mask
+
+        spacing = float(spacing)
         # each grid covers its image only where the other image lies under the estimate (grown by margin_mm):
         # MIND costs per voxel, and descriptors outside the overlap are never sampled
         moving_fov = estimate.inverse().apply(ImageGeometry.of(case.moving).corners())
@@ -238,45 +264,62 @@ class MINDRegistrar(RegistrarBase):
         moving_grid = isotropic_grid(case.moving, spacing, axes=estimate.rotation @ mr_axes,
                                      within=estimate.apply(ImageGeometry.of(fixed_grid).corners()),
                                      within_margin_mm=self.margin_mm)
-        fixed_in = sitk.Cast(case.fixed_input(self.fixed), sitk.sitkFloat32)
-        if self.fixed == "label":  # a binary label has no self-similarity structure inside; soften its edge
-            fixed_in = sitk.SmoothingRecursiveGaussian(fixed_in, spacing)
-        fixed = resample_onto(_antialiased(fixed_in, spacing), fixed_grid)
         moving = resample_onto(_antialiased(sitk.Cast(case.moving, sitk.sitkFloat32), spacing), moving_grid)
         reach = (self.radius + self.dilation) * spacing
         fixed_mask = domain_mask(case.fixed, fixed_grid, reach)
-        if self.mask_mm is not None and case.fixed_label is not None:
-            fixed_mask = fixed_mask * resample_onto(dilated_mask(case.fixed_label, self.mask_mm), fixed_grid,
+        if mask_mm is not None and case.fixed_label is not None:
+            fixed_mask = fixed_mask * resample_onto(dilated_mask(case.fixed_label, mask_mm), fixed_grid,
                                                     nearest=True)
         moving_mask = domain_mask(case.moving, moving_grid, reach)
-        fan, self._moving_mask_note = moving_mask_for(case, self.moving_mask, reach)
-        if fan is not None:
-            moving_mask = moving_mask * resample_onto(fan, moving_grid, nearest=True)
-        return (mind_channels(fixed, self.radius, self.dilation), mind_channels(moving, self.radius, self.dilation),
-                fixed_mask, moving_mask)
+        if fan is not None:  # eroded on the grid by the descriptor's reach, whole voxels of the isotropic grid
+            on_grid = sitk.BinaryErode(resample_onto(fan, moving_grid, nearest=True), [self.radius + self.dilation] * 3)
+            moving_mask = moving_mask * on_grid
+        return (self._fixed_descriptors(case, fixed_grid, spacing),
+                mind_channels(moving, self.radius, self.dilation), fixed_mask, moving_mask)
+
+    def _fixed_descriptors(self, case: Case, grid: sitk.Image, spacing: float) -> list[sitk.Image]:
+        """The fixed input's MIND channels on ``grid``, computed once per fixed image and grid."""
+        import hashlib
+
+        fixed_in = case.fixed_input(self.fixed)
+        digest = hashlib.blake2b(np.ascontiguousarray(sitk.GetArrayViewFromImage(fixed_in)).tobytes(),
+                                 digest_size=16).hexdigest()
+        key = (digest, self.fixed, self.radius, self.dilation,
+               *((im.GetSize(), im.GetOrigin(), im.GetSpacing(), im.GetDirection()) for im in (fixed_in, grid)))
+        if key not in self._fixed_cache:
+            image = sitk.Cast(fixed_in, sitk.sitkFloat32)
+            if self.fixed == "label":  # a binary label has no self-similarity structure inside; soften its edge
+                image = sitk.SmoothingRecursiveGaussian(image, spacing)
+            channels = mind_channels(resample_onto(_antialiased(image, spacing), grid), self.radius, self.dilation)
+            while len(self._fixed_cache) >= _CACHED:
+                self._fixed_cache.pop(next(iter(self._fixed_cache)))
+            self._fixed_cache[key] = channels
+        return self._fixed_cache[key]
 
     def _register(self, case: Case, initial: RigidTransform) -> tuple[RigidTransform, dict]:
         from regkit.baselines import elastix as ex
 
+        name, recipe, why = ex.recipe_for(self.recipes, case)
+        fan, fan_note = ex.moving_mask_for(case, recipe["moving_mask"])
         estimate, scales = initial, []
-        its = np.broadcast_to(np.atleast_1d(self.settings["iterations"]), len(self.spacing_mm))
-        for spacing, iterations in zip(self.spacing_mm, its, strict=True):
-            fixed, moving, fixed_mask, moving_mask = self.descriptors(case, estimate, spacing)
+        for spacing, iterations in zip(recipe["spacing_mm"], recipe["iterations"], strict=True):
+            fixed, moving, fixed_mask, moving_mask = self.descriptors(case, estimate, spacing, recipe["mask_mm"], fan)
             pm = ex.rigid_parameter_map("AdvancedMeanSquares", n_metrics=len(fixed), smoothing_mm=(0.0,),
-                                        iterations=int(iterations), spatial_samples=self.settings["spatial_samples"],
-                                        seed=self.settings["seed"])
+                                        iterations=int(iterations), spatial_samples=recipe["spatial_samples"],
+                                        seed=self.seed)
             pm.update(self.elastix)
             run = ex.run_elastix(fixed, moving, pm, estimate, fixed_mask=fixed_mask, moving_mask=moving_mask,
                                  threads=self.threads, keep_log_dir=self.log_dir)
             estimate = run.transform
             scales.append(run)
-        before = descriptor_ssd(fixed, moving, initial, fixed_mask, moving_mask)
-        after = descriptor_ssd(fixed, moving, estimate, fixed_mask, moving_mask)
+        before, after = descriptor_ssd(fixed, moving, [initial, estimate], fixed_mask, moving_mask)
         status, message = ex.convergence(scales[-1].levels, before, after)
-        return estimate, {"status": status, "message": message, "fixed": self.fixed, "preset": self.preset,
-                          "spacing_mm": self.spacing_mm, "radius": self.radius, "dilation": self.dilation,
-                          "moving_mask": self._moving_mask_note, "metric_start": before, "metric_result": after,
-                          "scale_transforms": [r.transform for r in scales], **self.settings}
+        return estimate, {"status": status, "message": message, "fixed": self.fixed, "recipe": name,
+                          "recipe_why": why, "spacing_mm": recipe["spacing_mm"], "radius": self.radius,
+                          "dilation": self.dilation, "moving_mask": fan_note, "metric_start": before,
+                          "metric_result": after, "scale_transforms": [r.transform for r in scales],
+                          "iterations": recipe["iterations"], "spatial_samples": recipe["spatial_samples"],
+                          "seed": self.seed}
 
 
 def _antialiased(image: sitk.Image, spacing: float) -> sitk.Image:

@@ -90,7 +90,7 @@ def main():
     print(f"machine: {machine()}; {a.threads} thread(s) for ITK, SimpleITK and torch")
     configs = a.configs.split(",")
     regs = {"mi": get_registrar("mi", threads=a.threads), "mind": get_registrar("mind", threads=a.threads)}
-    mi_recipe = regs["mi"]
+    mi_recipe = regs["mi"].recipes["general"]  # the dev pairs are MR: the general recipe
     rows = {c: [] for c in configs}
     split = []
     for name in a.pairs.split(","):
@@ -107,8 +107,8 @@ def main():
                     if c == "mi":
                         split.append((seconds, sum(r.info["level_seconds"]), r.info["level_seconds"]))
                 elif c == "sitk":
-                    t = sitk_mi(case.fixed, case.moving, s, mi_recipe.smoothing_mm,
-                                mi_recipe.settings["spatial_samples"], a.sitk_iterations)
+                    t = sitk_mi(case.fixed, case.moving, s, mi_recipe["smoothing_mm"],
+                                mi_recipe["spatial_samples"], a.sitk_iterations)
                     seconds = time.perf_counter() - t0
                 else:
                     t = careful(case, s)

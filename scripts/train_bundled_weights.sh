@@ -20,6 +20,9 @@
 # EXTRA="--threads 1" (or "--device cuda") passes more options to every regkit train.
 # INIT=DIR starts each stage 1 from DIR/<method>-stage1 (a fine-tune; Feature-Reg (label) falls back to
 # DIR/featreg-stage1, which has the same layers) instead of a random initialisation; the model card says so.
+# S2_INIT=DIR starts each stage 2 from DIR/<method>-stage2 where that exists (else from stage 1's best, as always).
+# S1_LR, S2_LR: the learning rate of every stage-1 / stage-2 run [each network's paper value]; a fine-tune
+# usually wants a smaller one.
 #
 # One invocation per stage, on a fixed time plan (what scripts/gpu_run.sh uses on a lent GPU):
 #   ONCE=1        each stage is one `regkit train` of its budget; a stop by the time budget ends the stage
@@ -65,7 +68,8 @@ done
 stage() {  # name method stage [init-weights]
   local name=$1 method=$2 st=$3 init=${4:-}
   local out=$RUNS/$name epochs=$S1_EPOCHS per=$S1_SAMPLES budget=${S1_BUDGET:-$BUDGET}
-  if [ "$st" = 2 ]; then epochs=$S2_EPOCHS; per=$S2_SAMPLES; budget=${S2_BUDGET:-$BUDGET}; fi
+  local lr=${S1_LR:-}
+  if [ "$st" = 2 ]; then epochs=$S2_EPOCHS; per=$S2_SAMPLES; budget=${S2_BUDGET:-$BUDGET}; lr=${S2_LR:-}; fi
   if [ "$method" = dvnet ]; then budget=${DVNET_BUDGET:-$budget}; fi
   if [ "$method" = msreg ] && [ "$st" = 1 ]; then epochs=$MSREG_S1_EPOCHS; per=$MSREG_S1_SAMPLES; fi
   if [ "$method" = msreg ] && [ "$st" = 2 ]; then epochs=$MSREG_S2_EPOCHS; per=$MSREG_S2_SAMPLES; fi
@@ -76,12 +80,16 @@ stage() {  # name method stage [init-weights]
       if [ -f "$cand.safetensors" ]; then init=$cand; break; fi
     done
   fi
+  if [ "$st" = 2 ] && [ -n "${S2_INIT:-}" ] && [ -f "$S2_INIT/$method-stage2.safetensors" ]; then
+    init=$S2_INIT/$method-stage2
+  fi
   while ! { [ -f "$out/summary.json" ] && { [ "$ONCE" = 1 ] ||
                                              grep -q '"stop_reason": "epochs done"' "$out/summary.json"; }; }; do
     local args=(train --method "$method" --stage "$st" --epochs "$epochs" --out "$out" --seed "$SEED"
                 --time-budget "$budget" --val-starts 3 --val-every "$VAL_EVERY" --augment "${DATA_ARGS[@]}")
     if [ "$per" != 0 ]; then args+=(--samples-per-epoch "$per"); fi
     if [ "$FIT" = 1 ]; then args+=(--fit-epochs); fi
+    if [ -n "$lr" ]; then args+=(--lr "$lr"); fi
     if [ -f "$out/last.json" ]; then
       args+=(--resume "$out")
     elif [ -n "$init" ]; then

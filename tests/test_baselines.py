@@ -92,7 +92,7 @@ def test_label_as_fixed_input(itk_loaded, phantom_case):
     # MIND on a label: the label is softened first, so its descriptors vary around the gland boundary
     from regkit.baselines.mind import MINDRegistrar
 
-    fixed, _, _, _ = MINDRegistrar(fixed="label").descriptors(phantom_case, start)
+    fixed, _, _, _ = MINDRegistrar(fixed="label").descriptors(phantom_case, start, 1.5)
     ch = sitk.GetArrayFromImage(fixed[0])
     assert ch.min() < 0.9 and ch.max() == pytest.approx(1.0)
 
@@ -135,7 +135,7 @@ def test_mind_grids_share_orientation_and_spacing(itk_loaded, phantom_case):
 
     reg = MINDRegistrar(spacing_mm=(2.0,))
     start = make_starts([phantom_case], "8mm", 1, seed=3)[0].transform
-    fixed, moving, fmask, mmask = reg.descriptors(phantom_case, start)
+    fixed, moving, fmask, mmask = reg.descriptors(phantom_case, start, 2.0)
     assert len(fixed) == len(moving) == 12
     assert fixed[0].GetSpacing() == moving[0].GetSpacing() == (2.0, 2.0, 2.0)
     f_dir = np.array(fixed[0].GetDirection()).reshape(3, 3)

@@ -176,3 +176,37 @@ def test_a_stalled_result_is_not_ok():
     case = _case(_fan_like("u16"))
     res = get_registrar("stalls").register(case, RigidTransform.identity())
     assert res.status == NOT_CONVERGED and not res.ok and res.transform.allclose(RigidTransform.identity())
+
+
+def test_per_level_iteration_counts():
+    from regkit.baselines.elastix import per_level_iterations
+
+    default = (100, 150)
+    assert per_level_iterations((100, 150), 3, default) == (100, 100, 150)  # the default follows the levels
+    assert per_level_iterations((100, 150), 1, default) == (150,)
+    assert per_level_iterations(40, 3, default) == (40, 40, 40)
+    assert per_level_iterations([40], 2, default) == (40, 40)  # a one-element list is one count for all
+    assert per_level_iterations([10, 20, 30], 3, default) == (10, 20, 30)
+    with pytest.raises(InputError, match="2 iteration counts for 3 levels"):
+        per_level_iterations([10, 20], 3, default)
+    with pytest.raises(InputError, match=r"iterations\[1\]"):
+        per_level_iterations([10, 0], 2, default)
+
+
+@pytest.mark.parametrize("method", ["mi", "mind"])
+def test_auto_chooses_the_ultrasound_recipe_for_an_ultrasound_moving_image(itk_loaded, method):
+    from regkit.baselines.elastix import recipe_for
+
+    reg = get_registrar(method)
+    assert reg.preset == "auto" and set(reg.recipes) == {"general", "ultrasound"}
+    us8, mr16 = _fan_like("u8"), _fan_like("u16")
+    name, recipe, why = recipe_for(reg.recipes, _case(mr16, "US"))
+    assert name == "ultrasound" and recipe["moving_mask"] == "fan" and "moving_modality=US" in why
+    assert recipe_for(reg.recipes, _case(us8))[0] == "ultrasound"  # the image test, without metadata
+    assert recipe_for(reg.recipes, _case(us8, "MR"))[0] == "general"
+    assert recipe_for(reg.recipes, _case(mr16))[0] == "general"
+    forced = get_registrar(method, preset="general")
+    assert recipe_for(forced.recipes, _case(us8, "US"))[0] == "general"
+    assert get_registrar(method, preset="phantom").recipes == {"phantom": reg.recipes["ultrasound"]}
+    # an option given by the caller wins over both recipes
+    assert {r["spatial_samples"] for r in get_registrar(method, spatial_samples=777).recipes.values()} == {777}
