@@ -534,7 +534,7 @@ def moving_mask_for(case, mode: str, erode_mm: float = 1.0) -> tuple[sitk.Image 
 def check_settings(fixed: str = "image", mask_mm: float | None = None, **counts) -> None:
     """Range checks of a classical registrar's settings, before ITK loads: an :class:`InputError` naming the first
     bad one (``counts`` are whole numbers of at least 1, e.g. ``iterations=500``; ``histogram_bins`` at least 2)."""
-    from regkit.errors import InputError
+    from regkit.errors import InputError, check_whole
 
     if fixed not in ("image", "label"):
         raise InputError(f"unknown fixed input {fixed!r}", fix="use fixed='image' (the MR) or fixed='label'")
@@ -542,5 +542,4 @@ def check_settings(fixed: str = "image", mask_mm: float | None = None, **counts)
         raise InputError(f"mask_mm must be a distance of at least 0 mm, or None for no mask; got {mask_mm!r}")
     for name, value in counts.items():
         low = 2 if name == "histogram_bins" else (0 if name == "seed" else 1)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low):
-            raise InputError(f"{name} must be a whole number of at least {low}, got {value!r}")
+        check_whole(name, value, low, optional=True, types=(int, np.integer))

@@ -26,7 +26,7 @@ from regkit.deep.layers import ChannelsLast, flush_denormals, fold_batch_norms
 from regkit.deep.methods import DEEP_CAPABILITIES, Architecture
 from regkit.deep.networks import architecture as find_architecture
 from regkit.deep.networks import build_network, parameter_count
-from regkit.errors import InputError
+from regkit.errors import InputError, check_whole
 from regkit.registrar import RegistrarBase, RegistrationResult
 from regkit.transform import RigidTransform
 
@@ -62,11 +62,8 @@ def _check_inference_options(stages, batch_size, attention) -> None:
     """Range checks of a deep registrar's options (their types are checked by the registry)."""
     from regkit.deep.attention import ATTENTION_IMPLEMENTATIONS
 
-    if stages is not None and (isinstance(stages, bool) or not isinstance(stages, int) or stages < 1):
-        raise InputError(f"stages must be a whole number of at least 1, got {stages!r}",
-                         fix="stages=1 runs stage 1 alone; leave it out to run every stage")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise InputError(f"batch_size must be a whole number of at least 1, got {batch_size!r}", fix="e.g. 16")
+    check_whole("stages", stages, 1, optional=True, fix="stages=1 runs stage 1 alone; leave it out to run every stage")
+    check_whole("batch_size", batch_size, 1, fix="e.g. 16")
     if attention not in ATTENTION_IMPLEMENTATIONS:
         raise InputError(f"unknown attention implementation {attention!r}",
                          fix=f"use one of {', '.join(ATTENTION_IMPLEMENTATIONS)}")

@@ -50,7 +50,7 @@ from regkit.deep.correction import apply_correction, correction_target
 from regkit.deep.crop import CaseInput
 from regkit.deep.layers import flush_denormals
 from regkit.deep.networks import architecture, build_network, parameter_count
-from regkit.errors import CheckpointError, InputError
+from regkit.errors import CheckpointError, InputError, check_whole
 from regkit.progress import progress
 from regkit.registrar import MethodDeclaration
 from regkit.sre import sre
@@ -131,13 +131,9 @@ def check_train_options(opts: TrainOptions) -> None:
     """Range checks of the training options, before any work, as :class:`InputError` naming the option."""
     from regkit.deep.registrar import resolve_device
 
-    def whole(name: str, value, low: int = 1) -> None:
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
-            raise InputError(f"{name} must be a whole number of at least {low}, got {value!r}")
-
     for name in ("epochs", "batch_size", "val_starts", "val_every", "samples_per_epoch", "threads", "max_steps"):
-        whole(name, getattr(opts, name))
-    whole("seed", opts.seed, 0)
+        check_whole(name, getattr(opts, name), 1, optional=True)
+    check_whole("seed", opts.seed, 0, optional=True)
     for name in ("lr", "time_budget"):
         value = getattr(opts, name)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)

@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from regkit.errors import InputError
+from regkit.errors import InputError, check_whole
 from regkit.lock import hold_folder
 
 SCHEDULER_ADDRESS = re.compile(r"^(?:(?:tcp|tls|ucx|ws|wss)://)?[^\s/:]+:\d+/?$|^inproc://\S+$")
@@ -37,14 +37,6 @@ def one_run_per_folder(run: Callable) -> Callable:
             return run(*bound.args, **bound.kwargs)
 
     return checked
-
-
-def _whole(name: str, value, low: int, optional: bool = False) -> None:
-    if optional and value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise InputError(f"{name} must be a whole number of at least {low}, got {value!r}",
-                         fix=f"e.g. {name}={max(low, 1)}")
 
 
 def _path_like(name: str, value, optional: bool = True) -> None:
@@ -71,10 +63,10 @@ def check_compare_arguments(args: Mapping) -> None:
     _path_like("data", args.get("data"))
     if not isinstance(args.get("split"), str) or not args.get("split"):
         raise InputError(f"split must be a split's name such as 'test', got {args.get('split')!r}")
-    _whole("cases", args.get("cases"), 1, optional=True)
-    _whole("starts_per_case", args.get("starts_per_case"), 1)
-    _whole("seed", args.get("seed"), 0)
-    _whole("workers", args.get("workers"), 1, optional=True)
+    check_whole("cases", args.get("cases"), 1, optional=True)
+    check_whole("starts_per_case", args.get("starts_per_case"), 1)
+    check_whole("seed", args.get("seed"), 0)
+    check_whole("workers", args.get("workers"), 1, optional=True)
     _path_like("out", args.get("out"), optional=False)
     _path_like("starts_file", args.get("starts_file"))
     options = args.get("method_options")

@@ -33,6 +33,20 @@ class InputError(RegkitError, ValueError):
         super().__init__(" ".join(parts))
 
 
+def check_whole(name: str, value, low: int = 1, *, optional: bool = False, fix: str | None = None,
+                types: type | tuple[type, ...] = int) -> None:
+    """Raise :class:`InputError` naming ``name`` unless ``value`` is a whole number of at least ``low``.
+
+    ``True``/``False`` are not whole numbers here; ``None`` passes when ``optional``. ``types`` says what counts
+    as a whole number (e.g. ``(int, numpy.integer)``); ``fix`` replaces the default hint ``e.g. NAME=LOW``.
+    """
+    if optional and value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, types) or value < low:
+        raise InputError(f"{name} must be a whole number of at least {low}, got {value!r}",
+                         fix=fix or f"e.g. {name}={max(low, 1)}")
+
+
 class CheckpointError(InputError):
     """A checkpoint that is damaged or belongs to another architecture."""
 

@@ -26,7 +26,7 @@ import numpy as np
 from scipy.optimize import brentq
 
 from regkit.atomic import atomic_path
-from regkit.errors import InputError
+from regkit.errors import InputError, check_whole
 from regkit.sre import displacement_sre
 from regkit.transform import RigidTransform
 
@@ -160,10 +160,8 @@ class Start:
 def make_starts(cases, init: InitSpec | str, per_case: int, seed: int = 0) -> list[Start]:
     """Draw ``per_case`` starts for each case (anything with ``case_id``, ``ground_truth``, ``surface_points``)."""
     specs = parse_init(init) if isinstance(init, str) else [init]
-    if isinstance(per_case, bool) or not isinstance(per_case, int) or per_case < 1:
-        raise InputError(f"starts per case must be a whole number of at least 1, got {per_case!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise InputError(f"the seed must be a whole number of at least 0, got {seed!r}")
+    check_whole("starts per case", per_case, 1, fix="e.g. per_case=3")
+    check_whole("the seed", seed, 0, fix="e.g. seed=0")
     out = []
     for spec in specs:
         for case in cases:
