@@ -367,40 +367,6 @@ def _load_or_make_starts(out: Path, cases, init: str, per_case: int, seed: int, 
     return starts
 
 
-def settings_of(spec: MethodSpec) -> dict | None:
-    """Every setting a registrar name will run with: its options over its signature's defaults (and, for a
-    chain, each member's), as JSON-ready values. Nothing is constructed. A resumed run compares them, so a
-    default that changed between regkit versions is caught like an option that changed."""
-    import functools
-    import inspect
-
-    from regkit.registry import declaration
-
-    if not isinstance(spec.registrar, str):
-        return None
-
-    def resolved(name: str, options: dict):
-        decl = declaration(name)
-        if decl.kind == "chain":
-            from regkit.chain import members_of, split_options
-
-            members = members_of(name)
-            return [resolved(m, o) for m, o in zip(members, split_options(members, options), strict=True)]
-        factory = decl.load()
-        try:
-            bound = inspect.signature(factory).bind_partial(**options)
-        except (TypeError, ValueError):
-            return {k: options[k] for k in sorted(options)}
-        bound.apply_defaults()
-        # the declaration's own options (a network's architecture, its bundled weights' paths) name the method
-        args = {k: v for k, v in bound.arguments.items() if k not in decl.options and k != "kwargs"}
-        target = factory.func if isinstance(factory, functools.partial) else factory
-        return json.loads(json.dumps({"class": f"{getattr(target, '__module__', '?')}."
-                                                    f"{getattr(target, '__qualname__', '?')}", **args}, default=str))
-
-    return resolved(spec.registrar, spec.options)
-
-
 def _check_same_methods(path: Path, specs: list[MethodSpec], settings: dict[str, dict | None],
                         with_rows: set[str]) -> None:
     """A resumed folder must run a label that has rows (``with_rows``) with the same registrar, options and
@@ -469,7 +435,7 @@ def compare(methods: str | Sequence = "mi,mind,attreg", init: str = "8mm", data:
     """
     from regkit.evaluation import plots, provenance, stats, tables
     from regkit.progress import progress
-    from regkit.registry import declaration, parameter_count
+    from regkit.registry import declaration, parameter_count, resolved_settings
 
     out = Path(out)  # made by @one_run_per_folder
     specs = parse_methods(methods, method_options)
@@ -493,7 +459,8 @@ def compare(methods: str | Sequence = "mi,mind,attreg", init: str = "8mm", data:
         if isinstance(s.registrar, str) and _in_process(s, scheduler):
             _setup_registrar(s)
     store = ResultStore(out / "results.csv")  # refuses a results table of another layout before anything is written
-    settings = {s.label: settings_of(s) for s in specs}
+    settings = {s.label: resolved_settings(s.registrar, s.options) if isinstance(s.registrar, str) else None
+                for s in specs}
     _check_same_methods(out / "run.json", specs, settings, {key[0] for key in store.done})
     starts = _load_or_make_starts(out, case_objs, init, starts_per_case, seed, starts_file)
     if starts_file is not None:  # the file's starting errors, in the order they appear

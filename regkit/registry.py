@@ -130,8 +130,8 @@ def check_options(decl: MethodDeclaration, options: dict, label: str | None = No
 
         return check_chain_options(decl.name, options)
     factory = decl.load()
-    target = factory.func if isinstance(factory, functools.partial) else factory
-    where = f"{getattr(target, '__module__', '?')}.{getattr(target, '__qualname__', '?')}"
+    target = _factory_target(factory)
+    where = _qualified_name(target)
     fix = f"see the registrar's options: python -c 'import {where.rsplit('.', 1)[0]}; help({where})'"
     if not isinstance(options, dict) or not all(isinstance(k, str) for k in options):
         raise InputError(f"options for {label or decl.name!r} must be a dict of option names to values, got "
@@ -156,10 +156,40 @@ def parameter_count(decl: MethodDeclaration) -> int | None:
 
         counts = [parameter_count(declaration(m)) for m in members_of(decl.name)]
         return sum(c for c in counts if c) or None
-    factory = decl.load()
-    target = factory.func if isinstance(factory, functools.partial) else factory
-    counter = getattr(target, "parameter_count", None)
+    counter = getattr(_factory_target(decl.load()), "parameter_count", None)
     return counter(**decl.options) if callable(counter) else None
+
+
+def _factory_target(factory: Callable[..., Registrar]):
+    """The class or function a registrar factory calls (a ``functools.partial``'s ``func``, else the factory)."""
+    return factory.func if isinstance(factory, functools.partial) else factory
+
+
+def _qualified_name(target) -> str:
+    return f"{getattr(target, '__module__', '?')}.{getattr(target, '__qualname__', '?')}"
+
+
+def resolved_settings(name: str, options: dict):
+    """Every setting registrar ``name`` will run with: ``options`` over its factory's defaults (and, for a chain,
+    each member's, as a list), as JSON-ready values. Nothing is constructed. A resumed comparison compares them,
+    so a default that changed between regkit versions is caught like an option that changed."""
+    import json
+
+    decl = declaration(name)
+    if decl.kind == "chain":
+        from regkit.chain import members_of, split_options
+
+        members = members_of(name)
+        return [resolved_settings(m, o) for m, o in zip(members, split_options(members, options), strict=True)]
+    factory = decl.load()
+    try:
+        bound = inspect.signature(factory).bind_partial(**options)
+    except (TypeError, ValueError):
+        return {k: options[k] for k in sorted(options)}
+    bound.apply_defaults()
+    # the declaration's own options (a network's architecture, its bundled weights' paths) name the method
+    args = {k: v for k, v in bound.arguments.items() if k not in decl.options and k != "kwargs"}
+    return json.loads(json.dumps({"class": _qualified_name(_factory_target(factory)), **args}, default=str))
 
 
 def get_registrar(name: str | Registrar, **options) -> Registrar:
