@@ -128,8 +128,13 @@ class TrainOptions:
 
 
 def check_train_options(opts: TrainOptions) -> None:
-    """Range checks of the training options, before any work, as :class:`InputError` naming the option."""
+    """Range checks of the training options, and that the dataset folders exist, before any work, as
+    :class:`InputError` naming the option or the folder."""
     from regkit.deep.registrar import resolve_device
+
+    for source in opts.sources:
+        if source != "builtin" and not Path(source).is_dir():
+            raise InputError("the dataset folder does not exist", source, "give a dataset folder, or 'builtin'")
 
     for name in ("epochs", "batch_size", "val_starts", "val_every", "samples_per_epoch", "threads", "max_steps"):
         check_whole(name, getattr(opts, name), 1, optional=True)

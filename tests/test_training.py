@@ -25,6 +25,13 @@ def options(ds, out, **kw):
     return TrainOptions(**{**base, **kw})
 
 
+def test_the_api_refuses_a_missing_dataset_folder_before_any_work(phantom_dataset, tmp_path):
+    with pytest.raises(InputError, match="gone: the dataset folder does not exist") as info:
+        train(options(phantom_dataset, tmp_path / "out", data=[phantom_dataset.root, tmp_path / "gone"]))
+    assert str(tmp_path / "gone") in str(info.value)
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.slow
 def test_a_short_run_lowers_the_training_loss(phantom_dataset, tmp_path):
     # DVNet is the cheapest network to train; 80 steps of 8 fresh starts on two cases halve the loss here

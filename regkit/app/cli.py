@@ -166,15 +166,9 @@ def train(method, data, stage, init_range, epochs, batch_size, lr, out, resume, 
 
     Works the same under `torchrun --nproc_per_node N regkit train ...` (DistributedDataParallel).
     """
-    from pathlib import Path
-
     from regkit.deep.training import TrainOptions
     from regkit.deep.training import train as run
-    from regkit.errors import InputError
 
-    for d in data:
-        if d != "builtin" and not Path(d).is_dir():
-            raise InputError("the dataset folder does not exist", d, "give a dataset folder, or 'builtin'")
     data = list(data) or None
     summary = run(TrainOptions(
         method=method, out=out, data=data, stage=stage, init_range=init_range, epochs=epochs, batch_size=batch_size,
