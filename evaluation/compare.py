@@ -191,18 +191,14 @@ def run_task(task: Task) -> list[dict]:
 
 def _stages_column(info: dict, sres: list[float]) -> str:
     """Per-stage SRE (and, for a chain, the stage's registrar, runtime and status) as one JSON cell."""
-    names = info.get("stages") or [None] * len(sres)
-    runtimes = info.get("stage_runtimes") or [None] * len(sres)
-    status = info.get("stage_status") or [None] * len(sres)
+    per_stage = {"registrar": info.get("stages"), "runtime_s": info.get("stage_runtimes"),
+                 "status": info.get("stage_status")}
     rows = []
     for k, e in enumerate(sres):
         cell = {"stage": k + 1, "sre": round(float(e), 6)}
-        if names[k] is not None:
-            cell["registrar"] = names[k]
-        if runtimes[k] is not None:
-            cell["runtime_s"] = round(float(runtimes[k]), 6)
-        if status[k] is not None:
-            cell["status"] = status[k]
+        for key, values in per_stage.items():
+            if values and values[k] is not None:
+                cell[key] = round(float(values[k]), 6) if key == "runtime_s" else values[k]
         rows.append(cell)
     return json.dumps(rows, separators=(",", ":"))
 
