@@ -195,14 +195,19 @@ class CaseInput:
     compact : bool
         Keep only what training needs (the fixed crop, an 8-bit copy of the normalised TRUS, the ground truth
         and the surface points), not the case's images: for holding hundreds of training cases in memory.
+    group : str
+        The dataset the case comes from, where a training pools several (each one's validation SRE is logged
+        apart); "" otherwise.
     """
 
     def __init__(self, case, variant: str = "image", device="cpu", shape: tuple[int, int, int] = INPUT_SHAPE,
-                 enlarge: float = ENLARGE, normalization: str = NORMALIZATION, compact: bool = False):
+                 enlarge: float = ENLARGE, normalization: str = NORMALIZATION, compact: bool = False,
+                 group: str = ""):
         if case.fixed_label is None:
             raise InputError(f"case {case.case_id!r} has no MR prostate label; the deep registrars need it for "
                              "the crop box")
         self.case_id = case.case_id
+        self.group = group
         self.ground_truth = case.ground_truth
         self.surface_points = case.surface_points
         self.case = None if compact else case

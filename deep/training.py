@@ -218,9 +218,8 @@ def load_training_data(opts: TrainOptions, variant: str, device):
                                      "the crop box, and the label variant, need the MR prostate label")
                 if case.ground_truth is None:
                     raise InputError(f"case {cid!r} has no ground truth; training needs it", ds.root / cid)
-                ci = CaseInput(case, variant, device, compact=split == "train")
+                ci = CaseInput(case, variant, device, compact=split == "train", group=group)
                 ci.case_id = prefix + cid
-                ci.group = group
                 items.append(ci)
     where = ", ".join(sources)
     if not train_items:
@@ -231,6 +230,12 @@ def load_training_data(opts: TrainOptions, variant: str, device):
                          fix="list validation cases under splits.val in dataset.json, or add a dataset with a "
                              "validation split")
     return datasets, train_items, val_items
+
+
+def validation_groups(val_inputs: list[CaseInput]) -> list[str]:
+    """The validation datasets, when there are several (each gets its own history column), else none."""
+    names = list(dict.fromkeys(ci.group for ci in val_inputs))
+    return names if len(names) > 1 else []
 
 
 def augment_inputs(x: torch.Tensor, rng: np.random.Generator, fixed_is_label: bool) -> torch.Tensor:
@@ -441,7 +446,7 @@ class Trainer:
             losses.append(F.mse_loss(pred, target, reduction="none").mean(1).cpu().numpy())
             est = apply_correction(ci.box, t, pred.cpu().numpy().astype(float))
             sres.append(np.atleast_1d(sre(est, ci.ground_truth, ci.surface_points)))
-            groups += [getattr(ci, "group", "")] * len(starts)
+            groups += [ci.group] * len(starts)
         self.model.train()
         s = np.concatenate(sres)
         out = {"val_loss": float(np.concatenate(losses).mean()), "val_sre_mean": float(s.mean()),
@@ -450,16 +455,6 @@ class Trainer:
         for g in self.val_groups:
             out[f"val_sre_{g}"] = float(s[groups == g].mean())
         return out
-
-    @property
-    def val_groups(self) -> list[str]:
-        """The validation datasets, when there are several (each gets its own history column)."""
-        names = list(dict.fromkeys(getattr(ci, "group", "") for ci in self.val_inputs))
-        return names if len(names) > 1 else []
-
-    @property
-    def history_columns(self) -> list[str]:
-        return HISTORY_COLUMNS + [f"val_sre_{g}" for g in self.val_groups]
 
     def _log(self, row: dict) -> None:
         if self.rank != 0:
@@ -504,6 +499,8 @@ class Trainer:
             except ImportError:
                 pass
         _, self.train_inputs, self.val_inputs = load_training_data(opts, self.variant, self.device)
+        self.val_groups = validation_groups(self.val_inputs)
+        self.history_columns = HISTORY_COLUMNS + [f"val_sre_{g}" for g in self.val_groups]
         val_path = self.out / "val_starts.csv"
         if val_path.exists():
             self.val_starts = read_starts(val_path)
