@@ -139,32 +139,23 @@ class VolumeSampler:
         # physical → normalised grid coordinates in [-1, 1] (align_corners=True: -1/+1 = first/last voxel centre)
         to_norm = np.diag(np.append(2.0 / np.maximum(size - 1, 1), 1.0))
         to_norm[:3, 3] = -1.0
-        self.physical_to_grid_np = to_norm @ geo.physical_to_index
-        self.physical_to_grid = torch.tensor(self.physical_to_grid_np, dtype=torch.float32, device=device)
+        self.physical_to_grid = to_norm @ geo.physical_to_index
         self.device = torch.device(device)
 
     def _volume(self) -> torch.Tensor:
         return self.volume.float().mul_(1.0 / 255.0) if self.compact else self.volume
 
-    def sample(self, points: torch.Tensor) -> torch.Tensor:
-        """Values at physical points of shape (N, D, H, W, 3) → (N, D, H, W)."""
-        n, d, h, w, _ = points.shape
-        m = self.physical_to_grid
-        grid = points.reshape(1, n * d, h, w, 3) @ m[:3, :3].T + m[:3, 3]
-        out = F.grid_sample(self._volume(), grid, mode="bilinear", padding_mode="zeros", align_corners=True)
-        return out.reshape(n, d, h, w)
-
     def sample_box(self, box: CropBox, transforms: RigidTransform) -> torch.Tensor:
         """Values on a crop box's grid under a batch of transforms (fixed → this volume): (N, D, H, W).
 
-        The same samples as :meth:`sample` at ``T(box.points())``, but the whole mapping is one affine per
+        The volume read at ``T(p)`` for each of ``box.points()``, but the whole mapping is one affine per
         transform, so no point grid is built or stored.
         """
         t = transforms if transforms.batch_shape else RigidTransform.from_matrix(transforms.matrix[None])
         m = t.matrix.reshape(-1, 4, 4)
         # output normalised coordinates (align_corners=False: cell centres) → box frame → physical → T → grid
         to_box = np.diag(np.append(box.size / 2.0, 1.0))
-        theta = self.physical_to_grid_np @ m @ box.frame.matrix @ to_box
+        theta = self.physical_to_grid @ m @ box.frame.matrix @ to_box
         theta = torch.tensor(theta[:, :3, :], dtype=torch.float32, device=self.device)
         d, h, w = box.shape
         n = len(m)
@@ -173,13 +164,6 @@ class VolumeSampler:
         out = F.grid_sample(vol.expand(n, *vol.shape[1:]) if n > 1 else vol, grid, mode="bilinear",
                             padding_mode="zeros", align_corners=True)
         return out[:, 0]
-
-
-def transform_points(transforms: RigidTransform, points: np.ndarray, device="cpu") -> torch.Tensor:
-    """``T_k(p)`` for a batch of transforms and a (D, H, W, 3) point grid → (N, D, H, W, 3) tensor."""
-    m = torch.tensor(transforms.matrix.reshape(-1, 4, 4), dtype=torch.float32, device=device)
-    p = torch.as_tensor(points, dtype=torch.float32, device=device)
-    return torch.einsum("nij,dhwj->ndhwi", m[:, :3, :3], p) + m[:, None, None, None, :3, 3]
 
 
 class CaseInput:
