@@ -45,6 +45,37 @@ def t2_map(anatomy: Anatomy, t2_table: np.ndarray) -> np.ndarray:
     return ndimage.gaussian_filter(m, 0.5)
 
 
+# the log-bias polynomial's terms, as products of the coordinates (0, 1, 2 = x, y, z), in the order drawn
+_BIAS_TERMS = ((0,), (1,), (2,), (0, 0), (1, 1), (0, 1), (1, 2), (2, 2), (0, 2))
+
+
+def bias_polynomial(rng: np.random.Generator, shape: tuple[int, int, int], sd: float,
+                    terms: int = 9) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """A smooth random log-bias field: a polynomial in coordinates normalised to [-1, 1] over a ``(z, y, x)``
+    grid, with the first ``terms`` of x, y, z, x², y², xy, yz, z², xz and coefficients drawn from N(0, sd²).
+
+    Returns the field and the coordinate grids ``(x, y, z)``, each of ``shape``.
+    """
+    zz, yy, xx = (np.linspace(-1, 1, n, dtype=np.float32) for n in shape)
+    z, y, x = np.meshgrid(zz, yy, xx, indexing="ij")
+    coords = (x, y, z)
+    log_bias = None
+    for c, factors in zip(rng.normal(0, sd, terms), _BIAS_TERMS[:terms], strict=True):
+        term = c
+        for k in factors:
+            term = term * coords[k]
+        log_bias = term if log_bias is None else log_bias + term
+    return log_bias, coords
+
+
+def rician_noise(rng: np.random.Generator, signal: np.ndarray, noise: tuple[float, float]) -> np.ndarray:
+    """The magnitude of ``signal`` plus complex Gaussian noise, σ drawn from ``noise`` as a fraction of the
+    signal's 99th percentile."""
+    sigma = rng.uniform(*noise) * float(np.percentile(signal, 99))
+    return np.hypot(signal + sigma * rng.standard_normal(signal.shape, dtype=np.float32),
+                    sigma * rng.standard_normal(signal.shape, dtype=np.float32))
+
+
 def form_mr(rng: np.random.Generator, t2: np.ndarray, gland: np.ndarray,
             supersample_z: int, physics: MrPhysics = DEFAULT_MR_PHYSICS) -> tuple[np.ndarray, np.ndarray]:
     """MR voxels from a z-supersampled signal map: slice averaging, bias field, Rician noise.
@@ -54,18 +85,10 @@ def form_mr(rng: np.random.Generator, t2: np.ndarray, gland: np.ndarray,
     nz = t2.shape[0] // supersample_z
     sig = t2[: nz * supersample_z].reshape(nz, supersample_z, *t2.shape[1:]).mean(axis=1)
     occ = gland[: nz * supersample_z].reshape(nz, supersample_z, *gland.shape[1:]).mean(axis=1)
-    # smooth multiplicative bias field: random low-order polynomial in normalised coordinates
-    zz, yy, xx = (np.linspace(-1, 1, n, dtype=np.float32) for n in sig.shape)
-    Z, Y, X = np.meshgrid(zz, yy, xx, indexing="ij")
-    coeff = rng.normal(0, physics.bias, 9)
-    log_bias = (coeff[0] * X + coeff[1] * Y + coeff[2] * Z + coeff[3] * X * X + coeff[4] * Y * Y
-                + coeff[5] * X * Y + coeff[6] * Y * Z + coeff[7] * Z * Z + coeff[8] * X * Z)
+    log_bias, (_, y, _) = bias_polynomial(rng, sig.shape, physics.bias)
     # receive-coil sensitivity: brighter towards the posterior and anterior body surface
-    log_bias += rng.uniform(*physics.coil) * (Y * Y)
-    sig = sig * np.exp(log_bias)
-    sigma = rng.uniform(*physics.noise) * float(np.percentile(sig, 99))
-    noisy = np.hypot(sig + sigma * rng.standard_normal(sig.shape, dtype=np.float32),
-                     sigma * rng.standard_normal(sig.shape, dtype=np.float32))
+    log_bias += rng.uniform(*physics.coil) * (y * y)
+    noisy = rician_noise(rng, sig * np.exp(log_bias), physics.noise)
     scale = rng.uniform(600, 1400) / float(np.percentile(noisy, 99.5))
     image = np.clip(noisy * scale, 0, 32000).astype(np.int16)
     return image, (occ > 0.5).astype(np.uint8)

@@ -36,6 +36,7 @@ this look, for training (``randomise=``; see :mod:`regkit.synth.randomise`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -46,7 +47,15 @@ from regkit.case import Case
 from regkit.image import ImageGeometry, make_image
 from regkit.surface import surface_from_label
 from regkit.synth.anatomy import Grid, build_anatomy, smooth_noise
-from regkit.synth.mr import DEFAULT_MR_PHYSICS, US_TEXTURE, form_mr, t2_map, texture_table
+from regkit.synth.mr import (
+    DEFAULT_MR_PHYSICS,
+    US_TEXTURE,
+    bias_polynomial,
+    form_mr,
+    rician_noise,
+    t2_map,
+    texture_table,
+)
 from regkit.synth.probe import Fan, FanRanges, Probe, random_fan, random_probe
 from regkit.synth.randomise import (
     Randomisation,
@@ -88,11 +97,18 @@ def case_rng(seed: int, index: int, randomised: bool = False, attempt: int = 0) 
     return np.random.default_rng([PHANTOM_VERSION, int(seed), int(index)])
 
 
-def _visible_enough(case: Case, randomise: Randomisation | None, attempt: int) -> bool:
-    """Randomised fans and cuts may miss the gland; such a case teaches nothing, so it is drawn again."""
-    if randomise is None or attempt >= 9:
-        return True
-    return (case.metadata.get("trus_label_visible_fraction") or 0.0) >= randomise.min_visible_fraction
+def _draw_visible(draw: Callable[[int], Case], randomise: Randomisation | None) -> Case:
+    """``draw(attempt)`` for attempts 0, 1, ... until the case's TRUS shows enough of the gland: randomised fans
+    and cuts may miss it, and such a case teaches nothing. The tenth attempt (and a case not randomised) is kept
+    whatever it shows."""
+    attempt = 0
+    while True:
+        case = draw(attempt)
+        if randomise is None or attempt >= 9:
+            return case
+        if (case.metadata.get("trus_label_visible_fraction") or 0.0) >= randomise.min_visible_fraction:
+            return case
+        attempt += 1
 
 
 def _us_maps(rng: np.random.Generator, labels: np.ndarray, tables: dict, coarse: np.ndarray, tex_us: np.ndarray,
@@ -155,12 +171,7 @@ def synth_case(seed: int, index: int = 0, settings: PhantomSettings = PhantomSet
     drawn from its wide ranges (:mod:`regkit.synth.randomise`); a draw whose TRUS shows too little of the gland
     is drawn again.
     """
-    attempt = 0
-    while True:
-        case = _synth_case(seed, index, settings, case_id, randomise, attempt)
-        if _visible_enough(case, randomise, attempt):
-            return case
-        attempt += 1
+    return _draw_visible(lambda attempt: _synth_case(seed, index, settings, case_id, randomise, attempt), randomise)
 
 
 def _synth_case(seed: int, index: int, settings: PhantomSettings, case_id: str | None,
@@ -220,12 +231,8 @@ def synth_case_from_mr(mr: sitk.Image, label: sitk.Image, seed: int, index: int 
     (:mod:`regkit.synth.randomise`). The case's MR is then the modified one. A draw whose TRUS shows too little
     of the gland is drawn again.
     """
-    attempt = 0
-    while True:
-        case = _synth_case_from_mr(mr, label, seed, index, settings, case_id, randomise, attempt)
-        if _visible_enough(case, randomise, attempt):
-            return case
-        attempt += 1
+    return _draw_visible(lambda attempt: _synth_case_from_mr(mr, label, seed, index, settings, case_id, randomise,
+                                                             attempt), randomise)
 
 
 def _synth_case_from_mr(mr: sitk.Image, label: sitk.Image, seed: int, index: int, settings: PhantomSettings,
@@ -315,14 +322,8 @@ def _randomised_mr_contrast(rng: np.random.Generator, mr: sitk.Image, r: Randomi
     blur = rng.uniform(*r.mr_blur_mm)
     if blur > 0:
         a = ndimage.gaussian_filter(a, (0.3 * blur / geo.spacing[2], blur / geo.spacing[1], blur / geo.spacing[0]))
-    zz, yy, xx = (np.linspace(-1, 1, n, dtype=np.float32) for n in a.shape)
-    z, y, x = np.meshgrid(zz, yy, xx, indexing="ij")
-    c = rng.normal(0, r.mr.bias, 6)
-    a = a * np.exp(c[0] * x + c[1] * y + c[2] * z + c[3] * x * x + c[4] * y * y + c[5] * x * y
-                   + rng.uniform(*r.mr.coil) * y * y)
-    sigma = rng.uniform(*r.mr.noise) * float(np.percentile(a, 99))
-    a = np.hypot(a + sigma * rng.standard_normal(a.shape, dtype=np.float32),
-                 sigma * rng.standard_normal(a.shape, dtype=np.float32))
+    log_bias, (_, y, _) = bias_polynomial(rng, a.shape, r.mr.bias, terms=6)
+    a = rician_noise(rng, a * np.exp(log_bias + rng.uniform(*r.mr.coil) * y * y), r.mr.noise)
     a = np.clip(a * (1000.0 / max(float(np.percentile(a, 99.5)), 1e-6)), 0, 32000).astype(np.int16)
     img = sitk.GetImageFromArray(a)
     img.CopyInformation(mr)
