@@ -31,6 +31,12 @@ def _history(d: Path) -> list[dict]:
         return list(csv.DictReader(fh))
 
 
+def validation_groups(row: dict) -> list[str]:
+    """The validation datasets that have their own column (``val_sre_<dataset>``) in a history row."""
+    return [k.removeprefix("val_sre_") for k in row if k.startswith("val_sre_")
+            and k not in ("val_sre_mean", "val_sre_median")]
+
+
 def main(root: Path) -> None:
     print("| run | method, stage | epochs (steps, samples) | training time | validation SRE (mm): start → best "
           "(epoch) → last | stop |")
@@ -56,8 +62,7 @@ def curve_png(hist: list[dict], path: Path, title: str) -> None:
 
     samples = [int(h["samples"]) for h in hist]
     fig, ax = plt.subplots(figsize=(5.5, 3.4), dpi=80)
-    groups = [k.removeprefix("val_sre_") for k in hist[0] if k.startswith("val_sre_")
-              and k not in ("val_sre_mean", "val_sre_median")]
+    groups = validation_groups(hist[0])
     ax.plot(samples, [float(h["val_sre_mean"]) for h in hist], "k-o", ms=3, label="all validation starts")
     for g in groups:
         ax.plot(samples, [float(h[f"val_sre_{g}"]) for h in hist], "-", lw=1, label=g)
@@ -102,8 +107,7 @@ def model_card(run_dir: Path, weights: Path, method: str, stage: int, host: str 
     summary = json.loads((run_dir / "summary.json").read_text())
     hist = _history(run_dir)
     best = min(hist, key=lambda h: float(h["val_sre_mean"]))
-    groups = {k.removeprefix("val_sre_"): float(v) for k, v in best.items() if k.startswith("val_sre_")
-              and k not in ("val_sre_mean", "val_sre_median") and v != ""}
+    groups = {g: float(best[f"val_sre_{g}"]) for g in validation_groups(best) if best[f"val_sre_{g}"] != ""}
     png = weights.with_suffix(".png")
     curve_png(hist, png, f"{method}, stage {stage}: validation SRE")
     data = _data_text(tr.get("data"))
