@@ -175,15 +175,22 @@ def check_image_file(path: str | Path, what: str = "image") -> None:
     A gzip-compressed file (``.gz``) must decompress to its end with a matching checksum, and a NIfTI file must
     hold as many voxel bytes as its header announces: ITK's NIfTI reader pads a short file with zeros, so a
     volume cut in half would read as half zeros. It also reads NaN and infinite voxels as 0, so they are looked
-    for in the file itself (other formats keep them, and :func:`check_voxels` finds them).
+    for in the file itself (other formats keep them, and :func:`check_voxels` finds them). An uncompressed file
+    whose voxels cannot be NaN (integers) is checked from its header and its size alone, without reading it.
     """
     path = Path(path)
     name = path.name.lower()
     if not name.endswith((".gz", ".nii")):
         return
     with open(path, "rb") as fh:
-        compressed = fh.read(2) == b"\x1f\x8b"  # a gzip stream (ITK also reads a plain file named .gz)
+        start = fh.read(540)  # the longest NIfTI header (NIfTI-2)
+    compressed = start[:2] == b"\x1f\x8b"  # a gzip stream (ITK also reads a plain file named .gz)
     nifti = name.endswith((".nii", ".nii.gz"))
+    if not compressed:
+        layout = _nifti_layout(start) if nifti else None
+        if layout is None or layout.dtype is None:  # no voxel can be NaN: the header and the file's size suffice
+            _check_nifti_size(path, what, layout, path.stat().st_size)
+            return
     head, size, layout = b"", 0, None
     carry, n_nan, n_inf, first = b"", 0, 0, None
     for chunk in _chunks(path, compressed, what):
@@ -208,10 +215,7 @@ def check_image_file(path: str | Path, what: str = "image") -> None:
                     n_inf += int(bad.sum() - nan.sum())
                 carry = data[usable:]
         size += len(chunk)
-    fix = "the file was cut short or damaged (an interrupted copy or download?): get it again"
-    if layout is not None and size < layout.end:
-        raise InputError(f"the {what} file is cut short: it holds {size} bytes, but its NIfTI header announces "
-                         f"{layout.end} (header and voxels)", path, fix)
+    _check_nifti_size(path, what, layout, size)
     if first is not None:
         nx, ny = (layout.dim + (1, 1))[:2]
         where = [first % nx, first // nx % ny, first // (nx * ny)]
@@ -220,6 +224,14 @@ def check_image_file(path: str | Path, what: str = "image") -> None:
             "ITK would read them as 0 without a word", path,
             "replace them with the background value (e.g. numpy.nan_to_num) before registering: regkit does not "
             "guess what a NaN means")
+
+
+def _check_nifti_size(path: Path, what: str, layout: _NiftiLayout | None, size: int) -> None:
+    """A NIfTI file of ``size`` bytes (decompressed) must hold every voxel its header announces."""
+    if layout is not None and size < layout.end:
+        raise InputError(f"the {what} file is cut short: it holds {size} bytes, but its NIfTI header announces "
+                         f"{layout.end} (header and voxels)", path,
+                         "the file was cut short or damaged (an interrupted copy or download?): get it again")
 
 
 def check_voxels(image: sitk.Image, what: str = "image", path: str | Path | None = None,

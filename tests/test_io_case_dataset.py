@@ -11,7 +11,7 @@ from regkit import RigidTransform, load_dataset
 from regkit.case import load_case
 from regkit.dataset import write_case, write_manifest
 from regkit.errors import InputError
-from regkit.image import ImageGeometry, make_image, read_image, write_image
+from regkit.image import ImageGeometry, check_image_file, make_image, read_image, write_image
 from regkit.surface import label_mesh, read_mesh_points, surface_from_label, write_mesh
 from regkit.transform import rotation_matrix
 
@@ -52,6 +52,26 @@ def test_read_image_errors_name_the_file(tmp_path):
     (tmp_path / "junk.nii.gz").write_bytes(b"not an image")
     with pytest.raises(InputError, match="junk.nii.gz: cannot read the MR image"):
         read_image(tmp_path / "junk.nii.gz", "MR image")
+
+
+@pytest.mark.parametrize("dtype,name", [(np.int16, "mr.nii"), (np.uint8, "label.nii"), (np.float32, "mr.nii"),
+                                        (np.int16, "plain.nii.gz")])
+def test_an_uncompressed_nifti_cut_short_is_refused(tmp_path, dtype, name):
+    # integer voxels are checked from the header and the file's size alone, floating ones while looking for NaN;
+    # "plain.nii.gz" is an uncompressed file named .gz, which ITK reads too
+    path = tmp_path / name
+    write_image(make_image(np.arange(4 * 5 * 6).reshape(4, 5, 6).astype(dtype), (1.0, 1.0, 2.0)), tmp_path / "a.nii",
+                compress=False).rename(path)
+    check_image_file(path, "MR image")
+    whole = path.read_bytes()
+    path.write_bytes(whole[:-7])
+    with pytest.raises(InputError, match=f"{name}: the MR image file is cut short: it holds {len(whole) - 7} bytes, "
+                                         f"but its NIfTI header announces {len(whole)}"):
+        check_image_file(path, "MR image")
+    path.write_bytes(whole[:200])  # not even a whole header: ITK's reader names it
+    check_image_file(path, "MR image")
+    with pytest.raises(InputError, match=f"{name}: cannot read the MR image"):
+        read_image(path, "MR image")
 
 
 def test_surface_from_label_is_on_the_boundary_and_mesh_files_agree(tmp_path):
