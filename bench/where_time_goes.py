@@ -1,0 +1,151 @@
+"""Where an Attention-Reg forward pass spends its time on the CPU, layer by layer, against the machine's
+matrix-multiply rate measured in the same run.
+
+    python bench/where_time_goes.py [--threads 2] [--batch 3] [--repeats 5] [--precision float32]
+
+One inference stage of the bundled Attention-Reg (channels-last, batch norms folded, as ``regkit compare`` runs
+it) on random inputs of the network's shape, batch ``--batch`` (``regkit compare``'s batch: the starts of one
+case). Each layer's time is taken with forward hooks (median over ``--repeats`` passes after a warm-up); its
+arithmetic is counted (a convolution: 2·Cin·Cout·k³ per output voxel; the attention: 2·2·P²·c for QKᵀ and
+the weighted sum, and P² exponentials). The reference rate is a float32 matrix product of the attention's
+size class (``(3·9216) × 512 × 512``) and a square one (2048³), timed in the same process. The output says,
+per layer kind: seconds per sample, share of the pass, GFLOP/s, and that rate as a fraction of the matrix
+product's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections import defaultdict
+
+import numpy as np
+
+
+def matmul_rate(repeats: int) -> dict[str, float]:
+    import torch
+
+    out = {}
+    for name, (m, k, n) in {"square 2048": (2048, 2048, 2048), "tall 27648x512x512": (27648, 512, 512)}.items():
+        a, b = torch.randn(m, k), torch.randn(k, n)
+        a @ b
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            a @ b
+            times.append(time.perf_counter() - t0)
+        out[name] = 2 * m * k * n / float(np.median(times)) / 1e9
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--batch", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--precision", default="float32", choices=("float32", "bf16"))
+    a = ap.parse_args()
+    import torch
+    from _util import machine
+
+    from regkit.deep import layers
+
+    layers.flush_denormals()
+    torch.set_num_threads(a.threads)
+    from regkit import get_registrar
+    from regkit.deep.attention import CrossModalAttention
+
+    reg = get_registrar("attreg", precision=a.precision)
+    net = reg.networks[0]
+    shape = reg.configs[0].input_options["shape"]
+    x = torch.rand(a.batch, 2, *shape)
+    kinds: dict[torch.nn.Module, str] = {}
+    flops: dict[torch.nn.Module, float] = {}
+    exps: dict[torch.nn.Module, float] = {}
+    for m in net.modules():
+        if isinstance(m, torch.nn.Conv3d):
+            kinds[m] = f"conv {m.in_channels}->{m.out_channels} k{m.kernel_size[0]}"
+        elif isinstance(m, torch.nn.MaxPool3d):
+            kinds[m] = "max pool"
+        elif isinstance(m, CrossModalAttention):
+            kinds[m] = "attention (softmax(QK^T)V only)"
+        elif isinstance(m, torch.nn.Linear):
+            kinds[m] = "fully connected"
+    seconds: dict[str, list[float]] = defaultdict(list)
+    start: dict[torch.nn.Module, float] = {}
+
+    def pre(m, inp):
+        start[m] = time.perf_counter()
+
+    def post(m, inp, out):
+        dt = time.perf_counter() - start[m]
+        if isinstance(m, torch.nn.Conv3d):
+            flops[m] = 2 * m.in_channels * m.out_channels * np.prod(m.kernel_size) * out[0].numel() / m.out_channels
+        seconds[kinds[m]].append(dt)
+
+    hooks = []
+    for m in kinds:
+        if isinstance(m, CrossModalAttention):
+            continue
+        hooks += [m.register_forward_pre_hook(pre), m.register_forward_hook(post)]
+    # the attention proper (not its 1x1 convolutions, counted as convolutions): time `attend` itself
+    import regkit.deep.attention as att
+
+    plain_attend = att.attend
+
+    def timed_attend(q, k, v, implementation="fused"):
+        t0 = time.perf_counter()
+        y = plain_attend(q, k, v, implementation)
+        seconds["attention (softmax(QK^T)V only)"].append(time.perf_counter() - t0)
+        p, c = q.shape[1], q.shape[2]
+        flops["attention"] = 2 * 2 * p * p * c
+        exps["attention"] = p * p
+        return y
+
+    att.attend = timed_attend
+    totals = []
+    with torch.no_grad():
+        for r in range(a.repeats + 1):
+            seconds.clear()
+            t0 = time.perf_counter()
+            reg.predict(net, x)
+            total = time.perf_counter() - t0
+            if r == 0:
+                continue  # warm-up
+            totals.append((total, {k: sum(v) for k, v in seconds.items()}, {k: len(v) for k, v in seconds.items()}))
+    for h in hooks:
+        h.remove()
+    att.attend = plain_attend
+    rates = matmul_rate(a.repeats)
+    ref = rates["tall 27648x512x512"]
+    total = float(np.median([t[0] for t in totals]))
+    per_kind = {k: float(np.median([t[1][k] for t in totals])) for k in totals[0][1]}
+    calls = totals[0][2]
+    flop_kind: dict[str, float] = defaultdict(float)
+    for m, f in flops.items():
+        if m == "attention":  # per batch item and call
+            flop_kind["attention (softmax(QK^T)V only)"] = f * calls["attention (softmax(QK^T)V only)"]
+        else:  # per batch item
+            flop_kind[kinds[m]] += f
+    print(f"machine: {machine()}; {a.threads} torch thread(s); batch {a.batch}; precision {a.precision}")
+    print("matrix product, float32: " + ", ".join(f"{k} {v:.1f} GFLOP/s" for k, v in rates.items()))
+    print(f"one stage's forward pass: {total / a.batch * 1000:.1f} ms per sample\n")
+    print("| layers | calls per pass | ms per sample | share | GFLOP per sample | GFLOP/s | of the matmul rate |")
+    print("|---|---|---|---|---|---|---|")
+    for k in sorted(per_kind, key=per_kind.get, reverse=True):
+        s = per_kind[k] / a.batch
+        g = flop_kind.get(k, 0.0) / 1e9  # per sample
+        rate = f"{g / s:.1f}" if g else "-"
+        frac = f"{g / s / ref:.2f}" if g else "-"
+        print(f"| {k} | {calls[k]} | {s * 1000:.1f} | {per_kind[k] / total:.0%} | {g:.3f} | {rate} | {frac} |")
+    rest = total - sum(per_kind.values())
+    print(f"| everything else (batch norms, ReLUs, reshapes, layout changes) | | {rest / a.batch * 1000:.1f} | "
+          f"{rest / total:.0%} | | | |")
+    if exps:
+        print(f"\nthe attention also takes {exps['attention'] / 1e6:.0f} M exponentials per call (P^2, P = "
+              f"{int(np.sqrt(exps['attention']))}) and sample, {calls.get('attention (softmax(QK^T)V only)', 0)}"
+              " call(s) per stage")
+
+
+if __name__ == "__main__":
+    main()
