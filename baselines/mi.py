@@ -26,14 +26,18 @@ Two recipes, chosen case by case (``preset="auto"``, the default):
 
 * ``"general"``, the recipe above, for MR, CT and other moving images whose intensities follow anatomy at
   every scale (chosen on the real multimodal MR pairs of ``real_multimodal_dev``);
-* ``"ultrasound"``, when the moving image is ultrasound (known as for the moving mask, below): one level of
-  elastix's own half-voxel smoothing, 500 iterations, 2048 samples, the fan mask. Smoothed B-mode speckle,
-  shadows and depth attenuation do not follow the MR's structures, and MI between a smoothed MR and a smoothed
-  TRUS has false optima that a smoothing pyramid's coarse levels walk into. This recipe was first tuned on the
-  built-in phantom (its old name, ``"phantom"``, still selects it); it also wins on real prostate anatomy with
-  simulated TRUS (BENCHMARKS.md, issue 12). There are no real MR-TRUS pairs with a reference here to confirm it.
+* ``"ultrasound"``, when the moving image is ultrasound (known as for the moving mask, below): the general
+  recipe without its coarse levels, sigmas of 1 and 0 mm (100 and 150 iterations), and the fan mask. B-mode
+  speckle, shadows and depth attenuation do not follow the MR's structures at the scale of centimetres: MI
+  between an MR and a TRUS both smoothed by 2-4 mm has false optima, which the general pyramid's coarse levels
+  walk into (jumps of 30-50 mm reported as converged). Of the pyramids tried (4-2-1-0, 2-1-0, 1-0 mm and
+  elastix's one half-voxel level), 1-0 mm gave the lowest mean error from 8 mm starts both on real prostate
+  anatomy with simulated TRUS and on the phantom, and beat the one-level recipe from 16 mm too
+  (BENCHMARKS.md, issue 12). There are no real MR-TRUS pairs with a reference here to confirm it.
 
-``preset="general"`` or ``"ultrasound"`` forces one recipe for every case.
+``preset="general"`` or ``"ultrasound"`` forces one recipe for every case. ``preset="phantom"`` keeps the
+settings once tuned on the built-in phantom alone (one level of elastix's half-voxel smoothing, 500 iterations,
+2048 samples, the fan mask always), for comparison with earlier results.
 """
 
 from __future__ import annotations
@@ -52,9 +56,10 @@ from regkit.transform import RigidTransform
 PRESETS: dict[str, dict] = {
     "general": dict(smoothing_mm=(4.0, 2.0, 1.0, 0.0), iterations=(100, 100, 100, 150), spatial_samples=2000,
                     mask_mm=15.0, moving_mask="auto"),
-    "ultrasound": dict(smoothing_mm=None, iterations=500, spatial_samples=2048, mask_mm=15.0, moving_mask="fan"),
+    "ultrasound": dict(smoothing_mm=(1.0, 0.0), iterations=(100, 150), spatial_samples=2000, mask_mm=15.0,
+                       moving_mask="fan"),
+    "phantom": dict(smoothing_mm=None, iterations=500, spatial_samples=2048, mask_mm=15.0, moving_mask="fan"),
 }
-PRESETS["phantom"] = PRESETS["ultrasound"]  # the ultrasound recipe's first name: tuned on the phantom
 _DEFAULTS = PRESETS["general"]
 
 
@@ -125,10 +130,10 @@ class MIRegistrar(RegistrarBase):
     preset : {"auto", "general", "ultrasound", "phantom"}
         The recipe whose values fill the options left at their defaults: ``"auto"`` chooses the ultrasound
         recipe when the moving image is ultrasound and the general one otherwise, case by case (module
-        docstring); ``"phantom"`` is the ultrasound recipe's old name.
+        docstring); ``"phantom"``: the settings once tuned on the phantom alone.
     smoothing_mm : sequence of float, or None
         Gaussian sigma (mm) of each pyramid level, coarse to fine (``None``: elastix's one-level half-voxel
-        smoothing, the ultrasound recipe's).
+        smoothing, the phantom preset's).
     iterations : int or sequence of int
         ASGD iterations per level (one for all levels, or one per level; the default's 100 at each coarse level
         and 150 at the finest follow any number of levels).
