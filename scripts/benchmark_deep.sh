@@ -7,8 +7,9 @@
 #
 # DEEP lists the deep methods to run (default: every deep method with bundled stage-1 weights); OLD=DIR adds each of
 # them again with the weights in DIR (e.g. the phantom-only weights they replaced), as rows "<method>-old".
-# CLASSICAL=0 leaves mi and mind out; on real anatomy they also run with their phantom presets (mi-phantom,
-# mind-phantom), since their defaults were chosen on real MR pairs. The comparisons: the paper's claims present, attention against none stage
+# CLASSICAL=0 leaves mi and mind out; on real anatomy they also run with their general recipes (mi-general,
+# mind-general: what they choose for a moving image that is not ultrasound; their default, preset=auto, takes the
+# ultrasound recipes here). The comparisons: the paper's claims present, attention against none stage
 # for stage, label against image, stage 2 against stage 1, deep against iterative and against no registration.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -52,8 +53,8 @@ run() { echo "== regkit compare $*"; regkit compare "$@"; }
 if [ -f "$DATA/test-prostate-mr/dataset.json" ]; then
   real=$methods ropts=("${opts[@]}")
   if [ "${CLASSICAL:-1}" = 1 ]; then
-    real+=",mi-phantom=mi,mind-phantom=mind"
-    ropts+=(-O mi-phantom.preset=phantom -O mind-phantom.preset=phantom)
+    real+=",mi-general=mi,mind-general=mind"
+    ropts+=(-O mi-general.preset=general -O mind-general.preset=general)
   fi
   run --data "$DATA/test-prostate-mr" --methods "$real" --init 8mm -k "$K" --compare "$(comparisons "$real")" \
       -o "$OUT/real-anatomy-8mm" "${ropts[@]}"
