@@ -29,15 +29,15 @@ import torch
 from torch import nn
 
 from regkit.deep.attention import CrossModalAttention
-from regkit.deep.layers import ChannelsLast, init_conv_bn, regression_head
+from regkit.deep.layers import ChannelsLast, MaxPool3d, init_conv_bn, regression_head
 
 
 def feature_branch() -> nn.Sequential:
     return nn.Sequential(
         nn.Conv3d(1, 32, 3, padding=1, bias=False), nn.BatchNorm3d(32), nn.ReLU(inplace=True),
-        nn.MaxPool3d(3, stride=2, padding=1),
+        MaxPool3d(3, stride=2, padding=1),
         nn.Conv3d(32, 32, 3, padding=1, bias=False), nn.BatchNorm3d(32), nn.ReLU(inplace=True),
-        nn.MaxPool3d(3, stride=(1, 2, 2), padding=1),
+        MaxPool3d(3, stride=(1, 2, 2), padding=1),
     )
 
 

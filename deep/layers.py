@@ -66,3 +66,16 @@ class ChannelsLast(nn.Module):
     def set_channels_last(self, enabled: bool) -> None:
         self.channels_last = enabled
         self.to(memory_format=torch.channels_last_3d if enabled else torch.contiguous_format)
+
+
+class MaxPool3d(nn.MaxPool3d):
+    """``nn.MaxPool3d`` that keeps its input's dtype under autocast.
+
+    CPU autocast runs max pooling in float32: under bf16 it casts the whole feature map up and the next
+    convolution casts it back, which took 30 % of a bf16 Attention-Reg pass (``bench/where_time_goes.py``). A
+    maximum is exact in any dtype, so the pooled values are the same either way.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(x.device.type, enabled=False):
+            return super().forward(x)

@@ -30,7 +30,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from regkit.deep.layers import ChannelsLast, init_conv_bn, regression_head
+from regkit.deep.layers import ChannelsLast, MaxPool3d, init_conv_bn, regression_head
 
 CARDINALITY = 16
 
@@ -69,7 +69,7 @@ class MSReg(ChannelsLast):
         super().__init__()
         self.stem = nn.Sequential(
             nn.Conv3d(2, 32, 3, padding=1, bias=False), nn.BatchNorm3d(32), nn.ReLU(inplace=True),
-            nn.MaxPool3d(3, stride=1, padding=1),
+            MaxPool3d(3, stride=1, padding=1),
             nn.Conv3d(32, 64, 3, stride=(1, 2, 2), padding=1, bias=False),
         )
         self.shortcut = nn.Conv3d(64, 64, 3, stride=2, padding=1, bias=False)
