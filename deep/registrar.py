@@ -35,6 +35,18 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def native_bf16(device: torch.device) -> bool:
+    """Whether bf16 arithmetic is native on ``device``: a CPU with AMX or AVX-512 bf16 instructions (the flags of
+    Linux's ``/proc/cpuinfo``). Elsewhere bf16 is emulated, slower than float32."""
+    if device.type != "cpu":
+        return False
+    try:
+        flags = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return False
+    return " amx_bf16" in flags or " avx512_bf16" in flags
+
+
 def resolve_device(device: str | torch.device | None) -> torch.device:
     """A torch device from ``cpu``, ``cuda``, ``cuda:N`` (or None: CUDA when present, else the CPU), checked to exist
     here, with an :class:`InputError` that names it otherwise."""
@@ -100,9 +112,11 @@ class DeepRegistrar(RegistrarBase):
         The registry name (set by the declaration).
     weights : sequence of paths
         The bundled checkpoints, in stage order (set by the declaration).
-    precision : {"float32", "bf16"}
+    precision : {"auto", "float32", "bf16"}
         Arithmetic of inference. ``"bf16"`` runs the networks under bf16 autocast, the attention included
         (faster on CPUs with AMX or AVX-512 bf16; SREs move by hundredths of a millimetre, see BENCHMARKS.md).
+        ``"auto"``: bf16 on a CPU where it is native (:func:`native_bf16`), float32 otherwise (and on GPUs).
+        A result's ``info["precision"]`` says which ran.
 
     Inference folds each batch norm into the convolution before it and keeps 3-D tensors channels-last
     (same results, faster on the CPU).
@@ -113,19 +127,21 @@ class DeepRegistrar(RegistrarBase):
     def __init__(self, architecture: str | Architecture = "attention_reg", variant: str = "image",
                  checkpoint: str | Path | None = None, stage2: str | Path | None = None, stages: int | None = None,
                  device: str | None = None, batch_size: int = 16, attention: str = "fused", name: str = "deep",
-                 weights: Sequence[str | Path] = (), precision: str = "float32"):
+                 weights: Sequence[str | Path] = (), precision: str = "auto"):
         flush_denormals()
         if variant not in ("image", "label"):
             raise InputError(f"unknown fixed-input variant {variant!r}; use 'image' or 'label'")
-        if precision not in ("float32", "bf16"):
-            raise InputError(f"unknown precision {precision!r}", fix="use 'float32' or 'bf16'")
-        self.precision = precision
+        if precision not in ("auto", "float32", "bf16"):
+            raise InputError(f"unknown precision {precision!r}", fix="use 'auto', 'float32' or 'bf16'")
         self.name = name
         self.arch = find_architecture(architecture)
         self.architecture = self.arch.name
         self.variant = variant
         _check_inference_options(stages, batch_size, attention)
         self.device = resolve_device(device)
+        if precision == "auto":
+            precision = "bf16" if native_bf16(self.device) else "float32"
+        self.precision = precision
         self.batch_size = int(batch_size)
         self.networks: list[torch.nn.Module] = []
         self.configs: list[CheckpointConfig] = []
@@ -223,6 +239,6 @@ class DeepRegistrar(RegistrarBase):
             for k, i in enumerate(idx):
                 results[i] = RegistrationResult(
                     transform=stages[-1][k], runtime=dt,
-                    info={"stage_transforms": [s[k] for s in stages], "batch": len(idx)})
+                    info={"stage_transforms": [s[k] for s in stages], "batch": len(idx), "precision": self.precision})
         return results
 

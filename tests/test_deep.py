@@ -142,7 +142,8 @@ def test_cascade_equals_stages_applied_by_hand(phantom_case, tmp_path):
     nets = [build_network("feature_reg").eval(), build_network("feature_reg").eval()]
     for k, net in enumerate(nets):
         save_checkpoint(net, CheckpointConfig("feature_reg", "label", stage=k + 1), tmp_path / f"s{k + 1}")
-    cascade = DeepRegistrar("feature_reg", "label", checkpoint=tmp_path / "s1", stage2=tmp_path / "s2")
+    exact = {"precision": "float32"}  # the cascade's logic, in the arithmetic of the stages applied by hand
+    cascade = DeepRegistrar("feature_reg", "label", checkpoint=tmp_path / "s1", stage2=tmp_path / "s2", **exact)
     start = make_starts([phantom_case], "8mm", 1, seed=4)[0].transform
     res = cascade.register(phantom_case, start)
     ci = CaseInput(phantom_case, "label")
@@ -154,7 +155,8 @@ def test_cascade_equals_stages_applied_by_hand(phantom_case, tmp_path):
             stages.append(est)
     np.testing.assert_allclose(res.info["stage_transforms"][0].matrix, stages[0].matrix, atol=1e-5)
     np.testing.assert_allclose(res.transform.matrix, stages[1].matrix, atol=1e-5)
-    one = DeepRegistrar("feature_reg", "label", checkpoint=tmp_path / "s1", stage2=tmp_path / "s2", stages=1)
+    one = DeepRegistrar("feature_reg", "label", checkpoint=tmp_path / "s1", stage2=tmp_path / "s2", stages=1,
+                        **exact)
     np.testing.assert_allclose(one.register(phantom_case, start).transform.matrix, stages[0].matrix, atol=1e-5)
 
 
@@ -286,3 +288,22 @@ def test_folding_batch_norms_keeps_the_outputs():
     assert torch.allclose(before, after, atol=1e-6)
     with pytest.raises(ValueError, match="eval"):
         fold_batch_norms(net.train())
+
+
+@pytest.mark.slow
+def test_precision_auto_is_bf16_only_where_it_is_native(phantom_case):
+    from regkit.deep.registrar import native_bf16
+
+    auto = get_registrar("attreg")
+    assert auto.precision == ("bf16" if native_bf16(torch.device("cpu")) else "float32")
+    exact = get_registrar("attreg", precision="float32")
+    fast = get_registrar("attreg", precision="bf16")
+    start = make_starts([phantom_case], "8mm", 2, seed=5)
+    pairs = [(phantom_case, s.transform) for s in start]
+    for a, b in zip(exact.register_many(pairs), fast.register_many(pairs), strict=True):
+        assert (a.info["precision"], b.info["precision"]) == ("float32", "bf16")
+        moved = abs(sre(a.transform, phantom_case.ground_truth, phantom_case.surface_points)
+                    - sre(b.transform, phantom_case.ground_truth, phantom_case.surface_points))
+        assert moved < 0.2, moved  # bf16 moves SREs by hundredths of a millimetre (BENCHMARKS.md)
+    with pytest.raises(InputError, match="precision"):
+        get_registrar("attreg", precision="fp8")
