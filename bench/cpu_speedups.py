@@ -90,7 +90,7 @@ from regkit.registry import get_registrar
 from regkit.sre import sre
 from regkit.starts import make_starts
 ds = builtin_benchmark(("test",), show_progress=False)
-reg = get_registrar("attreg", **({{}} if BEFORE else {{"precision": "{precision}"}}))
+reg = get_registrar("attreg", precision="float32" if BEFORE else "{precision}")  # before: float32, as it was
 for net in reg.networks:
     configure(net)
 cases = [ds.load(c) for c in ds.case_ids("test")]
