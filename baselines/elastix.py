@@ -429,10 +429,20 @@ def recipes_of(presets: dict[str, dict], preset: str, defaults: dict, levels, **
     """The recipes a registrar may run, by preset name: ``preset``'s alone, or with ``"auto"`` both of
     :data:`AUTO_PRESETS`, to be chosen case by case (:func:`recipe_for`). Each is :func:`recipe_of`'s, with its
     ``iterations`` made one count per level (:func:`per_level_iterations`; ``levels(recipe)`` counts them)."""
+    from regkit.errors import InputError
+
     out = {}
     for name in (AUTO_PRESETS if preset == "auto" else (preset,)):
         recipe = recipe_of(presets, name, defaults, **given)
-        recipe["iterations"] = per_level_iterations(recipe["iterations"], levels(recipe), defaults["iterations"])
+        try:
+            recipe["iterations"] = per_level_iterations(recipe["iterations"], levels(recipe), defaults["iterations"])
+        except InputError as exc:
+            if preset != "auto":
+                raise
+            both = " and ".join(AUTO_PRESETS)
+            raise InputError(f"{exc.what} in the {name!r} recipe (preset='auto' may run both {both})",
+                             fix="give one count for every level, give the levels too (smoothing_mm or spacing_mm), "
+                                 "or choose one recipe (e.g. preset='general')") from None
         out[name] = recipe
     return out
 

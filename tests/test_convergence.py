@@ -212,3 +212,9 @@ def test_auto_chooses_the_ultrasound_recipe_for_an_ultrasound_moving_image(itk_l
     assert set(get_registrar(method, preset="phantom").recipes) == {"phantom"}
     # an option given by the caller wins over both recipes
     assert {r["spatial_samples"] for r in get_registrar(method, spatial_samples=777).recipes.values()} == {777}
+
+
+def test_an_iteration_list_that_fits_one_recipe_only_names_the_recipe_and_the_fix(itk_loaded):
+    with pytest.raises(InputError, match="'ultrasound' recipe.*preset='general'"):
+        get_registrar("mind", iterations=[60, 150])  # two scales' counts; the ultrasound recipe has one scale
+    assert get_registrar("mind", preset="general", iterations=[60, 150]).recipes["general"]["iterations"] == (60, 150)
