@@ -155,6 +155,7 @@ class MIRegistrar(RegistrarBase):
     """
 
     name = "mi"
+    presets = PRESETS  # the recipes ``preset`` chooses from (resolved settings include them)
 
     def __init__(self, fixed: str = "image", preset: str = "auto", smoothing_mm=(4.0, 2.0, 1.0, 0.0),
                  iterations: int | tuple[int, ...] = (100, 100, 100, 150), spatial_samples: int = 2000,

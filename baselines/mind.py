@@ -211,6 +211,7 @@ class MINDRegistrar(RegistrarBase):
     """
 
     name = "mind"
+    presets = PRESETS  # the recipes ``preset`` chooses from (resolved settings include them)
 
     def __init__(self, fixed: str = "image", preset: str = "auto", spacing_mm=(3.0, 1.5), radius: int = 1,
                  dilation: int = 2, margin_mm: float = 20.0, mask_mm: float | None = 15.0, moving_mask: str = "auto",
@@ -245,8 +246,8 @@ class MINDRegistrar(RegistrarBase):
     def __getstate__(self) -> dict:
         return {**self.__dict__, "_fixed_cache": {}}  # a registrar sent to a worker leaves its cache behind
 
-    def descriptors(self, case: Case, estimate: RigidTransform, spacing: float, mask_mm: float | None = 15.0,
-                    fan: sitk.Image | None = None
+    def descriptors(self, case: Case, estimate: RigidTransform, spacing: float,
+                    mask_mm: float | None = 15.0, fan: sitk.Image | None = None
                     ) -> tuple[list[sitk.Image], list[sitk.Image], sitk.Image | None, sitk.Image]:
         """Fixed and moving MIND channels at one scale, and the masks on their grids.
 

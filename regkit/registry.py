@@ -170,9 +170,10 @@ def _qualified_name(target) -> str:
 
 
 def resolved_settings(name: str, options: dict):
-    """Every setting registrar ``name`` will run with: ``options`` over its factory's defaults (and, for a chain,
-    each member's, as a list), as JSON-ready values. Nothing is constructed. A resumed comparison compares them,
-    so a default that changed between regkit versions is caught like an option that changed."""
+    """Every setting registrar ``name`` will run with: ``options`` over its factory's defaults, and the named
+    recipes its class declares as ``presets`` (and, for a chain, each member's, as a list), as JSON-ready values.
+    Nothing is constructed. A resumed comparison compares them, so a default or recipe that changed between
+    regkit versions is caught like an option that changed."""
     import json
 
     decl = declaration(name)
@@ -189,7 +190,12 @@ def resolved_settings(name: str, options: dict):
     bound.apply_defaults()
     # the declaration's own options (a network's architecture, its bundled weights' paths) name the method
     args = {k: v for k, v in bound.arguments.items() if k not in decl.options and k != "kwargs"}
-    return json.loads(json.dumps({"class": _qualified_name(_factory_target(factory)), **args}, default=str))
+    target = _factory_target(factory)
+    # a registrar whose `preset` option picks among named recipes (`presets`) runs their values, not only its
+    # defaults: a recipe that changed must be caught too
+    presets = getattr(target, "presets", None)
+    return json.loads(json.dumps({"class": _qualified_name(target), **args,
+                                  **({"presets": presets} if presets is not None else {})}, default=str))
 
 
 def get_registrar(name: str | Registrar, **options) -> Registrar:

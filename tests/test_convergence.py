@@ -218,3 +218,13 @@ def test_an_iteration_list_that_fits_one_recipe_only_names_the_recipe_and_the_fi
     with pytest.raises(InputError, match="'ultrasound' recipe.*preset='general'"):
         get_registrar("mind", iterations=[60, 150])  # two scales' counts; the ultrasound recipe has one scale
     assert get_registrar("mind", preset="general", iterations=[60, 150]).recipes["general"]["iterations"] == (60, 150)
+
+
+def test_resolved_settings_include_the_recipes_a_preset_chooses_from():
+    from regkit.baselines.mi import PRESETS
+    from regkit.registry import resolved_settings
+
+    settings = resolved_settings("mi", {})
+    assert settings["preset"] == "auto"
+    assert settings["presets"]["ultrasound"]["smoothing_mm"] == list(PRESETS["ultrasound"]["smoothing_mm"])
+    assert resolved_settings("identity", {}).get("presets") is None
