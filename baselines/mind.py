@@ -247,7 +247,7 @@ class MINDRegistrar(RegistrarBase):
         return {**self.__dict__, "_fixed_cache": {}}  # a registrar sent to a worker leaves its cache behind
 
     def descriptors(self, case: Case, estimate: RigidTransform, spacing: float,
-                    mask_mm: float | None = 15.0, fan: sitk.Image | None = None
+                    mask_mm: float | None = _DEFAULTS["mask_mm"], fan: sitk.Image | None = None
                     ) -> tuple[list[sitk.Image], list[sitk.Image], sitk.Image | None, sitk.Image]:
         """Fixed and moving MIND channels at one scale, and the masks on their grids.
 
