@@ -45,11 +45,12 @@ def bench(method, batch, steps, plain, data, compile_=False):
     import torch.nn.functional as F
 
     from regkit.deep.correction import correction_target
-    from regkit.deep.training import Trainer, TrainOptions, cpu_supports_bf16, load_training_data
+    from regkit.deep.registrar import native_bf16
+    from regkit.deep.training import Trainer, TrainOptions, load_training_data
     from regkit.starts import draw_start
 
     opts = TrainOptions(method=method, out="/tmp/regkit-bench-train", data=data, batch_size=batch,
-                        bf16=(not plain) and cpu_supports_bf16(), show_progress=False, compile=compile_)
+                        bf16=(not plain) and native_bf16(torch.device("cpu")), show_progress=False, compile=compile_)
     tr = Trainer(opts)
     if plain and hasattr(tr.model, "set_attention"):
         tr.model.set_attention("explicit")

@@ -2,6 +2,7 @@
 matrix-multiply rate measured in the same run.
 
     python bench/where_time_goes.py [--threads 2] [--batch 3] [--repeats 5] [--precision float32]
+    python bench/where_time_goes.py --training [--threads 2] [--repeats 3]
 
 One inference stage of the bundled Attention-Reg (channels-last, batch norms folded, as ``regkit compare`` runs
 it) on random inputs of the network's shape, batch ``--batch`` (``regkit compare``'s batch: the starts of one
@@ -11,6 +12,13 @@ the weighted sum, and P² exponentials). The reference rate is a float32 matrix 
 size class (``(3·9216) × 512 × 512``) and a square one (2048³), timed in the same process. The output says,
 per layer kind: seconds per sample, share of the pass, GFLOP/s, and that rate as a fraction of the matrix
 product's.
+
+``--training``: one Attention-Reg training step as ``regkit train`` takes it (batch 8 of the built-in benchmark's
+training cases, the bundled stage-1 weights, bf16 autocast where the CPU has it, Adam), profiled with
+``torch.profiler``: the self time of each operator kind, forward and backward apart, summed over ``--repeats``
+steps after a warm-up step. Then the fused attention alone at the step's size (8 × 9216 positions × 16
+channels), forward and backward, in float32 and in bf16 (median of ``--repeats``): why the step keeps it in
+float32.
 """
 
 from __future__ import annotations
@@ -38,12 +46,89 @@ def matmul_rate(repeats: int) -> dict[str, float]:
     return out
 
 
+OPERATOR_KINDS = (  # (substring of a profiler operator name, kind), first match wins
+    ("flash_attention_for_cpu_backward", "attention, backward"), ("flash_attention", "attention, forward"),
+    ("batch_norm_backward", "batch norm, backward"), ("batch_norm", "batch norm, forward"),
+    ("convolution_backward", "convolution, backward"), ("convolution", "convolution, forward"),
+    ("max_pool3d_with_indices_backward", "max pool, backward"), ("max_pool", "max pool, forward"),
+    ("threshold_backward", "ReLU, backward"), ("clamp_min", "ReLU, forward"), ("relu", "ReLU, forward"),
+    ("grid_sampler", "resampling the TRUS (data)"), ("Adam", "optimiser"), ("fill_", "zero fills"),
+)
+
+
+def training_step(threads: int, repeats: int) -> None:
+    import torch
+    import torch.nn.functional as F
+    from _util import machine
+    from torch.profiler import ProfilerActivity, profile
+
+    from regkit.benchmark import builtin_benchmark
+    from regkit.deep.checkpoint import load_into, read_tensors
+    from regkit.deep.crop import CaseInput
+    from regkit.deep.methods import WEIGHTS_DIR
+    from regkit.deep.training import Trainer, TrainOptions
+
+    ds = builtin_benchmark(("train",), show_progress=False)
+    tr = Trainer(TrainOptions(method="attreg", out="/tmp/regkit-where-time-goes", batch_size=8, show_progress=False))
+    path = WEIGHTS_DIR / "attreg-stage1.safetensors"
+    load_into(tr.model, read_tensors(path), path, "attention_reg")
+    cases = [CaseInput(ds.load(c), "image", compact=True) for c in ds.case_ids("train")[:8]]
+    rng = np.random.default_rng(0)
+
+    def step() -> None:
+        x, y = tr._batch(cases, rng)
+        with tr._autocast():
+            pred = tr.model(x)
+        loss = F.mse_loss(pred.float(), y)
+        tr.optimizer.zero_grad()
+        loss.backward()
+        tr.optimizer.step()
+
+    step()
+    t0 = time.perf_counter()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(repeats):
+            step()
+    wall = (time.perf_counter() - t0) / repeats
+    per_kind: dict[str, float] = defaultdict(float)
+    for e in prof.key_averages():
+        kind = next((k for sub, k in OPERATOR_KINDS if sub in e.key), "everything else")
+        per_kind[kind] += e.self_cpu_time_total / 1e6 / repeats
+    total = sum(per_kind.values())
+    print(f"machine: {machine()}; {threads} torch thread(s); Attention-Reg training step, batch 8, "
+          f"bf16 autocast {tr.opts.bf16}; {wall:.2f} s per step (wall, under the profiler), "
+          f"{8 / wall:.2f} samples/s\n")
+    print("| operators | s per step | share |")
+    print("|---|---|---|")
+    for k in sorted(per_kind, key=per_kind.get, reverse=True):
+        print(f"| {k} | {per_kind[k]:.3f} | {per_kind[k] / total:.0%} |")
+    print("\nthe fused attention alone, (8, 9216, 16), scale 1: median seconds per call")
+    print("| dtype | forward | backward |")
+    print("|---|---|---|")
+    gen = torch.Generator().manual_seed(0)
+    for dtype in (torch.float32, torch.bfloat16):
+        q, k, v = ((torch.randn(8, 1, 9216, 16, generator=gen) * (1.5 if i < 2 else 1.0)).to(dtype).requires_grad_()
+                   for i in range(3))
+        grad = torch.randn(8, 1, 9216, 16, generator=gen).to(dtype)
+        fwd, bwd = [], []
+        for r in range(repeats + 1):
+            t0 = time.perf_counter()
+            out = F.scaled_dot_product_attention(q, k, v, scale=1.0)
+            t1 = time.perf_counter()
+            out.backward(grad)
+            if r:
+                fwd.append(t1 - t0)
+                bwd.append(time.perf_counter() - t1)
+        print(f"| {str(dtype).removeprefix('torch.')} | {np.median(fwd):.3f} | {np.median(bwd):.3f} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch", type=int, default=3)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--precision", default="float32", choices=("float32", "bf16"))
+    ap.add_argument("--training", action="store_true", help="profile a training step instead (see above)")
     a = ap.parse_args()
     import torch
     from _util import machine
@@ -52,6 +137,9 @@ def main() -> None:
 
     layers.flush_denormals()
     torch.set_num_threads(a.threads)
+    if a.training:
+        training_step(a.threads, a.repeats)
+        return
     from regkit import get_registrar
     from regkit.deep.attention import CrossModalAttention
 

@@ -34,7 +34,6 @@ import csv
 import json
 import math
 import os
-import platform
 import signal
 import threading
 import time
@@ -161,16 +160,6 @@ class TrainState:
     history: list[dict] = field(default_factory=list)
 
 
-def cpu_supports_bf16() -> bool:
-    if platform.system() != "Linux":
-        return False
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
 def _distributed() -> tuple[int, int, int]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
@@ -289,7 +278,9 @@ class Trainer:
         elif self.world > 1 and self.device.type == "cpu":
             torch.set_num_threads(max(1, (os.cpu_count() or 1) // self.world))
         if self.opts.bf16 is None:
-            self.opts.bf16 = self.device.type == "cpu" and cpu_supports_bf16()
+            from regkit.deep.registrar import native_bf16
+
+            self.opts.bf16 = native_bf16(self.device)
         self.init = parse_init(self.opts.init_range)
         if len(self.init) != 1:
             raise InputError(f"--init-range takes one range, got {self.opts.init_range!r}")

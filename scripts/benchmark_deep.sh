@@ -9,7 +9,9 @@
 # them again with the weights in DIR (e.g. the phantom-only weights they replaced), as rows "<method>-old".
 # CLASSICAL=0 leaves mi and mind out; on real anatomy they also run with their general recipes (mi-general,
 # mind-general: what they choose for a moving image that is not ultrasound; their default, preset=auto, takes the
-# ultrasound recipes here). The comparisons: the paper's claims present, attention against none stage
+# ultrasound recipes here). CHAINS lists deep-then-iterative rows ("deep + iterative": the network's result as
+# the iterative method's start) for the 8 mm runs [attreg+mi,attreg+mind with CLASSICAL=1; CHAINS= for none].
+# The comparisons: the paper's claims present, attention against none stage
 # for stage, label against image, stage 2 against stage 1, deep against iterative and against no registration.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,6 +30,7 @@ fi
 methods=identity
 [ "${CLASSICAL:-1}" = 1 ] && methods+=",mi,mind"
 methods+=",$DEEP"
+if [ "${CLASSICAL:-1}" = 1 ]; then CHAINS=${CHAINS-attreg+mi,attreg+mind}; else CHAINS=${CHAINS:-}; fi
 opts=()
 if [ -n "${OLD:-}" ]; then
   IFS=, read -ra deep <<< "$DEEP"
@@ -42,7 +45,8 @@ comparisons() {  # the comparisons whose methods are all in the --methods list $
   local cmp="reference,paper" pair a b
   has() { [[ ",$1," == *",$2,"* || ",$1," == *",$2="* ]]; }
   for pair in attreg@1:featreg@1 attreg:featreg attreg-label:attreg featreg-label:featreg attreg@2:attreg@1 \
-              featreg@2:featreg@1 attreg:mi attreg:mind attreg:attreg-old; do
+              featreg@2:featreg@1 attreg:mi attreg:mind attreg:attreg-old attreg+mi:mi attreg+mi:attreg \
+              attreg+mind:mind attreg+mind:attreg; do
     a=${pair%%:*}; b=${pair##*:}
     if has "$1" "${a%@*}" && has "$1" "${b%@*}"; then cmp+=",$pair"; fi
   done
@@ -51,7 +55,7 @@ comparisons() {  # the comparisons whose methods are all in the --methods list $
 
 run() { echo "== regkit compare $*"; regkit compare "$@"; }
 if [ -f "$DATA/test-prostate-mr/dataset.json" ]; then
-  real=$methods ropts=("${opts[@]}")
+  real=$methods${CHAINS:+,$CHAINS} ropts=("${opts[@]}")
   if [ "${CLASSICAL:-1}" = 1 ]; then
     real+=",mi-general=mi,mind-general=mind"
     ropts+=(-O mi-general.preset=general -O mind-general.preset=general)
@@ -61,6 +65,7 @@ if [ -f "$DATA/test-prostate-mr/dataset.json" ]; then
 else
   echo "no $DATA/test-prostate-mr: run scripts/make_training_data.sh for the real-anatomy rows" >&2
 fi
-run --methods "$methods" --init 8mm --compare "$(comparisons "$methods")" -o "$OUT/builtin-8mm" "${opts[@]}"
+eight=$methods${CHAINS:+,$CHAINS}
+run --methods "$eight" --init 8mm --compare "$(comparisons "$eight")" -o "$OUT/builtin-8mm" "${opts[@]}"
 no_classical=${methods/,mi,mind/}
 run --methods "$no_classical" --init 0-20mm --compare "$(comparisons "$no_classical")" -o "$OUT/builtin-0-20mm" "${opts[@]}"
