@@ -53,7 +53,6 @@ def configure(net):
 """
 
 TRAIN = PRELUDE + r"""
-import torch.nn.functional as F
 from regkit.deep.checkpoint import load_into, read_tensors
 from regkit.deep.crop import CaseInput
 from regkit.deep.methods import WEIGHTS_DIR
@@ -71,13 +70,7 @@ rng = np.random.default_rng(0)
 walls, cpus = [], []
 for k in range(4):
     w, c = time.perf_counter(), time.process_time()
-    x, y = tr._batch(cases, rng)
-    with tr._autocast():
-        pred = tr.model(x)
-    loss = F.mse_loss(pred.float(), y)
-    tr.optimizer.zero_grad()
-    loss.backward()
-    tr.optimizer.step()
+    tr.train_step(*tr._batch(cases, rng))
     if k:
         walls.append(time.perf_counter() - w)
         cpus.append(time.process_time() - c)

@@ -42,7 +42,6 @@ def plain_inputs(ci, starts):
 
 def bench(method, batch, steps, plain, data, compile_=False):
     import torch
-    import torch.nn.functional as F
 
     from regkit.deep.correction import correction_target
     from regkit.deep.registrar import native_bf16
@@ -70,12 +69,7 @@ def bench(method, batch, steps, plain, data, compile_=False):
         else:
             x, y = tr._batch(cases, rng)
         t1 = time.perf_counter()
-        with tr._autocast():
-            pred = tr.net(x)  # the compiled module when compile_
-        loss = F.mse_loss(pred.float(), y)
-        tr.optimizer.zero_grad()
-        loss.backward()
-        tr.optimizer.step()
+        tr.train_step(x, y)  # through the compiled module when compile_
         t2 = time.perf_counter()
         if k > 0:
             step_t.append(t2 - t0)

@@ -76,13 +76,7 @@ def training_step(threads: int, repeats: int) -> None:
     rng = np.random.default_rng(0)
 
     def step() -> None:
-        x, y = tr._batch(cases, rng)
-        with tr._autocast():
-            pred = tr.model(x)
-        loss = F.mse_loss(pred.float(), y)
-        tr.optimizer.zero_grad()
-        loss.backward()
-        tr.optimizer.step()
+        tr.train_step(*tr._batch(cases, rng))
 
     step()
     t0 = time.perf_counter()

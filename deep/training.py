@@ -418,6 +418,17 @@ class Trainer:
             return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return torch.autocast(self.device.type, enabled=False)
 
+    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """One optimiser step on a batch (inputs ``x``, target parameters ``y``): the forward pass under autocast,
+        MSE on the six parameters, backward, the optimiser's step. Returns the loss, detached."""
+        with self._autocast():
+            pred = self.net(x)
+        loss = F.mse_loss(pred.float(), y)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return loss.detach()
+
     # ------------------------------------------------------------------ validation
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
@@ -549,14 +560,8 @@ class Trainer:
                     lo = k * global_batch + self.rank * opts.batch_size
                     cases = [self.train_inputs[i] for i in order[lo:lo + opts.batch_size]]
                     rng = np.random.default_rng([opts.seed, self.state.epoch, k, self.rank, 1])
-                    x, y = self._batch(cases, rng)
-                    with self._autocast():
-                        pred = self.net(x)
-                    loss = F.mse_loss(pred.float(), y)
-                    self.optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    self.optimizer.step()
-                    running.append(float(loss.detach()))
+                    loss = self.train_step(*self._batch(cases, rng))
+                    running.append(float(loss))
                     self.state.step_in_epoch += 1
                     self.state.global_step += 1
                     self.state.samples += global_batch
