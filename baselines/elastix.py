@@ -447,14 +447,14 @@ def recipes_of(presets: dict[str, dict], preset: str, defaults: dict, levels, **
     return out
 
 
-def recipe_for(recipes: dict[str, dict], case) -> tuple[str, dict, str]:
+def recipe_for(recipes: dict[str, dict], case, ultrasound: tuple[bool, str] | None = None) -> tuple[str, dict, str]:
     """The recipe a case runs, its name, and why: the one recipe of a named preset, or, for ``"auto"``, the
-    ultrasound recipe when the moving image is ultrasound (:func:`moving_is_ultrasound`), the general one
-    otherwise."""
+    ultrasound recipe when the moving image is ultrasound (:func:`moving_is_ultrasound`, or ``ultrasound``: its
+    answer, when the caller has it already), the general one otherwise."""
     if len(recipes) == 1:
         name = next(iter(recipes))
         return name, recipes[name], f"preset={name}"
-    us, why = moving_is_ultrasound(case)
+    us, why = ultrasound or moving_is_ultrasound(case)
     name = AUTO_PRESETS[1] if us else AUTO_PRESETS[0]
     return name, recipes[name], f"preset=auto, {why}"
 
@@ -526,10 +526,12 @@ def moving_is_ultrasound(case) -> tuple[bool, str]:
     return guess, f"image test: {'8-bit with a zero-filled outside' if guess else 'not an 8-bit fan image'}"
 
 
-def moving_mask_for(case, mode: str, erode_mm: float = 1.0) -> tuple[sitk.Image | None, str]:
+def moving_mask_for(case, mode: str, erode_mm: float = 1.0,
+                    ultrasound: tuple[bool, str] | None = None) -> tuple[sitk.Image | None, str]:
     """The moving mask a registrar uses: the fan of an ultrasound moving image, or none.
 
-    ``mode``: ``"auto"`` (the fan only when :func:`moving_is_ultrasound`), ``"fan"`` (always) or ``"none"``.
+    ``mode``: ``"auto"`` (the fan only when :func:`moving_is_ultrasound`, or ``ultrasound``: its answer, when
+    the caller has it already), ``"fan"`` (always) or ``"none"``.
     Returns the mask (or None) and a note saying why, for the registration's info.
     """
     mode = check_moving_mask(mode)
@@ -537,7 +539,7 @@ def moving_mask_for(case, mode: str, erode_mm: float = 1.0) -> tuple[sitk.Image 
         return None, "none (moving_mask=none)"
     if mode == "fan":
         return fan_mask(case.moving, erode_mm), "fan (moving_mask=fan)"
-    us, why = moving_is_ultrasound(case)
+    us, why = ultrasound or moving_is_ultrasound(case)
     return (fan_mask(case.moving, erode_mm), f"fan ({why})") if us else (None, f"none ({why})")
 
 

@@ -191,7 +191,8 @@ class MIRegistrar(RegistrarBase):
     def _register(self, case: Case, initial: RigidTransform) -> tuple[RigidTransform, dict]:
         from regkit.baselines import elastix as ex
 
-        name, recipe, why = ex.recipe_for(self.recipes, case)
+        ultrasound = ex.moving_is_ultrasound(case)  # asked once: the recipe and the moving mask both depend on it
+        name, recipe, why = ex.recipe_for(self.recipes, case, ultrasound)
         settings = dict(smoothing_mm=recipe["smoothing_mm"], iterations=recipe["iterations"],
                         spatial_samples=recipe["spatial_samples"], histogram_bins=self.histogram_bins, seed=self.seed)
         fixed = case.fixed_input(self.fixed)
@@ -202,7 +203,7 @@ class MIRegistrar(RegistrarBase):
         mask_mm = recipe["mask_mm"]
         use_mask = mask_mm is not None and case.fixed_label is not None
         fmask = ex.dilated_mask(case.fixed_label, mask_mm) if use_mask else None
-        mmask, mmask_note = ex.moving_mask_for(case, recipe["moving_mask"])
+        mmask, mmask_note = ex.moving_mask_for(case, recipe["moving_mask"], ultrasound=ultrasound)
         run = ex.run_elastix([fixed], [case.moving], pm, initial, fixed_mask=fmask, moving_mask=mmask,
                              threads=self.threads, keep_log_dir=self.log_dir)
         before, after = mutual_information(fixed, case.moving, [initial, run.transform], fmask, mmask,

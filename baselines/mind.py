@@ -247,12 +247,15 @@ class MINDRegistrar(RegistrarBase):
         return {**self.__dict__, "_fixed_cache": {}}  # a registrar sent to a worker leaves its cache behind
 
     def descriptors(self, case: Case, estimate: RigidTransform, spacing: float,
-                    mask_mm: float | None = _DEFAULTS["mask_mm"], fan: sitk.Image | None = None
+                    mask_mm: float | None = _DEFAULTS["mask_mm"], fan: sitk.Image | None = None,
+                    fixed_digest: str | None = None
                     ) -> tuple[list[sitk.Image], list[sitk.Image], sitk.Image | None, sitk.Image]:
         """Fixed and moving MIND channels at one scale, and the masks on their grids.
 
         ``mask_mm``: the fixed mask's dilation of the label (None: no label mask); ``fan``: the moving image's
-        field of view as a mask (:func:`regkit.baselines.elastix.moving_mask_for`), or None.
+        field of view as a mask (:func:`regkit.baselines.elastix.moving_mask_for`), or None; ``fixed_digest``:
+        :meth:`fixed_digest` of the case, when the caller has it already (a registration asks once, not per
+        scale).
         """
         from regkit.baselines.elastix import dilated_mask
 
@@ -276,17 +279,21 @@ class MINDRegistrar(RegistrarBase):
         if fan is not None:  # eroded on the grid by the descriptor's reach, whole voxels of the isotropic grid
             on_grid = sitk.BinaryErode(resample_onto(fan, moving_grid, nearest=True), [self.radius + self.dilation] * 3)
             moving_mask = moving_mask * on_grid
-        return (self._fixed_descriptors(case, fixed_grid, spacing),
+        return (self._fixed_descriptors(case, fixed_grid, spacing, fixed_digest),
                 mind_channels(moving, self.radius, self.dilation), fixed_mask, moving_mask)
 
-    def _fixed_descriptors(self, case: Case, grid: sitk.Image, spacing: float) -> list[sitk.Image]:
-        """The fixed input's MIND channels on ``grid``, computed once per fixed image and grid."""
+    def fixed_digest(self, case: Case) -> str:
+        """A digest of the case's fixed input's voxels: with its geometry, the key of the descriptor cache."""
         import hashlib
 
+        voxels = sitk.GetArrayViewFromImage(case.fixed_input(self.fixed))
+        return hashlib.blake2b(np.ascontiguousarray(voxels).tobytes(), digest_size=16).hexdigest()
+
+    def _fixed_descriptors(self, case: Case, grid: sitk.Image, spacing: float,
+                           digest: str | None = None) -> list[sitk.Image]:
+        """The fixed input's MIND channels on ``grid``, computed once per fixed image and grid."""
         fixed_in = case.fixed_input(self.fixed)
-        digest = hashlib.blake2b(np.ascontiguousarray(sitk.GetArrayViewFromImage(fixed_in)).tobytes(),
-                                 digest_size=16).hexdigest()
-        key = (digest, self.fixed, self.radius, self.dilation,
+        key = (digest or self.fixed_digest(case), self.fixed, self.radius, self.dilation,
                *((im.GetSize(), im.GetOrigin(), im.GetSpacing(), im.GetDirection()) for im in (fixed_in, grid)))
         if key not in self._fixed_cache:
             image = sitk.Cast(fixed_in, sitk.sitkFloat32)
@@ -301,11 +308,13 @@ class MINDRegistrar(RegistrarBase):
     def _register(self, case: Case, initial: RigidTransform) -> tuple[RigidTransform, dict]:
         from regkit.baselines import elastix as ex
 
-        name, recipe, why = ex.recipe_for(self.recipes, case)
-        fan, fan_note = ex.moving_mask_for(case, recipe["moving_mask"])
-        estimate, scales = initial, []
+        ultrasound = ex.moving_is_ultrasound(case)  # asked once: the recipe and the moving mask both depend on it
+        name, recipe, why = ex.recipe_for(self.recipes, case, ultrasound)
+        fan, fan_note = ex.moving_mask_for(case, recipe["moving_mask"], ultrasound=ultrasound)
+        estimate, scales, digest = initial, [], self.fixed_digest(case)
         for spacing, iterations in zip(recipe["spacing_mm"], recipe["iterations"], strict=True):
-            fixed, moving, fixed_mask, moving_mask = self.descriptors(case, estimate, spacing, recipe["mask_mm"], fan)
+            fixed, moving, fixed_mask, moving_mask = self.descriptors(case, estimate, spacing, recipe["mask_mm"], fan,
+                                                                      digest)
             pm = ex.rigid_parameter_map("AdvancedMeanSquares", n_metrics=len(fixed), smoothing_mm=(0.0,),
                                         iterations=int(iterations), spatial_samples=recipe["spatial_samples"],
                                         seed=self.seed)

@@ -228,3 +228,31 @@ def test_resolved_settings_include_the_recipes_a_preset_chooses_from():
     assert settings["preset"] == "auto"
     assert settings["presets"]["ultrasound"]["smoothing_mm"] == list(PRESETS["ultrasound"]["smoothing_mm"])
     assert resolved_settings("identity", {}).get("presets") is None
+
+
+@pytest.mark.parametrize("method", ["mi", "mind"])
+def test_one_registration_asks_once_whether_the_moving_image_is_ultrasound(itk_loaded, phantom_case, method,
+                                                                          monkeypatch):
+    from regkit.baselines import elastix as ex
+
+    asked = []
+    real = ex.moving_is_ultrasound
+    monkeypatch.setattr(ex, "moving_is_ultrasound", lambda case: asked.append(case) or real(case))
+    hashed = []
+    if method == "mind":  # and hashes the fixed image once, not once per scale
+        from regkit.baselines.mind import MINDRegistrar
+
+        digest = MINDRegistrar.fixed_digest
+        monkeypatch.setattr(MINDRegistrar, "fixed_digest", lambda self, case: hashed.append(1) or digest(self, case))
+    case = Case(phantom_case.case_id, phantom_case.fixed, sitk.Cast(phantom_case.moving, sitk.sitkUInt16),
+                phantom_case.fixed_label, phantom_case.ground_truth, phantom_case.surface_points, metadata={})
+    result = get_registrar(method, iterations=2).register(case, case.ground_truth)
+    assert len(asked) == 1
+    if method == "mind":
+        assert len(result.info["scale_transforms"]) == 2 and len(hashed) == 1
+    # a 16-bit moving image with no declared modality: the general recipe, whose mask asks the same question
+    assert result.info["recipe"] == "general" and result.info["moving_mask"].startswith("none (image test")
+    # the caller's answer is the one both helpers use
+    told = (False, "told")
+    assert ex.recipe_for(get_registrar(method).recipes, case, told)[0] == "general"
+    assert ex.moving_mask_for(case, "auto", ultrasound=told) == (None, "none (told)")
