@@ -1,0 +1,98 @@
+"""Two test-time variants of the Attention-Reg cascade, against the plain cascade, on validation cases.
+
+    python bench/test_time_variants.py --data runs/data/val-prostate-mr --data builtin:val --init 8mm
+
+- *stage 2 again*: the stage-2 network applied to its own result, up to ``--repeats`` times;
+- *jitter averaging*: each stage runs on its estimate and on ``--jitter K`` - 1 copies moved by ``--jitter-mm``
+  SRE (random rigid motions, as the starts are drawn), and the K results are averaged (mean matrix, its rotation
+  made orthonormal by SVD).
+
+Prints the mean over cases of each case's mean SRE (mm) after each. These are for choosing a default, so they run
+on validation data (``builtin:val`` is the built-in benchmark's validation split), never on a test split.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+
+from regkit.benchmark import open_dataset
+from regkit.deep.methods import WEIGHTS_DIR
+from regkit.deep.registrar import CaseInput, DeepRegistrar, apply_correction
+from regkit.sre import sre
+from regkit.starts import draw_perturbation, make_starts
+from regkit.transform import RigidTransform
+
+
+def mean_rigid(matrices: np.ndarray) -> np.ndarray:
+    """The mean of (K, 4, 4) rigid matrices, with the rotation part made orthonormal."""
+    m = matrices.mean(0)
+    u, _, vt = np.linalg.svd(m[:3, :3])
+    out = np.eye(4)
+    out[:3, :3], out[:3, 3] = u @ vt, m[:3, 3]
+    return out
+
+
+def cases_of(spec: str):
+    if spec.startswith("builtin:"):
+        split = spec.split(":", 1)[1]
+        ds = open_dataset(None, [split], show_progress=False)
+    else:
+        ds = open_dataset(spec, show_progress=False)
+        split = next(iter(ds.splits))
+    return [ds.load(c) for c in ds.case_ids(split)]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", action="append", required=True, help="a dataset folder, or builtin:val")
+    ap.add_argument("--weights", default=str(WEIGHTS_DIR), help="folder with attreg-stage1 and attreg-stage2")
+    ap.add_argument("--init", default="8mm")
+    ap.add_argument("--per-case", type=int, default=5)
+    ap.add_argument("--repeats", type=int, default=4, help="stage 2 applied up to this many times")
+    ap.add_argument("--jitter", type=int, default=8, help="K: the estimate and K - 1 jittered copies")
+    ap.add_argument("--jitter-mm", type=float, default=2.0)
+    ap.add_argument("--threads", type=int, default=1)
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    reg = DeepRegistrar("attention_reg", "image", checkpoint=f"{a.weights}/attreg-stage1",
+                        stage2=f"{a.weights}/attreg-stage2", precision="float32")
+    for spec in a.data:
+        cases, rows, t0 = cases_of(spec), [], time.perf_counter()
+        starts = make_starts(cases, a.init, a.per_case, seed=0)
+        for case in cases:
+            rng = np.random.default_rng(7)
+            start = RigidTransform.from_matrix(np.stack([s.transform.matrix for s in starts if s.case == case.case_id]))
+            n = len(start.matrix)
+            plain, averaged, row = start, start, []
+            again = [(reg.networks[1], reg.configs[1])] * (a.repeats - 1)
+            nets = [*zip(reg.networks, reg.configs, strict=True), *again]
+            for k, (net, cfg) in enumerate(nets):
+                inputs = CaseInput(case, reg.variant, reg.device, **cfg.input_options)
+                plain = apply_correction(inputs.box, plain, reg.predict(net, inputs.inputs(plain)))
+                row.append(sre(plain, case.ground_truth, case.surface_points).mean())
+                if k < 2:
+                    copies = RigidTransform.from_matrix(np.stack([
+                        (RigidTransform.from_matrix(averaged.matrix[i]) @ (
+                            draw_perturbation(rng, case.surface_points, a.jitter_mm) if j else
+                            RigidTransform.from_matrix(np.eye(4)))).matrix
+                        for i in range(n) for j in range(a.jitter)]))
+                    moved = apply_correction(inputs.box, copies, reg.predict(net, inputs.inputs(copies)))
+                    per = moved.matrix.reshape(n, a.jitter, 4, 4)
+                    averaged = RigidTransform.from_matrix(np.stack([mean_rigid(p) for p in per]))
+                    row.append(sre(averaged, case.ground_truth, case.surface_points).mean())
+            rows.append([sre(start, case.ground_truth, case.surface_points).mean(), *row])
+        r = np.array(rows).mean(0)
+        plain = [r[1], r[3], *r[5:]]
+        print(f"{spec}, {a.init}, {len(cases)} cases x {a.per_case} starts ({time.perf_counter() - t0:.0f} s): "
+              f"start {r[0]:.2f}; stage 1 {plain[0]:.2f}, stage 2 {plain[1]:.2f}, stage 2 again "
+              + ", ".join(f"{x:.2f}" for x in plain[2:])
+              + f"; jitter-averaged (K={a.jitter}, {a.jitter_mm:g} mm) stage 1 {r[2]:.2f}, stage 2 {r[4]:.2f}",
+              flush=True)
+
+
+if __name__ == "__main__":
+    main()
