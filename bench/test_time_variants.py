@@ -46,6 +46,23 @@ def cases_of(spec: str):
     return [ds.load(c) for c in ds.case_ids(split)]
 
 
+def jitter_averaged(reg: DeepRegistrar, case, start: RigidTransform, rng: np.random.Generator, k: int,
+                    mm: float) -> list[RigidTransform]:
+    """The estimate after each stage of the cascade, each stage run on its input and ``k`` - 1 copies moved by
+    ``mm`` SRE, and the ``k`` results averaged."""
+    averaged, out = start, []
+    for net, cfg in zip(reg.networks[:2], reg.configs[:2], strict=True):
+        inputs = CaseInput(case, reg.variant, reg.device, **cfg.input_options)
+        copies = RigidTransform.from_matrix(np.stack([
+            (RigidTransform.from_matrix(m) @ (draw_perturbation(rng, case.surface_points, mm) if j else
+                                              RigidTransform.from_matrix(np.eye(4)))).matrix
+            for m in averaged.matrix for j in range(k)]))
+        moved = apply_correction(inputs.box, copies, reg.predict(net, inputs.inputs(copies)))
+        averaged = RigidTransform.from_matrix(np.stack([mean_rigid(p) for p in moved.matrix.reshape(-1, k, 4, 4)]))
+        out.append(averaged)
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", action="append", required=True, help="a dataset folder, or builtin:val")
@@ -60,37 +77,24 @@ def main():
     torch.set_num_threads(a.threads)
     reg = DeepRegistrar("attention_reg", "image", checkpoint=f"{a.weights}/attreg-stage1",
                         stage2=f"{a.weights}/attreg-stage2", precision="float32")
+    # stage 2 again: the cascade's own run_stages, over the stage-2 network listed (repeats - 1) more times
+    reg.networks += [reg.networks[1]] * (a.repeats - 1)
+    reg.configs += [reg.configs[1]] * (a.repeats - 1)
     for spec in a.data:
         cases, rows, t0 = cases_of(spec), [], time.perf_counter()
         starts = make_starts(cases, a.init, a.per_case, seed=0)
         for case in cases:
-            rng = np.random.default_rng(7)
             start = RigidTransform.from_matrix(np.stack([s.transform.matrix for s in starts if s.case == case.case_id]))
-            n = len(start.matrix)
-            plain, averaged, row = start, start, []
-            again = [(reg.networks[1], reg.configs[1])] * (a.repeats - 1)
-            nets = [*zip(reg.networks, reg.configs, strict=True), *again]
-            for k, (net, cfg) in enumerate(nets):
-                inputs = CaseInput(case, reg.variant, reg.device, **cfg.input_options)
-                plain = apply_correction(inputs.box, plain, reg.predict(net, inputs.inputs(plain)))
-                row.append(sre(plain, case.ground_truth, case.surface_points).mean())
-                if k < 2:
-                    copies = RigidTransform.from_matrix(np.stack([
-                        (RigidTransform.from_matrix(averaged.matrix[i]) @ (
-                            draw_perturbation(rng, case.surface_points, a.jitter_mm) if j else
-                            RigidTransform.from_matrix(np.eye(4)))).matrix
-                        for i in range(n) for j in range(a.jitter)]))
-                    moved = apply_correction(inputs.box, copies, reg.predict(net, inputs.inputs(copies)))
-                    per = moved.matrix.reshape(n, a.jitter, 4, 4)
-                    averaged = RigidTransform.from_matrix(np.stack([mean_rigid(p) for p in per]))
-                    row.append(sre(averaged, case.ground_truth, case.surface_points).mean())
-            rows.append([sre(start, case.ground_truth, case.surface_points).mean(), *row])
+            plain = [start, *reg.run_stages(case, start)]
+            averaged = jitter_averaged(reg, case, start, np.random.default_rng(7), a.jitter, a.jitter_mm)
+            rows.append([sre(t, case.ground_truth, case.surface_points).mean() for t in plain + averaged])
         r = np.array(rows).mean(0)
-        plain = [r[1], r[3], *r[5:]]
+        plain, averaged = r[:-2], r[-2:]
         print(f"{spec}, {a.init}, {len(cases)} cases x {a.per_case} starts ({time.perf_counter() - t0:.0f} s): "
-              f"start {r[0]:.2f}; stage 1 {plain[0]:.2f}, stage 2 {plain[1]:.2f}, stage 2 again "
-              + ", ".join(f"{x:.2f}" for x in plain[2:])
-              + f"; jitter-averaged (K={a.jitter}, {a.jitter_mm:g} mm) stage 1 {r[2]:.2f}, stage 2 {r[4]:.2f}",
+              f"start {plain[0]:.2f}; stage 1 {plain[1]:.2f}, stage 2 {plain[2]:.2f}, stage 2 again "
+              + ", ".join(f"{x:.2f}" for x in plain[3:])
+              + f"; jitter-averaged (K={a.jitter}, {a.jitter_mm:g} mm) stage 1 {averaged[0]:.2f}, "
+                f"stage 2 {averaged[1]:.2f}",
               flush=True)
 
 
