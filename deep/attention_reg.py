@@ -73,11 +73,29 @@ class AttentionReg(ChannelsLast):
             self.mr_attention.attention = implementation
             self.us_attention.attention = implementation
 
-    def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The two branches' outputs after attention (or after pooling, in Feature-Reg), before the ReLU."""
-        fmt = torch.channels_last_3d if self.channels_last else torch.contiguous_format
-        mr = self.mr_branch(x[:, 0:1].contiguous(memory_format=fmt))
-        us = self.us_branch(x[:, 1:2].contiguous(memory_format=fmt))
+    @property
+    def _format(self) -> torch.memory_format:
+        return torch.channels_last_3d if self.channels_last else torch.contiguous_format
+
+    def encode_fixed(self, fixed: torch.Tensor) -> torch.Tensor:
+        """The MR branch's output for fixed channels ``(N, 1, D, H, W)``, to pass as ``fixed_features``."""
+        return self.mr_branch(fixed.contiguous(memory_format=self._format))
+
+    def features(self, x: torch.Tensor, fixed_features: torch.Tensor | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The two branches' outputs after attention (or after pooling, in Feature-Reg), before the ReLU.
+
+        ``fixed_features``: :meth:`encode_fixed` of the fixed channel, shared by every sample of ``x`` (the starts
+        of one case, whose fixed channel is the same), so that the MR branch runs once for them; ``x[:, 0]`` is
+        then not read. In eval mode only: in training the batch norms' statistics depend on the batch.
+        """
+        if fixed_features is None:
+            mr = self.mr_branch(x[:, 0:1].contiguous(memory_format=self._format))
+        elif self.training:
+            raise ValueError("fixed_features is for inference: call eval() first")
+        else:
+            mr = fixed_features.expand(len(x), *fixed_features.shape[1:]).contiguous(memory_format=self._format)
+        us = self.us_branch(x[:, 1:2].contiguous(memory_format=self._format))
         if self.use_attention:
             return self.mr_attention(mr, us), self.us_attention(us, mr)
         return mr, us
@@ -86,8 +104,8 @@ class AttentionReg(ChannelsLast):
         h = torch.cat([torch.relu(mr), torch.relu(us)], dim=1)
         return self.regressor(self.fuse(h).flatten(1))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(*self.features(x))
+    def forward(self, x: torch.Tensor, fixed_features: torch.Tensor | None = None) -> torch.Tensor:
+        return self.head(*self.features(x, fixed_features))
 
 
 def attention_reg(attention: str = "fused") -> AttentionReg:

@@ -192,10 +192,17 @@ class DeepRegistrar(RegistrarBase):
 
     # ------------------------------------------------------------------ inference
     @torch.no_grad()
-    def predict(self, network: torch.nn.Module, inputs: torch.Tensor) -> np.ndarray:
-        """Six parameters for a batch of inputs (N, 2, D, H, W), in chunks of ``batch_size``."""
+    def predict(self, network: torch.nn.Module, inputs: torch.Tensor, fixed: torch.Tensor | None = None
+                ) -> np.ndarray:
+        """Six parameters for a batch of inputs (N, 2, D, H, W), in chunks of ``batch_size``.
+
+        ``fixed``: the fixed channel (D, H, W) that every input shares (the starts of one case). A network with
+        an ``encode_fixed`` method (Attention-Reg, Feature-Reg) then runs its fixed branch once, not per input.
+        """
+        encode = getattr(network, "encode_fixed", None) if fixed is not None else None
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
-            out = [network(inputs[i:i + self.batch_size]).float().cpu()
+            shared = {} if encode is None else {"fixed_features": encode(fixed[None, None])}
+            out = [network(inputs[i:i + self.batch_size], **shared).float().cpu()
                    for i in range(0, len(inputs), self.batch_size)]
         return torch.cat(out).numpy().astype(float)
 
@@ -209,7 +216,7 @@ class DeepRegistrar(RegistrarBase):
             if key not in inputs:
                 inputs[key] = CaseInput(case, self.variant, self.device, **cfg.input_options)
             case_input = inputs[key]
-            params = self.predict(net, case_input.inputs(estimate))
+            params = self.predict(net, case_input.inputs(estimate), case_input.fixed)
             estimate = apply_correction(case_input.box, estimate, params)
             out.append(estimate)
         return out

@@ -290,6 +290,24 @@ def test_folding_batch_norms_keeps_the_outputs():
         fold_batch_norms(net.train())
 
 
+def test_the_fixed_branch_runs_once_per_case_with_the_same_outputs(phantom_case):
+    reg = DeepRegistrar("attention_reg", "image", checkpoint="random", precision="float32")
+    net = reg.networks[0]
+    ci = CaseInput(phantom_case, "image")
+    starts = RigidTransform.from_matrix(np.stack([s.transform.matrix
+                                                  for s in make_starts([phantom_case], "8mm", 3, seed=6)]))
+    inputs = ci.inputs(starts)
+    calls = []
+    hook = net.mr_branch.register_forward_hook(lambda m, i, o: calls.append(len(i[0])))
+    per_input = reg.predict(net, inputs)
+    shared = reg.predict(net, inputs, ci.fixed)
+    hook.remove()
+    assert calls == [3, 1]  # the MR branch: once per input, then once for the case
+    np.testing.assert_allclose(shared, per_input, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="inference"):
+        net.train()(inputs, fixed_features=net.encode_fixed(inputs[:1, :1]))
+
+
 @pytest.mark.slow
 def test_precision_auto_is_bf16_only_where_it_is_native(phantom_case):
     from regkit.deep.registrar import native_bf16
