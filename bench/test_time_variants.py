@@ -57,7 +57,7 @@ def jitter_averaged(reg: DeepRegistrar, case, start: RigidTransform, rng: np.ran
             (RigidTransform.from_matrix(m) @ (draw_perturbation(rng, case.surface_points, mm) if j else
                                               RigidTransform.from_matrix(np.eye(4)))).matrix
             for m in averaged.matrix for j in range(k)]))
-        moved = apply_correction(inputs.box, copies, reg.predict(net, inputs.inputs(copies)))
+        moved = apply_correction(inputs.box, copies, reg.predict(net, inputs.inputs(copies), inputs.fixed))
         averaged = RigidTransform.from_matrix(np.stack([mean_rigid(p) for p in moved.matrix.reshape(-1, k, 4, 4)]))
         out.append(averaged)
     return out
