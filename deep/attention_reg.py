@@ -90,7 +90,7 @@ class AttentionReg(ChannelsLast):
         then not read. In eval mode only: in training the batch norms' statistics depend on the batch.
         """
         if fixed_features is None:
-            mr = self.mr_branch(x[:, 0:1].contiguous(memory_format=self._format))
+            mr = self.encode_fixed(x[:, 0:1])
         elif self.training:
             raise ValueError("fixed_features is for inference: call eval() first")
         else:
