@@ -39,3 +39,16 @@ def timed(fn, repeats: int = 3) -> float:
         times.append(time.perf_counter() - t)
     times.sort()
     return times[len(times) // 2]
+
+
+def cases_of(spec: str) -> list:
+    """The cases of a dataset folder's first split, or of a split of the built-in benchmark (``builtin:val``)."""
+    from regkit.benchmark import open_dataset
+
+    if spec.startswith("builtin:"):
+        split = spec.split(":", 1)[1]
+        ds = open_dataset(None, [split], show_progress=False)
+    else:
+        ds = open_dataset(spec, show_progress=False)
+        split = next(iter(ds.splits))
+    return [ds.load(c) for c in ds.case_ids(split)]

@@ -18,8 +18,8 @@ import time
 
 import numpy as np
 import torch
+from _util import cases_of
 
-from regkit.benchmark import open_dataset
 from regkit.deep.methods import WEIGHTS_DIR
 from regkit.deep.registrar import CaseInput, DeepRegistrar, apply_correction
 from regkit.sre import sre
@@ -34,16 +34,6 @@ def mean_rigid(matrices: np.ndarray) -> np.ndarray:
     out = np.eye(4)
     out[:3, :3], out[:3, 3] = u @ vt, m[:3, 3]
     return out
-
-
-def cases_of(spec: str):
-    if spec.startswith("builtin:"):
-        split = spec.split(":", 1)[1]
-        ds = open_dataset(None, [split], show_progress=False)
-    else:
-        ds = open_dataset(spec, show_progress=False)
-        split = next(iter(ds.splits))
-    return [ds.load(c) for c in ds.case_ids(split)]
 
 
 def jitter_averaged(reg: DeepRegistrar, case, start: RigidTransform, rng: np.random.Generator, k: int,

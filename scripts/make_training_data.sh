@@ -7,13 +7,14 @@
 #   rand-phantom     the phantom, randomised (regkit synth --randomise): random anatomy and shape deformation,
 #                    per-tissue contrasts drawn afresh for each modality, wide MR and TRUS physics
 #   rand-promise12   real anatomy: 30 of the 35 PROMISE12 MRs, randomised (gland volume, deformation, MR
-#                    contrast, TRUS physics), 5 variants each
-#   promise12        the same 30 MRs through the unrandomised --from-mr simulator, 2 each
-#   (and the built-in benchmark's 64 training cases, passed to regkit train as --data builtin)
+#                    contrast, TRUS physics), one variant each
+#   promise12        the same 30 MRs through the unrandomised --from-mr simulator, one each
+#   (and the built-in benchmark's 64 training cases, passed to regkit train as --data builtin, or as the
+#   folder train-builtin)
 # Validation (all in the val split; the best checkpoint is chosen on the mean over every validation start):
 #   val-promise12    the 5 held-out PROMISE12 MRs (one or two per site), unrandomised --from-mr
 #   val-prostate-mr  the 3 MRs of ../shared/data/prostate_mr (never trained on), unrandomised, 2 each
-#   (and the built-in benchmark's 8 validation cases)
+#   (and the built-in benchmark's 8 validation cases; the folder val-builtin holds them alone)
 # Test on real anatomy (never used in training or model selection):
 #   test-prostate-mr the same 3 MRs, other TRUS simulations (another seed), 2 each
 set -euo pipefail
@@ -40,6 +41,24 @@ synth --out "$DATA/val-promise12" --from-mr "$DATA/mr-promise12-val" --cases 5 -
 synth --out "$DATA/test-prostate-mr" --from-mr "$SHARED/prostate_mr" --cases 6 --seed 2021 --split-sizes 0,0,6
 echo "== the built-in benchmark's training and validation splits (cached for every regkit command)"
 python -c "from regkit.benchmark import builtin_benchmark; builtin_benchmark(('train', 'val'), workers=$JOBS)"
+# the same two splits as folders of their own (links into the cache): with them a pool can hold the built-in
+# validation cases without its training cases, with the validation starts of a pool that holds both (round v7)
+python - "$DATA" <<'PY'
+import json, sys
+from pathlib import Path
+from regkit.benchmark import benchmark_path, benchmark_splits
+cache, data = benchmark_path(), Path(sys.argv[1])
+for split in ("train", "val"):
+    out = data / f"{split}-builtin"
+    out.mkdir(parents=True, exist_ok=True)
+    for cid in benchmark_splits()[split]:
+        link = out / cid
+        if not link.is_symlink():
+            link.symlink_to(cache / cid)
+    manifest = json.loads((cache / "dataset.json").read_text())
+    manifest.update(name=f"{split}-builtin", splits={split: benchmark_splits()[split]})
+    (out / "dataset.json").write_text(json.dumps(manifest, indent=2))
+PY
 synth --out "$DATA/promise12" --from-mr "$DATA/mr-promise12-train" --cases 30 --seed 13 --split-sizes 30,0,0
 synth --out "$DATA/rand-promise12" --from-mr "$DATA/mr-promise12-train" --cases 30 --seed 12 --split-sizes 30,0,0 \
       --randomise

@@ -6,6 +6,9 @@
 # attreg-label-TAG and featreg-label-TAG: both stages from C (the label variants on the v4 image recipes);
 # featreg-TAG: the bundled (v5) stage 1 and the stage 2 FS2 [C/featreg-stage2] (topped up to Attention-Reg's
 # stage-2 samples; this round: runs/v6/featreg-s2/last, as no epoch beat the bundled weights on validation).
+# attreg-s2-TAG (round v7): the bundled (v5) stage 1 and the stage 2 C/attreg-stage2; ALSO="rowname ..." adds
+# comparisons of it against those earlier rows of the same kind.
+#   TAG=v7a SRC=/work/eval16 DST=/work/eval17 C=runs/cand-v7/a ROWS=attreg-s2 bash bench/results/issue13_v6_run_eval.sh
 set -euo pipefail
 cd /work/wt/eval12
 export PATH=/work/wt/eval12/.venv/bin:$PATH
@@ -32,6 +35,13 @@ for set in $SETS; do
     r=featreg-$TAG; m+=",$r=featreg"
     o+=(-O "$r.checkpoint=$W5/featreg-stage1" -O "$r.stage2=$FS2")
     cmp+=",$r@2:$r@1,$r:featreg-v5,attreg-v5:$r"
+  fi
+  if [[ " $ROWS " == *" attreg-s2 "* ]]; then
+    r=attreg-s2-$TAG; m+=",$r=attreg"
+    o+=(-O "$r.checkpoint=$W5/attreg-stage1" -O "$r.stage2=$C/attreg-stage2")
+    cmp+=",$r:identity,$r@2:$r@1,$r:attreg-v5"
+    [ $iterative = 1 ] && cmp+=",$r:mi,$r:mind"
+    for other in ${ALSO:-}; do cmp+=",$r:$other"; done
   fi
   for x in $(json "$set" "c=r['command']; print(' '.join(c[i+1] for i,a in enumerate(c) if a=='-O'))"); do
     o+=(-O "$x")
