@@ -9,6 +9,7 @@
 # attreg-s2-TAG (round v7): the bundled (v5) stage 1 and the stage 2 C/attreg-stage2; ALSO="rowname ..." adds
 # comparisons of it against those earlier rows of the same kind.
 #   TAG=v7a SRC=/work/eval16 DST=/work/eval17 C=runs/cand-v7/a ROWS=attreg-s2 bash bench/results/issue13_v6_run_eval.sh
+# PAIRS="A:B ..." adds any other comparisons (rows of this run or of earlier ones).
 set -euo pipefail
 cd /work/wt/eval12
 export PATH=/work/wt/eval12/.venv/bin:$PATH
@@ -43,6 +44,7 @@ for set in $SETS; do
     [ $iterative = 1 ] && cmp+=",$r:mi,$r:mind"
     for other in ${ALSO:-}; do cmp+=",$r:$other"; done
   fi
+  for pair in ${PAIRS:-}; do cmp+=",$pair"; done
   for x in $(json "$set" "c=r['command']; print(' '.join(c[i+1] for i,a in enumerate(c) if a=='-O'))"); do
     o+=(-O "$x")
   done
