@@ -25,19 +25,12 @@ import numpy as np
 import torch
 from _util import cases_of
 
-from regkit.deep.methods import METHODS, WEIGHTS_DIR
+from regkit.deep.methods import WEIGHTS_DIR
 from regkit.deep.registrar import DeepRegistrar
+from regkit.registry import get_registrar
 from regkit.sre import sre
 from regkit.starts import make_starts
 from regkit.transform import RigidTransform
-
-
-def registrar(method: str, stage1: str, stage2: str, precision: str) -> DeepRegistrar:
-    decl = next((m for m in METHODS if m.name == method), None)
-    if decl is None:
-        raise SystemExit(f"unknown deep method {method!r}; one of {', '.join(m.name for m in METHODS)}")
-    return DeepRegistrar(decl.options["architecture"], decl.options["variant"], checkpoint=stage1, stage2=stage2,
-                         precision=precision)
 
 
 def repeated(reg: DeepRegistrar, stages: list[int]) -> DeepRegistrar:
@@ -51,8 +44,8 @@ def repeated(reg: DeepRegistrar, stages: list[int]) -> DeepRegistrar:
 def bias_vector(estimates: RigidTransform, case) -> np.ndarray:
     """(n, 3): for each estimate, the mean over the surface points of T_est(p) − T_gt(p)."""
     p = case.surface_points
-    return np.stack([(RigidTransform.from_matrix(m).apply(p) - case.ground_truth.apply(p)).mean(0)
-                     for m in estimates.matrix])
+    truth = case.ground_truth.apply(p)
+    return np.stack([(RigidTransform.from_matrix(m).apply(p) - truth).mean(0) for m in estimates.matrix])
 
 
 def main():
@@ -70,8 +63,8 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    reg = registrar(a.method, a.stage1 or f"{a.weights}/{a.method}-stage1",
-                    a.stage2 or f"{a.weights}/{a.method}-stage2", a.precision)
+    reg = get_registrar(a.method, checkpoint=a.stage1 or f"{a.weights}/{a.method}-stage1",
+                        stage2=a.stage2 or f"{a.weights}/{a.method}-stage2", precision=a.precision)
     cascade = repeated(reg, [0] + [1] * a.passes)
     from_truth = repeated(reg, [1] * a.passes)
     print(f"{a.method}: stage 1 {a.stage1 or a.weights}, stage 2 {a.stage2 or a.weights}; {a.precision}", flush=True)

@@ -22,6 +22,7 @@ from _util import cases_of
 
 from regkit.deep.methods import WEIGHTS_DIR
 from regkit.deep.registrar import CaseInput, DeepRegistrar, apply_correction
+from regkit.registry import get_registrar
 from regkit.sre import sre
 from regkit.starts import draw_perturbation, make_starts
 from regkit.transform import RigidTransform
@@ -65,8 +66,8 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    reg = DeepRegistrar("attention_reg", "image", checkpoint=f"{a.weights}/attreg-stage1",
-                        stage2=f"{a.weights}/attreg-stage2", precision="float32")
+    reg = get_registrar("attreg", checkpoint=f"{a.weights}/attreg-stage1", stage2=f"{a.weights}/attreg-stage2",
+                        precision="float32")
     # stage 2 again: the cascade's own run_stages, over the stage-2 network listed (repeats - 1) more times
     reg.networks += [reg.networks[1]] * (a.repeats - 1)
     reg.configs += [reg.configs[1]] * (a.repeats - 1)

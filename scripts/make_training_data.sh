@@ -47,16 +47,16 @@ python - "$DATA" <<'PY'
 import json, sys
 from pathlib import Path
 from regkit.benchmark import benchmark_path, benchmark_splits
-cache, data = benchmark_path(), Path(sys.argv[1])
+cache, data, splits = benchmark_path(), Path(sys.argv[1]), benchmark_splits()
+manifest = json.loads((cache / "dataset.json").read_text())
 for split in ("train", "val"):
     out = data / f"{split}-builtin"
     out.mkdir(parents=True, exist_ok=True)
-    for cid in benchmark_splits()[split]:
+    for cid in splits[split]:
         link = out / cid
         if not link.is_symlink():
             link.symlink_to(cache / cid)
-    manifest = json.loads((cache / "dataset.json").read_text())
-    manifest.update(name=f"{split}-builtin", splits={split: benchmark_splits()[split]})
+    manifest.update(name=f"{split}-builtin", splits={split: splits[split]})
     (out / "dataset.json").write_text(json.dumps(manifest, indent=2))
 PY
 synth --out "$DATA/promise12" --from-mr "$DATA/mr-promise12-train" --cases 30 --seed 13 --split-sizes 30,0,0

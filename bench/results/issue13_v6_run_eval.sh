@@ -6,10 +6,11 @@
 # attreg-label-TAG and featreg-label-TAG: both stages from C (the label variants on the v4 image recipes);
 # featreg-TAG: the bundled (v5) stage 1 and the stage 2 FS2 [C/featreg-stage2] (topped up to Attention-Reg's
 # stage-2 samples; this round: runs/v6/featreg-s2/last, as no epoch beat the bundled weights on validation).
-# attreg-s2-TAG (round v7): the bundled (v5) stage 1 and the stage 2 C/attreg-stage2; ALSO="rowname ..." adds
-# comparisons of it against those earlier rows of the same kind.
+# attreg-s2-TAG (round v7): the bundled (v5) stage 1 and the stage 2 C/attreg-stage2.
 #   TAG=v7a SRC=/work/eval16 DST=/work/eval17 C=runs/cand-v7/a ROWS=attreg-s2 bash bench/results/issue13_v6_run_eval.sh
-# PAIRS="A:B ..." adds any other comparisons (rows of this run or of earlier ones).
+# PAIRS="A:B ..." adds any other comparisons (rows of this run or of earlier ones), after the rows' own; round
+# v7 compared its rows with PAIRS="attreg-s2-v7b:attreg-s2-v7a" and "attreg-s2-v7s:featreg-v7s" (and the label
+# pairs in BENCHMARKS.md).
 set -euo pipefail
 cd /work/wt/eval12
 export PATH=/work/wt/eval12/.venv/bin:$PATH
@@ -42,7 +43,6 @@ for set in $SETS; do
     o+=(-O "$r.checkpoint=$W5/attreg-stage1" -O "$r.stage2=$C/attreg-stage2")
     cmp+=",$r:identity,$r@2:$r@1,$r:attreg-v5"
     [ $iterative = 1 ] && cmp+=",$r:mi,$r:mind"
-    for other in ${ALSO:-}; do cmp+=",$r:$other"; done
   fi
   for pair in ${PAIRS:-}; do cmp+=",$pair"; done
   for x in $(json "$set" "c=r['command']; print(' '.join(c[i+1] for i,a in enumerate(c) if a=='-O'))"); do
