@@ -18,7 +18,13 @@ The recipe follows the paper (§2.3, §3.1) and the authors' code:
   (``val_sre_<dataset>``), the best checkpoint chosen on the mean over all validation starts. Training cases are
   held compactly (the fixed crop and an 8-bit TRUS), so hundreds fit in memory;
 * ``augment`` varies the network inputs' intensities on the fly (gamma, smooth bias, noise; per sample and
-  channel, the label channel excepted), on top of what the randomised data (``regkit synth --randomise``) vary.
+  channel, the label channel excepted), on top of what the randomised data (``regkit synth --randomise``) vary;
+* ``rollout`` (a fraction) trains on the starts a network leaves behind, not only on fresh ones: for that
+  fraction of the samples, a fresh start is drawn and moved by a network's passes first, and the target is the
+  correction from where it lands. ``rollout_from`` names that network's checkpoint (a stage 2 trained on where
+  its stage 1 lands: one pass from a start drawn over the stage 1's own range); without it the network being
+  trained makes 1–3 passes from a start in this stage's range (its own errors, DAgger-like). A pass that lands
+  farther than the range's upper end keeps the start it came from.
 
 Run under ``torchrun --nproc_per_node N`` and the same code trains with DistributedDataParallel (NCCL on GPUs,
 gloo on CPUs); every rank validates (so all agree on the best epoch) and rank 0 writes.
@@ -44,7 +50,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from regkit.deep.checkpoint import CheckpointConfig, load_into, read_config, read_tensors, save_checkpoint
+from regkit.deep.checkpoint import (
+    CheckpointConfig,
+    load_checkpoint,
+    load_into,
+    read_config,
+    read_tensors,
+    save_checkpoint,
+)
 from regkit.deep.correction import apply_correction, correction_target
 from regkit.deep.crop import CaseInput
 from regkit.deep.layers import flush_denormals
@@ -104,6 +117,8 @@ class TrainOptions:
     max_steps: int | None = None  # stop after this many optimiser steps in this process (tests, benchmarks)
     augment: bool = False
     fit_epochs: bool = False  # with time_budget: lower `epochs` after the first steps to what fits in the budget
+    rollout: float = 0.0  # the fraction of samples whose start a network's passes move first (module docstring)
+    rollout_from: Path | None = None  # that network's checkpoint; None: the network being trained
 
     def resolved(self) -> TrainOptions:
         decl = trainable_declaration(self.method)
@@ -138,6 +153,12 @@ def check_train_options(opts: TrainOptions) -> None:
     for name in ("epochs", "batch_size", "val_starts", "val_every", "samples_per_epoch", "threads", "max_steps"):
         check_whole(name, getattr(opts, name), 1, optional=True)
     check_whole("seed", opts.seed, 0, optional=True)
+    if (isinstance(opts.rollout, bool) or not isinstance(opts.rollout, int | float)
+            or not 0 <= opts.rollout <= 1):
+        raise InputError(f"rollout must be a fraction from 0 to 1, got {opts.rollout!r}")
+    if opts.rollout_from is not None and not opts.rollout:
+        raise InputError("rollout_from is given but rollout is 0, so it would never be used",
+                         fix="give --rollout, the fraction of samples that start where that network leaves them")
     for name in ("lr", "time_budget"):
         value = getattr(opts, name)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)
@@ -292,6 +313,7 @@ class Trainer:
         self.model = build_network(self.arch).to(self.device)
         self.optimizer = torch.optim.Adam([p for p in self.model.parameters() if p.requires_grad], lr=self.opts.lr)
         self.scheduler = make_scheduler(self.optimizer, self.arch.schedule, self.opts.epochs)
+        self.rollout_net, self.rollout_init, self.rollout_passes = self._rollout_network()
         if self.opts.resume:
             self._resume(Path(self.opts.resume))
         elif self.opts.init_weights:
@@ -318,6 +340,8 @@ class Trainer:
                 "best_val_sre_mm": self.state.best_val_sre if math.isfinite(self.state.best_val_sre) else None,
                 "best_epoch": self.state.best_epoch, "train_seconds": round(self.state.elapsed, 1),
                 "init_weights": str(self.opts.init_weights) if self.opts.init_weights else None,
+                "rollout": self.opts.rollout,
+                "rollout_from": str(self.opts.rollout_from) if self.opts.rollout_from else None,
                 "torch": torch.__version__, "device": str(self.device),
                 "device_name": torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else None,
             },
@@ -401,17 +425,63 @@ class Trainer:
         load_into(self.model, read_tensors(path, "cpu"), path, self.arch_name)
 
     # ------------------------------------------------------------------ data
+    def _rollout_network(self) -> tuple[torch.nn.Module | None, InitSpec | None, tuple[int, int]]:
+        """The network whose passes move the rollout starts, the range of its fresh starts, and its passes."""
+        if not self.opts.rollout:
+            return None, None, (0, 0)
+        if self.opts.rollout_from is None:
+            return None, self.init, (1, 3)  # the network being trained, from this stage's range
+        path = Path(self.opts.rollout_from)
+        cfg = read_config(path)
+        own = CheckpointConfig(self.arch_name, self.variant).input_options
+        if cfg.variant != self.variant or cfg.input_options != own:
+            raise InputError(f"--rollout-from is a {cfg.variant} network with inputs {cfg.input_options}; this run "
+                             f"trains a {self.variant} network with inputs {own}", path,
+                             "give a checkpoint of the same variant and input grid (e.g. this network's stage 1)")
+        net, _ = load_checkpoint(path, self.device)
+        for p in net.parameters():
+            p.requires_grad_(False)
+        return net, parse_init(cfg.init_range or "0-20mm")[0], (1, 1)
+
     def _batch(self, cases: list[CaseInput], rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        inputs, targets = [], []
+        starts, rolled = [], []
         for ci in cases:
-            target = self.init.draw(rng)
-            start = draw_start(rng, ci.ground_truth, ci.surface_points, target)
-            inputs.append(ci.inputs(start))
-            targets.append(correction_target(ci.box, start, ci.ground_truth))
-        x = torch.cat(inputs)
+            roll = bool(self.opts.rollout) and rng.random() < self.opts.rollout  # no draw without rollouts
+            init = self.rollout_init if roll else self.init
+            starts.append(draw_start(rng, ci.ground_truth, ci.surface_points, init.draw(rng)))
+            rolled.append(roll)
+        if any(rolled):
+            starts = self._roll_out(cases, starts, rolled, rng)
+        x = torch.cat([ci.inputs(start) for ci, start in zip(cases, starts, strict=True)])
+        targets = [correction_target(ci.box, start, ci.ground_truth) for ci, start in zip(cases, starts, strict=True)]
         if self.opts.augment:
             x = augment_inputs(x, rng, self.variant == "label")
         return x, torch.tensor(np.stack(targets), dtype=torch.float32, device=self.device)
+
+    @torch.no_grad()
+    def _roll_out(self, cases: list[CaseInput], starts: list[RigidTransform], rolled: list[bool],
+                  rng: np.random.Generator) -> list[RigidTransform]:
+        """Move the rolled samples' starts by the rollout network's passes (see the module docstring)."""
+        net = self.rollout_net or self.model
+        lo, hi = self.rollout_passes
+        passes = {i: int(rng.integers(lo, hi + 1)) for i, r in enumerate(rolled) if r}
+        limit = self.rollout_init.high
+        starts = list(starts)
+        was_training = net.training
+        net.eval()
+        try:
+            for k in range(max(passes.values())):
+                idx = [i for i, n in passes.items() if n > k]
+                x = torch.cat([cases[i].inputs(starts[i]) for i in idx])
+                with self._autocast():
+                    params = net(x).float().cpu().numpy().astype(float)
+                for j, i in enumerate(idx):
+                    moved = apply_correction(cases[i].box, starts[i], params[j])
+                    if float(np.atleast_1d(sre(moved, cases[i].ground_truth, cases[i].surface_points))[0]) <= limit:
+                        starts[i] = moved
+        finally:
+            net.train(was_training)
+        return starts
 
     def _autocast(self):
         if self.opts.bf16:

@@ -199,3 +199,68 @@ def test_training_runs_on_cuda_with_augmentation_and_bf16(phantom_dataset, tmp_p
     cfg = read_config(tmp_path / "run" / "best")
     assert cfg.training["device"] == "cuda:0" and cfg.training["device_name"]
     load_checkpoint(tmp_path / "run" / "best", "cpu")
+
+
+
+def bundled_stage1(method):
+    from regkit.deep.registrar import bundled_checkpoints
+    from regkit.registry import available_registrars
+
+    return bundled_checkpoints(available_registrars()[method].weights)[0]
+
+
+@pytest.mark.slow
+def test_rollout_starts_are_where_the_rollout_network_leaves_a_fresh_start(phantom_dataset, tmp_path):
+    # a stage 2 (DVNet, cheap) trained on where the bundled Attention-Reg stage 1 lands: the batch's targets are
+    # the corrections from that registrar's own results (regkit's inference path: folded batch norms, float32,
+    # the full-precision TRUS where training holds an 8-bit one: hundredths apart), far from the fresh start's
+    from regkit.deep.correction import correction_target
+    from regkit.registry import get_registrar
+    from regkit.sre import sre
+    from regkit.starts import draw_start, parse_init
+
+    path = bundled_stage1("attreg")
+    opts = options(phantom_dataset, tmp_path / "r", stage=2, rollout=1.0, rollout_from=path)
+    trainer = Trainer(opts)
+    assert trainer._config().training["rollout_from"] == str(path)
+    _, train_inputs, _ = load_training_data(opts.resolved(), "image", "cpu")
+    _, y = trainer._batch(train_inputs, np.random.default_rng(5))
+
+    stage1 = get_registrar("attreg", stages=1, precision="float32")
+    rng, whole = np.random.default_rng(5), parse_init("0-20mm")[0]  # the stage 1's range, not stage 2's 0-8 mm
+    for k, ci in enumerate(train_inputs):
+        assert rng.random() < 1.0
+        start = draw_start(rng, ci.ground_truth, ci.surface_points, whole.draw(rng))
+        landed = stage1.register(phantom_dataset.load(ci.case_id), start).transform
+        assert sre(landed, ci.ground_truth, ci.surface_points) < sre(start, ci.ground_truth, ci.surface_points)
+        np.testing.assert_allclose(y[k].numpy(), correction_target(ci.box, landed, ci.ground_truth), atol=0.1)
+        assert np.abs(y[k].numpy() - correction_target(ci.box, start, ci.ground_truth)).max() > 1.0
+
+
+@pytest.mark.slow
+def test_self_rollout_trains_on_the_networks_own_passes_and_bad_rollouts_are_refused(phantom_dataset, tmp_path):
+    from regkit.sre import sre
+
+    opts = options(phantom_dataset, tmp_path / "s", stage=2, rollout=1.0, epochs=1)
+    trainer = Trainer(opts)
+    _, train_inputs, _ = load_training_data(opts.resolved(), "image", "cpu")
+    _, fresh = Trainer(options(phantom_dataset, tmp_path / "f", stage=2))._batch(train_inputs,
+                                                                                  np.random.default_rng(1))
+    landed, roll_out = [], trainer._roll_out
+
+    def recorded(cases, starts, rolled, rng):
+        out = roll_out(cases, starts, rolled, rng)
+        landed.extend(float(sre(s, c.ground_truth, c.surface_points)) for s, c in zip(out, cases, strict=True))
+        return out
+
+    trainer._roll_out = recorded
+    _, moved = trainer._batch(train_inputs, np.random.default_rng(1))
+    assert len(landed) == 2 and max(landed) <= 8.0  # within the stage's range
+    assert not torch.allclose(fresh, moved)  # the starts moved: other targets
+    assert train(opts)["samples"] == 4
+    with pytest.raises(InputError, match="rollout must be a fraction"):
+        train(options(phantom_dataset, tmp_path / "x", rollout=1.5))
+    with pytest.raises(InputError, match="rollout is 0"):
+        train(options(phantom_dataset, tmp_path / "x", rollout_from=bundled_stage1("attreg")))
+    with pytest.raises(InputError, match="is a label network"):
+        train(options(phantom_dataset, tmp_path / "x", rollout=0.5, rollout_from=bundled_stage1("attreg-label")))

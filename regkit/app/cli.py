@@ -160,8 +160,15 @@ def parse_duration(text: str | None) -> float | None:
 @click.option("--fit-epochs", is_flag=True,
               help="With --time-budget: after the first steps, lower --epochs to what fits in the budget, so that "
                    "the learning-rate schedule completes (a resumed run keeps the fitted count).")
+@click.option("--rollout", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="The fraction of samples whose fresh start a network's passes move first; the target is the "
+                   "correction from where it lands (the network trained, 1-3 passes; or --rollout-from).")
+@click.option("--rollout-from", type=click.Path(), default=None,
+              help="The checkpoint whose one pass moves the --rollout starts (e.g. stage 1's, for a stage 2 that "
+                   "learns where stage 1 leaves it) [the network being trained].")
 def train(method, data, stage, init_range, epochs, batch_size, lr, out, resume, init_weights, seed, time_budget,
-          val_every, bf16, compile_, device, threads, augment, samples_per_epoch, val_starts, fit_epochs):
+          val_every, bf16, compile_, device, threads, augment, samples_per_epoch, val_starts, fit_epochs, rollout,
+          rollout_from):
     """Train a deep registrar; the best checkpoint (by validation SRE) is OUT/best.safetensors.
 
     Works the same under `torchrun --nproc_per_node N regkit train ...` (DistributedDataParallel).
@@ -174,7 +181,8 @@ def train(method, data, stage, init_range, epochs, batch_size, lr, out, resume, 
         method=method, out=out, data=data, stage=stage, init_range=init_range, epochs=epochs, batch_size=batch_size,
         lr=lr, resume=resume, init_weights=init_weights, seed=seed, time_budget=parse_duration(time_budget),
         val_every=val_every, bf16=bf16, compile=compile_, device=device, threads=threads, augment=augment,
-        samples_per_epoch=samples_per_epoch, val_starts=val_starts, fit_epochs=fit_epochs))
+        samples_per_epoch=samples_per_epoch, val_starts=val_starts, fit_epochs=fit_epochs, rollout=rollout,
+        rollout_from=rollout_from))
     if summary["rank"] != 0:
         return
     click.echo(f"{summary['stop_reason']}: {summary['epochs']} epochs, {summary['steps']} steps in "
