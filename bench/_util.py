@@ -42,7 +42,7 @@ def timed(fn, repeats: int = 3) -> float:
 
 
 def cases_of(spec: str) -> list:
-    """The cases of a dataset folder's first split, or of a split of the built-in benchmark (``builtin:val``)."""
+    """The cases of a folder's first non-empty split, or of a split of the built-in benchmark (``builtin:val``)."""
     from regkit.benchmark import open_dataset
 
     if spec.startswith("builtin:"):
@@ -50,5 +50,5 @@ def cases_of(spec: str) -> list:
         ds = open_dataset(None, [split], show_progress=False)
     else:
         ds = open_dataset(spec, show_progress=False)
-        split = next(iter(ds.splits))
+        split = next((s for s in ds.splits if ds.case_ids(s)), next(iter(ds.splits)))
     return [ds.load(c) for c in ds.case_ids(split)]

@@ -23,6 +23,9 @@
 # S2_INIT=DIR starts each stage 2 from DIR/<method>-stage2 where that exists (else from stage 1's best, as always).
 # S1_LR, S2_LR: the learning rate of every stage-1 / stage-2 run [each network's paper value]; a fine-tune
 # usually wants a smaller one.
+# S2_ROLLOUT=F: each stage 2 trains a fraction F of its samples on where a network leaves a fresh start
+# (--rollout) [0]. S2_ROLLOUT_FROM: whose one pass moves them: `stage1` (this run's stage 1 best, the network
+# the stage 2 follows in the cascade), DIR (DIR/<method>-stage1), or empty (the stage 2's own 1-3 passes) [].
 #
 # One invocation per stage, on a fixed time plan (what scripts/gpu_run.sh uses on a lent GPU):
 #   ONCE=1        each stage is one `regkit train` of its budget; a stop by the time budget ends the stage
@@ -90,6 +93,14 @@ stage() {  # name method stage [init-weights]
     if [ "$per" != 0 ]; then args+=(--samples-per-epoch "$per"); fi
     if [ "$FIT" = 1 ]; then args+=(--fit-epochs); fi
     if [ -n "$lr" ]; then args+=(--lr "$lr"); fi
+    if [ "$st" = 2 ] && [ -n "${S2_ROLLOUT:-}" ] && [ "${S2_ROLLOUT}" != 0 ]; then
+      args+=(--rollout "$S2_ROLLOUT")
+      case "${S2_ROLLOUT_FROM:-}" in
+        "") ;;
+        stage1) args+=(--rollout-from "$RUNS/${name%-s2}-s1/best") ;;
+        *) args+=(--rollout-from "$S2_ROLLOUT_FROM/$method-stage1") ;;
+      esac
+    fi
     if [ -f "$out/last.json" ]; then
       args+=(--resume "$out")
     elif [ -n "$init" ]; then

@@ -97,6 +97,15 @@ def _initial_weights(init: str | None) -> str:
             f"{float(tr.get('train_seconds', 0)) / 60:.0f} min)")
 
 
+def _starts_text(tr: dict) -> str:
+    """Where training starts come from: fresh draws, or (--rollout) partly where a network's passes leave them."""
+    if not tr.get("rollout"):
+        return "fresh draws each sample"
+    who = (f"one pass of {tr['rollout_from']} from its own starting range" if tr.get("rollout_from")
+           else "1-3 passes of the network being trained")
+    return f"fresh draws; a fraction {tr['rollout']} of them first moved by {who} (--rollout)"
+
+
 CPU_HOST = "on the CPU, a 2-core VM shared with other jobs"
 
 
@@ -129,6 +138,7 @@ def model_card(run_dir: Path, weights: Path, method: str, stage: int, host: str 
         f"{', --fit-epochs to the time budget' if opts.get('fit_epochs') else ''}), "
         f"{opts.get('samples_per_epoch') or 'one per training case'} |",
         f"| samples seen, batch size | {tr['samples']:,}, {tr['batch_size']} |",
+        f"| starts | {_starts_text(tr)} |",
         f"| optimiser | Adam, lr {tr['lr']}, schedule {tr['schedule']}; bf16 autocast {tr['bf16']}; "
         f"augmentation {tr.get('augment', False)} |",
         f"| wall time | {f'{secs / 60:.0f} min' if secs >= 600 else f'{secs:.0f} s'} of training (data loading "

@@ -3,7 +3,9 @@
 # test sets, rows none, mi (8 mm sets), the bundled cascade `attreg`, the v5 cascade (the common ancestor of
 # every round-v7/v8 stage 2) and one row per candidate stage 2 in CANDS ("tag=DIR ...": attreg-s2-<tag>, the
 # bundled stage 1 and DIR/attreg-stage2). Run it again with more CANDS to add rows on the same starts.
-#   OUT=/work/eval18 CANDS="v8c=runs/cand-v8/c v8d=runs/cand-v8/d" bash bench/results/issue13_v8_run_eval.sh
+#   OUT=/work/eval18 CANDS="v8c=runs/cand-v8/c-last v8d=runs/cand-v8/d-last" bash bench/results/issue13_v8_run_eval.sh
+# (c-last, d-last: each lane's last epoch, exported from runs/v8X/attreg-s2/last with
+#  regkit.deep.checkpoint.export_checkpoint, as the lanes export their best)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-/work/eval18}; W5=${W5:-runs/w-v5}
