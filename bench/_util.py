@@ -48,7 +48,8 @@ def cases_of(spec: str) -> list:
     if spec.startswith("builtin:"):
         split = spec.split(":", 1)[1]
         ds = open_dataset(None, [split], show_progress=False)
+        ids = ds.case_ids(split)
     else:
         ds = open_dataset(spec, show_progress=False)
-        split = next((s for s in ds.splits if ds.case_ids(s)), next(iter(ds.splits)))
-    return [ds.load(c) for c in ds.case_ids(split)]
+        ids = next((ids for ids in ds.splits.values() if ids), [])
+    return [ds.load(c) for c in ids]

@@ -69,7 +69,7 @@ for d in $DATASETS; do
 done
 
 stage() {  # name method stage [init-weights]
-  local name=$1 method=$2 st=$3 init=${4:-}
+  local name=$1 method=$2 st=$3 init=${4:-} stage1_best=${4:-}
   local out=$RUNS/$name epochs=$S1_EPOCHS per=$S1_SAMPLES budget=${S1_BUDGET:-$BUDGET}
   local lr=${S1_LR:-}
   if [ "$st" = 2 ]; then epochs=$S2_EPOCHS; per=$S2_SAMPLES; budget=${S2_BUDGET:-$BUDGET}; lr=${S2_LR:-}; fi
@@ -97,7 +97,7 @@ stage() {  # name method stage [init-weights]
       args+=(--rollout "$S2_ROLLOUT")
       case "${S2_ROLLOUT_FROM:-}" in
         "") ;;
-        stage1) args+=(--rollout-from "$RUNS/${name%-s2}-s1/best") ;;
+        stage1) args+=(--rollout-from "$stage1_best") ;;
         *) args+=(--rollout-from "$S2_ROLLOUT_FROM/$method-stage1") ;;
       esac
     fi
