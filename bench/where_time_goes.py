@@ -18,7 +18,8 @@ training cases, the bundled stage-1 weights, bf16 autocast where the CPU has it,
 ``torch.profiler``: the self time of each operator kind, forward and backward apart, summed over ``--repeats``
 steps after a warm-up step. Then the fused attention alone at the step's size (8 × 9216 positions × 16
 channels), forward and backward, in float32 and in bf16 (median of ``--repeats``): why the step keeps it in
-float32.
+float32. Its rate is given against a float32 matrix product's in the same run, and so is what the step would
+take if its two attention blocks ran at that rate: the most a faster attention kernel could give.
 """
 
 from __future__ import annotations
@@ -96,9 +97,17 @@ def training_step(threads: int, repeats: int) -> None:
     print("|---|---|---|")
     for k in sorted(per_kind, key=per_kind.get, reverse=True):
         print(f"| {k} | {per_kind[k]:.3f} | {per_kind[k] / total:.0%} |")
-    print("\nthe fused attention alone, (8, 9216, 16), scale 1: median seconds per call")
-    print("| dtype | forward | backward |")
-    print("|---|---|---|")
+    rates = matmul_rate(repeats)
+    ref = rates["tall 27648x512x512"]
+    # forward: the products QK^T and PV; backward: QK^T again (the kernel recomputes P), dP = dO V^T, dV = P^T dO,
+    # dQ = dS K and dK = dS^T Q
+    products = {"forward": 2, "backward": 5}
+    flop = 8 * 2 * 9216 * 9216 * 16  # one product, the whole batch
+    print("\nmatrix product, float32: " + ", ".join(f"{k} {v:.1f} GFLOP/s" for k, v in rates.items()))
+    print("the fused attention alone, (8, 9216, 16), scale 1: median seconds per call, and its rate against the "
+          "tall matrix product's (forward: 2 products of 8 x 9216 x 9216 x 16; backward: 5)")
+    print("| dtype | forward | backward | forward GFLOP/s (of the matmul rate) | backward GFLOP/s (of it) |")
+    print("|---|---|---|---|---|")
     gen = torch.Generator().manual_seed(0)
     for dtype in (torch.float32, torch.bfloat16):
         q, k, v = ((torch.randn(8, 1, 9216, 16, generator=gen) * (1.5 if i < 2 else 1.0)).to(dtype).requires_grad_()
@@ -113,7 +122,16 @@ def training_step(threads: int, repeats: int) -> None:
             if r:
                 fwd.append(t1 - t0)
                 bwd.append(time.perf_counter() - t1)
-        print(f"| {str(dtype).removeprefix('torch.')} | {np.median(fwd):.3f} | {np.median(bwd):.3f} |")
+        t = {"forward": float(np.median(fwd)), "backward": float(np.median(bwd))}
+        r = {k: products[k] * flop / t[k] / 1e9 for k in t}
+        print(f"| {str(dtype).removeprefix('torch.')} | {t['forward']:.3f} | {t['backward']:.3f} | "
+              f"{r['forward']:.1f} ({r['forward'] / ref:.2f}) | {r['backward']:.1f} ({r['backward'] / ref:.2f}) |")
+    # the step's two attention blocks, in float32, as if they ran at the matrix product's rate
+    at_rate = 2 * sum(products.values()) * flop / ref / 1e9
+    profiled = per_kind["attention, forward"] + per_kind["attention, backward"]
+    bound = wall - profiled + at_rate
+    print(f"\nif the step's two attention blocks ran at the matrix product's rate ({at_rate:.2f} s instead of "
+          f"{profiled:.2f} s under the profiler), a step would take {bound:.2f} s: {wall / bound:.2f}x the samples/s")
 
 
 def main() -> None:

@@ -8,6 +8,7 @@
 #  regkit.deep.checkpoint.export_checkpoint, as the lanes export their best)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+. bench/results/issue13_test_sets.sh
 OUT=${OUT:-/work/eval18}; W5=${W5:-runs/w-v5}
 for set in ${SETS:-real-anatomy-8mm builtin-8mm builtin-0-20mm}; do
   m="identity"; cmp="attreg:identity,attreg@2:attreg@1,attreg:attreg-v5"
@@ -20,9 +21,5 @@ for set in ${SETS:-real-anatomy-8mm builtin-8mm builtin-0-20mm}; do
     cmp+=",$r:identity,$r@2:$r@1,$r:attreg,$r:attreg-v5"
     [[ $set != *0-20mm ]] && cmp+=",$r:mi"
   done
-  extra=(); [ "$set" = real-anatomy-8mm ] && extra=(--data runs/data/test-prostate-mr -k 5)
-  init=8mm; [[ $set == *0-20mm ]] && init=0-20mm
-  echo "== $set"
-  REGKIT_NO_PROGRESS=1 regkit compare "${extra[@]}" --methods "$m" --init "$init" --compare "$cmp" -j 1 \
-    -o "$OUT/$set" "${o[@]}"
+  compare_test_set "$set" "$m" "$cmp" "$OUT" "${o[@]}"
 done
