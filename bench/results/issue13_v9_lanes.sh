@@ -11,18 +11,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 m=$1; W=${W:-runs/w-bundle-f82c52f}
-runs=runs/v9; cand=runs/cand-v9; pool=(BUILTIN=1 "DATASETS=promise12 rand-promise12 rand-phantom val-promise12 val-prostate-mr")
+runs=runs/v9; cand=runs/cand-v9; pool=()  # train_bundled_weights.sh's default pool
 case $m in
   attreg-real) m=attreg; fit=0; epochs=${EPOCHS:?the epochs attreg-s1 was fitted to}; runs=runs/v9real
-    cand=runs/cand-v9real; pool=(BUILTIN=0 "DATASETS=promise12 rand-promise12 val-promise12 val-prostate-mr val-builtin") ;;
+    cand=runs/cand-v9real; pool=(BUILTIN=0 "DATASETS=promise12 rand-promise12 val-promise12 val-prostate-mr val-builtin")
+    if [ ! -f $runs/attreg-s1/val_starts.csv ]; then
+      mkdir -p $runs/attreg-s1
+      sed 's|^builtin/|val-builtin/|' runs/v9/attreg-s1/val_starts.csv > $runs/attreg-s1/val_starts.csv
+    fi ;;
   attreg) fit=1; epochs=${EPOCHS:-16} ;;
   featreg) fit=0; epochs=${EPOCHS:?the epochs attreg-s1 was fitted to} ;;
   *) echo "attreg, featreg or attreg-real" >&2; exit 2 ;;
 esac
-if [ "$runs" = runs/v9real ] && [ ! -f $runs/attreg-s1/val_starts.csv ]; then
-  mkdir -p $runs/attreg-s1
-  sed 's|^builtin/|val-builtin/|' runs/v9/attreg-s1/val_starts.csv > $runs/attreg-s1/val_starts.csv
-fi
 env "${pool[@]}" RUNS=$runs WEIGHTS=$cand INIT=$W SEED=4 S1_LR=2e-4 S1_EPOCHS=$epochs S1_SAMPLES=256 VAL_EVERY=2 \
   ONCE=${ONCE:-1} FIT=$fit S1_BUDGET=${BUDGET:-85m} EXTRA="--threads 1" ONLY=$m-s1 \
   bash scripts/train_bundled_weights.sh

@@ -29,10 +29,9 @@ for set in ${SETS:-real-anatomy-8mm builtin-8mm builtin-0-20mm}; do
       cmp+=",$r:$net,$r@1:$net@1,$r@2:$r@1,$r:identity"
       [[ $set != *0-20mm ]] && cmp+=",$r:mi"
     done
-    if [ -f "$dir/attreg-stage1.safetensors" ] && [ -f "$dir/featreg-stage1.safetensors" ]; then
-      cmp+=",attreg-s1$tag:featreg-s1$tag,attreg-s1$tag@1:featreg-s1$tag@1"
-    elif [ -f "$dir/attreg-stage1.safetensors" ]; then  # Feature-Reg kept its bundled stage 1
-      cmp+=",attreg-s1$tag:featreg,attreg-s1$tag@1:featreg@1"
+    if [ -f "$dir/attreg-stage1.safetensors" ]; then  # attention against none, with Feature-Reg's row of the tag, or
+      f=featreg; [ -f "$dir/featreg-stage1.safetensors" ] && f=featreg-s1$tag  # its bundled one where it kept that
+      cmp+=",attreg-s1$tag:$f,attreg-s1$tag@1:$f@1"
     fi
   done
   compare_test_set "$set" "$m" "$cmp" "$OUT" "${o[@]}"
