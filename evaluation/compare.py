@@ -77,7 +77,14 @@ def compare(methods: str | Sequence = "mi,mind,attreg", init: str = "8mm", data:
     out : path
         Output folder; running again with the same folder resumes.
     workers : int, optional
-        Processes for classical methods (default: the number of cores).
+        Processes for classical methods (default: the number of cores). A method runs in worker processes, even with
+        one worker, so that a crash in its native code ends a worker, not the run (the sample is retried once,
+        then recorded as failed). Methods run in the caller's own process instead when they use a device (the deep
+        methods), when they are Registrar objects or were registered in this process (``register_registrar``,
+        ``register_method``), or when their capabilities say ``in_process``: a crash in one of those (a segfault,
+        ``os._exit``) ends the caller's process; package a registrar as an entry point to have it run in worker
+        processes. Workers are spawned, and each imports the caller's script again: a script that calls
+        ``compare`` must do so under ``if __name__ == "__main__":`` (else an error says so, before any work).
     reference : str, optional
         The reference method of the default comparisons [``identity`` if listed, else the first method].
     scheduler : str or distributed.Client, optional
@@ -96,10 +103,13 @@ def compare(methods: str | Sequence = "mi,mind,attreg", init: str = "8mm", data:
     """
     from regkit.evaluation import provenance
     from regkit.evaluation.comparisons import comparisons
+    from regkit.evaluation.execution import check_main_guard
     from regkit.registry import resolved_settings
 
     out = Path(out)  # made by @one_run_per_folder
     specs = parse_methods(methods, method_options)
+    if scheduler is None and not all(in_process(s, scheduler) for s in specs):
+        check_main_guard()  # worker processes would run the caller's script again: refused before any work
     comparisons(compare, [s.label for s in specs], None, reference)  # a bad --compare fails before any work
     inits = parse_init(init)
     ds, ids = _open_cases(data, split, cases, show_progress)

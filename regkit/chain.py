@@ -22,8 +22,8 @@ import time
 from collections.abc import Sequence
 
 from regkit.case import Case
-from regkit.errors import InputError
-from regkit.registrar import FAILED, Capabilities, Registrar, RegistrationResult
+from regkit.errors import ConfigurationError, InputError
+from regkit.registrar import FAILED, Capabilities, Registrar, RegistrationResult, check_results
 from regkit.transform import RigidTransform
 
 SEPARATOR = "+"
@@ -91,7 +91,9 @@ class ChainRegistrar:
         for member in self.members:
             t0 = time.perf_counter()
             try:
-                results = member.register_many(current)
+                results = check_results(member.register_many(current), current, getattr(member, "name", "?"))
+            except ConfigurationError:  # the member cannot run at all: neither can the chain
+                raise
             except Exception as exc:  # a member must not take the chain down: its start stands
                 elapsed = (time.perf_counter() - t0) / max(len(current), 1)
                 results = [RegistrationResult.failure(t, elapsed, f"{type(exc).__name__}: {exc}") for _, t in current]

@@ -47,6 +47,12 @@ def check_whole(name: str, value, low: int = 1, *, optional: bool = False, fix: 
                          fix=fix or f"e.g. {name}={max(low, 1)}")
 
 
+class ConfigurationError(InputError):
+    """A registrar cannot run with its options at all (e.g. elastix refuses its parameter map): the same for every
+    sample, so a comparison stops at the first one instead of recording every sample as failed. A registrar raises
+    it from ``register``; :class:`~regkit.registrar.RegistrarBase` passes it on instead of recording a failure."""
+
+
 class CheckpointError(InputError):
     """A checkpoint that is damaged or belongs to another architecture."""
 

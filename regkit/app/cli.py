@@ -6,6 +6,9 @@ import sys
 
 import click
 
+#: ``regkit register``'s exit status when the registration failed (2: a bad input, 1: a file-system error).
+EXIT_FAILED = 3
+
 
 class _Group(click.Group):
     """Turns regkit's own errors into one readable line and exit code 2, and file-system errors (a path through a
@@ -254,12 +257,22 @@ def compare(methods, init, data, split, cases, starts_per_case, seed, starts_fil
                    "[guessed: an 8-bit image with a zero-filled outside is taken for ultrasound].")
 @click.option("--method-option", "-O", "method_option", multiple=True, help="OPTION=VALUE for the registrar.")
 def register(fixed, moving, fixed_label, method, initial_transform, init, out, moving_modality, method_option):
-    """Register one MR-TRUS pair; write transform.tfm, transform.txt, the resampled TRUS and overlay.png."""
+    """Register one MR-TRUS pair; write transform.tfm, transform.txt, the resampled TRUS, overlay.png and result.json.
+
+    \b
+    Exit status:
+      0  the registration is ok, or not converged (a warning says why; result.json's status says which);
+      3  the registration failed (the error says why): only result.json and overlay.png (of the start) are
+         written, no transform;
+      2  a bad input or option (nothing is registered);
+      1  a file-system error (a path through a file, a full disk).
+    """
     from click.core import ParameterSource
 
     from regkit.app.register_pair import register as run
     from regkit.errors import InputError
     from regkit.evaluation.method_specs import parse_options
+    from regkit.registrar import FAILED, NOT_CONVERGED
 
     if init is not None:
         if click.get_current_context().get_parameter_source("initial_transform") is not ParameterSource.DEFAULT:
@@ -269,11 +282,20 @@ def register(fixed, moving, fixed_label, method, initial_transform, init, out, m
         initial_transform = init
     options = parse_options(method_option)
     res = run(fixed, moving, fixed_label, method=method, initial_transform=initial_transform, out=out,
-              moving_modality=moving_modality, **options)
+              moving_modality=moving_modality, method_options=options)
     r = res.result
-    click.echo(f"{method}: {r.status} in {r.runtime:.2f} s{(' - ' + r.message) if r.message else ''}")
+    took = f" in {r.runtime:.2f} s" if r.runtime == r.runtime else ""  # a failure may have no runtime (NaN)
+    click.echo(f"{method}: {r.status}{took}{(' - ' + r.message) if r.message else ''}")
     for k, p in res.files.items():
         click.echo(f"  {k:17s}{p}")
+    if r.status == FAILED:
+        click.echo(f"error: the registration failed: {r.message or 'no reason given'} (no transform written; "
+                   f"{res.files['json']} records the start and the reason)", err=True)
+        sys.exit(EXIT_FAILED)
+    if r.status == NOT_CONVERGED:
+        click.echo(f"warning: {method} did not converge ({r.message or 'no reason given'}); the transform is "
+                   "written, but check it (e.g. overlay.png), or try another start (--initial-transform) or method",
+                   err=True)
 
 
 @main.command()
