@@ -223,10 +223,17 @@ def check_options(decl: MethodDeclaration, options: dict, label: str | None = No
         arguments = {k: v for k, v in bound.arguments.items() if signature.parameters[k].kind not in
                      (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL)}
         try:
+            inspect.signature(checker).bind(**arguments)
+        except (TypeError, ValueError):  # a hook for other options (a subclass's): the constructor checks them
+            return
+        try:
             checker(**arguments)
         except InputError as exc:
             raise InputError(f"bad options for {label or decl.name!r} ({decl.name}): {exc.what}",
                              fix=exc.fix or fix) from None
+        except Exception as exc:  # a plug-in's check that fails otherwise still names the registrar
+            raise InputError(f"bad options for {label or decl.name!r} ({decl.name}): its check_options raised "
+                             f"{type(exc).__name__}: {exc}", fix=fix) from None
 
 
 def parameter_count(decl: MethodDeclaration) -> int | None:

@@ -194,9 +194,13 @@ def test_compare_refuses_a_bad_option_value_before_any_work(registrar, option, k
     assert not (out / "results.csv").exists() and not (out / "run.json").exists()
 
 
-@pytest.mark.parametrize("registrar,option", sorted({c[:2] for c in OPTION_CASES}))
-def test_register_refuses_a_bad_option_value(registrar, option, data, tmp_path):
-    value = next(v for r, o, _, v in OPTION_CASES if (r, o) == (registrar, option))
+#: (registrar, option, a bad value): each option of each registrar class once (one deep registrar stands for all).
+REGISTER_CASES = list({(r, o): (r, o, v) for r, o, _, v in reversed(OPTION_CASES)
+                       if r in ("identity", "mi", "mind", "attreg")}.values())
+
+
+@pytest.mark.parametrize("registrar,option,value", REGISTER_CASES, ids=[_id(c) for c in REGISTER_CASES])
+def test_register_refuses_a_bad_option_value(registrar, option, value, data, tmp_path):
     case = data / "case000"
     out = tmp_path / "out"
     r = CliRunner().invoke(main, ["register", "--fixed", str(case / "mr.nii.gz"), "--moving",
@@ -470,7 +474,13 @@ def test_the_main_guard_is_read_from_the_scripts_source(shape, tmp_path):
 
 
 #: The number of generated cases of each class (for BENCHMARKS.md).
-COUNTS = {"option values (API and compare CLI each)": len(OPTION_CASES), "iteration counts against levels":
-          len(LEVEL_CASES), "method names": len(BAD_NAMES), "plug-in declarations": len(BAD_DECLARATIONS),
-          "plug-in result fields (API)": len(BAD_FIELDS), "plug-in result classes (register CLI)": len(CLI_FIELDS),
-          "main-guard shapes": len(GUARD_SHAPES)}
+COUNTS = {
+    "option values (API and compare CLI each)": len(OPTION_CASES),
+    "iteration counts against levels": len(LEVEL_CASES),
+    "option values (register CLI)": len(REGISTER_CASES),
+    "method names": len(BAD_NAMES),
+    "plug-in declarations": len(BAD_DECLARATIONS),
+    "plug-in result fields (API)": len(BAD_FIELDS),
+    "plug-in result classes (register CLI)": len(CLI_FIELDS),
+    "main-guard shapes": len(GUARD_SHAPES),
+}
