@@ -118,6 +118,8 @@ class DeepRegistrar(RegistrarBase):
         ``"auto"``: bf16 on a CPU where it is native (:func:`native_bf16`), float32 otherwise (and on GPUs).
         A result's ``info["precision"]`` says which ran.
 
+    Notes
+    -----
     Inference folds each batch norm into the convolution before it and keeps 3-D tensors channels-last
     (same results, faster on the CPU).
     """

@@ -50,7 +50,22 @@ def _locked(path: Path):
 
 def builtin_benchmark(splits: tuple[str, ...] | list[str] | None = None, workers: int | None = None,
                       show_progress: bool = True) -> Dataset:
-    """The built-in benchmark with (at least) ``splits`` rendered; all splits when None."""
+    """The built-in benchmark with (at least) ``splits`` rendered; all splits when None.
+
+    Parameters
+    ----------
+    splits : sequence of str, optional
+        The splits to render (``"train"``, ``"val"``, ``"test"``) if they are not cached yet; None: all.
+    workers : int, optional
+        Processes that render cases [the CPU count].
+    show_progress : bool
+        Show a progress bar while rendering.
+
+    Returns
+    -------
+    Dataset
+        The cached benchmark (``$REGKIT_CACHE``, default ``~/.cache/regkit``).
+    """
     from regkit.synth.dataset import synth_dataset
 
     want = list(splits) if splits else list(SPLITS)

@@ -74,7 +74,25 @@ def find_case_file(folder: Path, role: str) -> Path | None:
 
 @dataclass
 class Dataset:
-    """A dataset folder: its splits, and cases loaded on demand (a few are kept in memory)."""
+    """A dataset folder: its splits, and cases loaded on demand (a few are kept in memory).
+
+    Open one with :func:`load_dataset`.
+
+    Attributes
+    ----------
+    root : Path
+        The dataset folder.
+    splits : dict of str to list of str
+        Case ids per split (``"train"``, ``"val"``, ``"test"``).
+    name : str
+        The dataset's name, from its manifest.
+    overrides : dict
+        Per-case file overrides from the manifest: case id → {role: path relative to ``root``}.
+    info : dict
+        The rest of the manifest (generator, source, ...).
+    cache_size : int
+        How many loaded cases are kept in memory.
+    """
 
     root: Path
     splits: dict[str, list[str]]
@@ -161,6 +179,15 @@ def _read_case_json(path: Path) -> dict:
 
 def load_dataset(path: str | Path) -> Dataset:
     """Open a dataset folder (see the module docstring for the layout).
+
+    Parameters
+    ----------
+    path : str or Path
+        The dataset folder, holding ``dataset.json`` and a folder per case.
+
+    Returns
+    -------
+    Dataset
 
     Raises
     ------

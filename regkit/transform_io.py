@@ -199,6 +199,16 @@ def read_transform(path: str | Path) -> RigidTransform:
     * Text starting with ``(`` (``(Transform "EulerTransform")``...): an elastix TransformParameters file;
       a file it names in ``InitialTransformParameterFileName`` is read and composed too.
     * Any other text: a 4×4 (or 3×4) matrix.
+
+    Parameters
+    ----------
+    path : str or Path
+        The transform file.
+
+    Returns
+    -------
+    RigidTransform
+        Fixed → moving physical points (LPS, mm).
     """
     path = Path(path)
     if not path.exists():
@@ -279,6 +289,20 @@ def write_transform(transform: RigidTransform, path: str | Path, center: np.ndar
 
     ``.tfm``, ``.h5``, ``.hdf5`` and ``.mat`` get an ITK ``Euler3DTransform`` (ComputeZYX on) about
     ``center``, which ITK, SimpleITK, 3D Slicer and ITK-SNAP read; anything else (``.txt``) gets 4×4 text.
+
+    Parameters
+    ----------
+    transform : RigidTransform
+        Fixed → moving physical points (LPS, mm).
+    path : str or Path
+        The file to write; its suffix chooses the format.
+    center : array-like (3,)
+        The Euler transform's centre of rotation in mm (ITK formats only).
+
+    Returns
+    -------
+    Path
+        The file written.
     """
     path = Path(path)
     if path.suffix.lower() in ITK_SUFFIXES:

@@ -1,8 +1,9 @@
-"""Check trained networks on an accelerator: the same outputs as on the CPU, and inference time per stage.
+"""Check trained networks on a CUDA device: the same outputs as on the CPU, and inference time per stage.
 
-    python scripts/gpu_check.py --weights DIR [--data DATASET] [--out DIR] [--repeats 20] [--starts 8]
+    python scripts/check_device.py --weights DIR [--data DATASET] [--out DIR] [--repeats 20] [--starts 8]
 
-For every checkpoint ``<method>-stage<k>`` in DIR (as ``scripts/training_record.py --export`` writes them):
+Run by ``scripts/train_all.sh`` after training. For every checkpoint ``<method>-stage<k>`` in DIR (as
+``scripts/training_record.py --export`` writes them):
 
 * **CUDA against CPU.** The same weights, loaded on both devices in float32 with TF32 off, predict the six
   correction parameters for the same inputs (8 starts at 0-20 mm of one validation case, built once on the
@@ -13,7 +14,7 @@ For every checkpoint ``<method>-stage<k>`` in DIR (as ``scripts/training_record.
   with CUDA events on a GPU; and the whole registration per sample (resampling and every stage) through
   ``register_many``, the figure to set beside the paper's 6 ms for a two-stage cascade.
 
-Writes ``gpu_check.json`` and ``gpu_check.md`` to ``--out`` and exits 1 if any difference is too large.
+Writes ``device_check.json`` and ``device_check.md`` to ``--out`` and exits 1 if any difference is too large.
 """
 
 from __future__ import annotations
@@ -114,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
                                        f"ms/sample at batch {r['batch']}" for r in rows)
               + f"; registration {1000 * per_sample:.1f} ms/sample", flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "gpu_check.json").write_text(json.dumps(report, indent=2) + "\n")
+    (args.out / "device_check.json").write_text(json.dumps(report, indent=2) + "\n")
     lines = [f"device: {report['device']}; torch {report['torch']}; tolerance {TOLERANCE} (mm, degrees)", "",
              "| method | stage | max |device − CPU| | ms, batch 1 | ms/sample at training batch "
              "| registration ms/sample |",
@@ -124,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
             lines.append(f"| {method} | {r['stage']} | {r['max_abs_difference']:.2e} | {r['ms_batch1']:.2f} | "
                          f"{r['ms_per_sample_at_batch']:.2f} (batch {r['batch']}) | "
                          f"{m['ms_per_sample_registration']:.2f} |")
-    (args.out / "gpu_check.md").write_text("\n".join(lines) + "\n")
+    (args.out / "device_check.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 1 if failed else 0
 
