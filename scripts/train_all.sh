@@ -32,7 +32,7 @@
 # the environment. A machine without network access: see scripts/offline_bundle.sh.
 set -uo pipefail
 usage() { sed -n '2,8p' "$0" >&2; exit 2; }
-DEVICE=cuda BUDGET="" PARALLEL="" DATA=runs/data TINY=0
+DEVICE=cuda BUDGET="" PARALLEL="" DATA=runs/data TINY=${TINY:-0}  # TINY=1: as --tiny
 while [ $# -gt 0 ]; do
   case $1 in
     --device) DEVICE=${2:?}; shift 2 ;;
@@ -46,6 +46,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 [ $# = 1 ] || usage
+if [ "$TINY" = 1 ]; then DEVICE=cpu; fi
 cd "$(dirname "$0")/.."
 mkdir -p "$1" && OUT=$(realpath "$1")
 mkdir -p "$OUT/logs" "$OUT/weights"

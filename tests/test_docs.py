@@ -124,12 +124,38 @@ def small_cache(tmp_path, monkeypatch, phantom_dataset):
     return tmp_path
 
 
+def run_example(marker: str):
+    """Run the docs/plugins.md example that defines ``marker``; its ``result``."""
+    example = next(b for b in code_blocks("python") if marker in b)
+    namespace: dict = {"__name__": "docs_example"}
+    exec(compile(example, "docs/plugins.md", "exec"), namespace)
+    return namespace["result"]
+
+
+def install_example(tmp_path, module: str, source: str, toml_marker: str) -> dict:
+    """Install ``source`` as ``my_package.<module>`` with the entry point of the docs' TOML block; the env."""
+    pkg = tmp_path / "site" / "my_package"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / f"{module}.py").write_text(source)
+    toml = next(b for b in re.findall(r"```toml\n(.*?)```", PLUGINS, flags=re.S) if toml_marker in b)
+    name, value = (part.strip() for part in toml.strip().splitlines()[1].split("="))
+    dist = tmp_path / "site" / "my_package-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: my-package\nVersion: 0.1\n")
+    # entry_points.txt is INI: no TOML quotes
+    (dist / "entry_points.txt").write_text(f"[regkit.registrars]\n{name} = {value.strip(chr(34))}\n")
+    return {**os.environ, "PYTHONPATH": str(tmp_path / "site") + os.pathsep + os.environ.get("PYTHONPATH", "")}
+
+
+def listed(env: dict, name: str) -> str:
+    out = subprocess.run(["regkit", "list"], capture_output=True, text=True, env=env, check=True).stdout
+    return next(line for line in out.splitlines() if line.startswith(f"{name} "))
+
+
 @pytest.mark.slow
 def test_plugin_example_runs(small_cache):
-    example = next(b for b in code_blocks("python") if "class CentreOfMass" in b)
-    namespace: dict = {"__name__": "readme_example"}
-    exec(compile(example, "docs/plugins.md", "exec"), namespace)
-    result = namespace["result"]
+    result = run_example("class CentreOfMass")
     assert set(result.samples["method"]) == {"identity", "com"}
     assert (result.samples["status"] == "ok").all()
     assert (small_cache / "cmp-com" / "table1.md").exists()
@@ -138,21 +164,9 @@ def test_plugin_example_runs(small_cache):
 def test_plugin_through_an_entry_point(tmp_path):
     example = next(b for b in code_blocks("python") if "class CentreOfMass" in b)
     cls_source = example[example.index("class CentreOfMass"):example.index("regkit.register_registrar")]
-    pkg = tmp_path / "site" / "my_package"
-    pkg.mkdir(parents=True)
-    (pkg / "__init__.py").write_text("")
-    (pkg / "registrars.py").write_text("import numpy as np\nimport regkit\nfrom regkit import RigidTransform\n\n\n"
-                                       + cls_source)
-    toml = next(b for b in re.findall(r"```toml\n(.*?)```", PLUGINS, flags=re.S) if "regkit.registrars" in b)
-    name, value = (part.strip() for part in toml.strip().splitlines()[1].split("="))
-    entry = f"{name} = {value.strip(chr(34))}"  # entry_points.txt is INI: no TOML quotes
-    dist = tmp_path / "site" / "my_package-0.1.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: my-package\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text(f"[regkit.registrars]\n{entry}\n")
-    env = {**os.environ, "PYTHONPATH": str(tmp_path / "site") + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    out = subprocess.run(["regkit", "list"], capture_output=True, text=True, env=env, check=True).stdout
-    line = next(line for line in out.splitlines() if line.startswith("com "))
+    env = install_example(tmp_path, "registrars", "import numpy as np\nimport regkit\nfrom regkit import "
+                          "RigidTransform\n\n\n" + cls_source, "regkit.registrars")
+    line = listed(env, "com")
     assert "classical" in line and "my-package" in line
     code = textwrap.dedent("""
         import regkit
@@ -165,10 +179,7 @@ def test_plugin_through_an_entry_point(tmp_path):
 
 @pytest.mark.slow
 def test_network_example_trains_and_compares(small_cache):
-    example = next(b for b in code_blocks("python") if "class TinyReg" in b)
-    namespace: dict = {"__name__": "readme_network_example"}
-    exec(compile(example, "docs/plugins.md", "exec"), namespace)
-    result = namespace["result"]
+    result = run_example("class TinyReg")
     assert set(result.samples["method"]) == {"identity", "tiny"}
     assert (result.samples["status"] == "ok").all()
     assert (small_cache / "runs" / "tiny" / "best.safetensors").exists()
@@ -178,20 +189,8 @@ def test_network_example_trains_and_compares(small_cache):
 
 def test_network_through_an_entry_point(tmp_path):
     example = next(b for b in code_blocks("python") if "class TinyReg" in b)
-    module = example[: example.index("regkit.register_method")]
-    pkg = tmp_path / "site" / "my_package"
-    pkg.mkdir(parents=True)
-    (pkg / "__init__.py").write_text("")
-    (pkg / "tiny.py").write_text(module)
-    toml = next(b for b in re.findall(r"```toml\n(.*?)```", PLUGINS, flags=re.S) if "tiny" in b)
-    name, value = (part.strip() for part in toml.strip().splitlines()[1].split("="))
-    dist = tmp_path / "site" / "my_package-0.1.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: my-package\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text(f"[regkit.registrars]\n{name} = {value.strip(chr(34))}\n")
-    env = {**os.environ, "PYTHONPATH": str(tmp_path / "site") + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    out = subprocess.run(["regkit", "list"], capture_output=True, text=True, env=env, check=True).stdout
-    line = next(line for line in out.splitlines() if line.startswith("tiny "))
+    env = install_example(tmp_path, "tiny", example[: example.index("regkit.register_method")], "tiny")
+    line = listed(env, "tiny")
     assert "deep" in line and "my-package" in line and " 830 " in line
     code = textwrap.dedent("""
         from regkit.deep.training import trainable_methods
