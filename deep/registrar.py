@@ -189,7 +189,8 @@ class DeepRegistrar(RegistrarBase):
 
     @classmethod
     def parameter_count(cls, architecture: str | Architecture = "attention_reg", **_) -> int:
-        """Parameters of one stage's network, as the paper's Table 2 counts them."""
+        """The registry's hook (:func:`regkit.registry.parameter_count`): the parameters of one stage's network,
+        counted by :func:`regkit.deep.networks.parameter_count` (as the paper's Table 2 counts them)."""
         return parameter_count(architecture)
 
     # ------------------------------------------------------------------ inference
