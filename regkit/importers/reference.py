@@ -81,6 +81,7 @@ class ReferenceThresholds:
     wrong_landmark_mean_mm: float = 6.0  # landmark mean residual above this: wrong pairing
     ambiguity_margin: float = 0.15  # runner-up score within this fraction of the best: ambiguous
     ambiguity_degrees: float = 20.0  # a runner-up counts when its rotation differs from the best by more
+    header_degrees: float = 45.0  # a near tie is broken by the headers when one orientation alone is this close
 
 
 DEFAULT_THRESHOLDS = ReferenceThresholds()
@@ -466,9 +467,19 @@ def reference_from_surfaces(mr_surface, us_surface, landmarks: Landmarks | None 
         problem = _Problem(mr, us, lm_f, lm_m, huber_mm, sample)
         init = fit_rigid(lm_f, lm_m).matrix if method == "landmarks+surfaces" else None
         best, second, tried = _fit(problem, init, runner_up=method == "surfaces")
+        orientation = None
+        if second is not None and second.score <= best.score * (1 + thresholds.ambiguity_margin):
+            near = [_rotation_between(f.matrix, np.eye(4)) <= thresholds.header_degrees for f in (best, second)]
+            if near == [False, True]:  # the headers' orientation breaks a near tie
+                best, second = second, best
+            if sum(near) == 1:
+                orientation = (f"two orientations score within {100 * thresholds.ambiguity_margin:.0f}%; "
+                               f"the one within {thresholds.header_degrees:g}° of the headers' was kept")
         transform = RigidTransform.from_matrix(best.matrix, orthonormalize=True)
         best_score = best.score
         details.update({"score_mm": round(best.score, 4), "icp_iterations": best.iterations, "starts": tried})
+        if orientation:
+            details["orientation"] = orientation
         if init is not None:
             details["landmark_fit_vs_final_sre_mm"] = round(float(np.linalg.norm(
                 transform.apply(mr.points) - RigidTransform.from_matrix(init).apply(mr.points), axis=1).mean()), 4)
@@ -476,7 +487,7 @@ def reference_from_surfaces(mr_surface, us_surface, landmarks: Landmarks | None 
             details["runner_up"] = {"score_mm": round(second.score, 4),
                                     "rotation_from_best_deg": round(_rotation_between(second.matrix, best.matrix),
                                                                     1)}
-            if second.score <= best.score * (1 + thresholds.ambiguity_margin):
+            if second.score <= best.score * (1 + thresholds.ambiguity_margin) and "orientation" not in details:
                 flags["ambiguous-orientation"] = (
                     f"an orientation {details['runner_up']['rotation_from_best_deg']:.0f}° away scores "
                     f"{second.score:.2f} mm against the best {best.score:.2f} mm (within "
