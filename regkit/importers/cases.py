@@ -17,6 +17,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import SimpleITK as sitk
 
     from regkit.case import Case
+    from regkit.importers.reference import ReferenceThresholds
 
 ReferenceChoice = Literal["labels", "identity"]
 REFERENCE_CHOICES = ("labels", "identity")
@@ -63,7 +64,7 @@ def gland(channels: list[sitk.Image], what: str, path: Path | None) -> sitk.Imag
 
 def labelled_case(case_id: str, mr: sitk.Image, us: sitk.Image, mr_channels: list[sitk.Image],
                   us_channels: list[sitk.Image] | None, files: dict[str, Path], metadata: dict,
-                  reference: ReferenceChoice = "labels") -> Case:
+                  reference: ReferenceChoice = "labels", thresholds: ReferenceThresholds | None = None) -> Case:
     """The case of a labelled pair: MR fixed, TRUS moving, glands from channel 0, landmarks from the channels
     non-empty in both labels, and the reference from the labels (or the identity, by name).
 
@@ -71,8 +72,10 @@ def labelled_case(case_id: str, mr: sitk.Image, us: sitk.Image, mr_channels: lis
     error messages; ``metadata`` is the importer's part of ``case.json``.
     """
     from regkit.case import Case
-    from regkit.importers.reference import reference_from_labels
+    from regkit.importers.reference import DEFAULT_THRESHOLDS, reference_from_labels
     from regkit.transform import RigidTransform
+
+    thresholds = thresholds or DEFAULT_THRESHOLDS
 
     check_reference_choice(reference)
     mr_gland = gland(mr_channels, "MR label", files.get("fixed_label"))
@@ -98,7 +101,7 @@ def labelled_case(case_id: str, mr: sitk.Image, us: sitk.Image, mr_channels: lis
         lm = landmarks if landmarks is not None and len(landmarks) else None
         channels = max(len(mr_channels), len(us_channels)) - 1
         ref = reference_from_labels(mr_gland, us_gland, lm, method="auto" if reference == "labels" else "identity",
-                                    landmark_channels=channels)
+                                    landmark_channels=channels, thresholds=thresholds)
         meta["reference"] = ref.to_json()
         from regkit.sre import sre
         from regkit.surface import surface_from_label
@@ -108,7 +111,7 @@ def labelled_case(case_id: str, mr: sitk.Image, us: sitk.Image, mr_channels: lis
         if reference == "labels":
             transform = ref.transform
         else:  # offer the label-derived reference beside the identity asked for
-            fitted = reference_from_labels(mr_gland, us_gland, lm, landmark_channels=channels)
+            fitted = reference_from_labels(mr_gland, us_gland, lm, landmark_channels=channels, thresholds=thresholds)
             gap = float(sre(transform, fitted.transform, surface))
             meta["label_reference"] = {**fitted.to_json(), "sre_from_identity_mm": round(gap, 4)}
             if not fitted.flagged and gap > 1.0:

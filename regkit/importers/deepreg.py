@@ -45,6 +45,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import SimpleITK as sitk
 
     from regkit.dataset import Dataset
+    from regkit.importers.reference import ReferenceThresholds
 
 NAMES = ("moving_images", "fixed_images", "moving_labels", "fixed_labels")
 SPLITS = {"train": "train", "valid": "val", "val": "val", "validation": "val", "test": "test"}
@@ -156,6 +157,7 @@ def import_deepreg(src: str | Path, dst: str | Path, *, mr_side: Literal["fixed"
                    spacing: float | tuple[float, ...] | None = None, frame: Frame = "centre",
                    geometry: Literal["header", "array"] = "header", split: str = "test",
                    reference: ReferenceChoice = "labels", prefix: str = "",
+                   thresholds: ReferenceThresholds | None = None,
                    progress: ProgressCallback | None = None) -> Dataset:
     """Import DeepReg paired data, h5 or NIfTI (see the module docstring for the layouts and conventions).
 
@@ -178,6 +180,8 @@ def import_deepreg(src: str | Path, dst: str | Path, *, mr_side: Literal["fixed"
         The split of the cases when ``src`` has no split folders.
     reference : {"labels", "identity"}
         The reference derived from the labels, or the identity (by name only).
+    thresholds : ReferenceThresholds, optional
+        Where the reference is flagged (:class:`regkit.importers.reference.ReferenceThresholds`).
     prefix : str
         Prepended to every case id.
     progress : callable, optional
@@ -250,7 +254,7 @@ def import_deepreg(src: str | Path, dst: str | Path, *, mr_side: Literal["fixed"
                      "fixed_label": where.get("mr_label")}
             if us_ch is not None:
                 files["moving_label"] = where.get("us_label")
-            return labelled_case(case_id, mr, us, mr_ch, us_ch, files, metadata, reference), {}
+            return labelled_case(case_id, mr, us, mr_ch, us_ch, files, metadata, reference, thresholds), {}
 
         jobs.append((case_id, split_name, key, build))
     return run_import(dst, "deepreg", src, jobs, progress)

@@ -41,6 +41,7 @@ from regkit.importers.writing import ProgressCallback, check_source, index_folde
 
 if TYPE_CHECKING:  # pragma: no cover
     from regkit.dataset import Dataset
+    from regkit.importers.reference import ReferenceThresholds
 
 FOLDERS = {"mr_image": "mr_images", "us_image": "us_images", "mr_label": "mr_labels", "us_label": "us_labels"}
 ROLES = {"mr_image": "MR image", "us_image": "TRUS image", "mr_label": "MR label", "us_label": "TRUS label"}
@@ -111,7 +112,8 @@ def _cases(split: str, root: Path, reference: ReferenceChoice) -> list[tuple[str
 
 
 def import_muregpro(src: str | Path, dst: str | Path, *, split: str = "test", reference: ReferenceChoice = "labels",
-                    prefix: str = "", progress: ProgressCallback | None = None) -> Dataset:
+                    prefix: str = "", thresholds: ReferenceThresholds | None = None,
+                    progress: ProgressCallback | None = None) -> Dataset:
     """Import µ-RegPro's NIfTI data (see the module docstring for the layout and its conventions).
 
     Parameters
@@ -125,6 +127,8 @@ def import_muregpro(src: str | Path, dst: str | Path, *, split: str = "test", re
     reference : {"labels", "identity"}
         ``"labels"``: the reference derived from the labels. ``"identity"``: MR physical = TRUS physical, only
         when asked for by name (the label-derived reference is recorded beside it).
+    thresholds : ReferenceThresholds, optional
+        Where the reference is flagged (:class:`regkit.importers.reference.ReferenceThresholds`).
     prefix : str
         Prepended to every case id (to merge sources whose names collide).
     progress : callable, optional
@@ -149,14 +153,14 @@ def import_muregpro(src: str | Path, dst: str | Path, *, split: str = "test", re
         key = str((root / "mr_images" / name).resolve())
 
         def build(case_id=case_id, split_name=split_name, root=root, files=files, key=key):
-            return _build(case_id, split_name, root, files, reference, key), {}
+            return _build(case_id, split_name, root, files, reference, key, thresholds), {}
 
         jobs.append((case_id, split_name, key, build))
     return run_import(dst, "muregpro", src, jobs, progress)
 
 
 def _build(case_id: str, split: str, root: Path, files: dict[str, Path | None], reference: ReferenceChoice,
-           key: str):
+           key: str, thresholds: ReferenceThresholds | None = None):
     from regkit.image import read_image
     from regkit.importers.labels import read_label_channels
 
@@ -173,4 +177,4 @@ def _build(case_id: str, split: str, root: Path, files: dict[str, Path | None], 
     roles = {"fixed": files["mr_image"], "moving": files["us_image"], "fixed_label": files["mr_label"]}
     if files["us_label"]:
         roles["moving_label"] = files["us_label"]
-    return labelled_case(case_id, mr, us, mr_channels, us_channels, roles, metadata, reference)
+    return labelled_case(case_id, mr, us, mr_channels, us_channels, roles, metadata, reference, thresholds)
