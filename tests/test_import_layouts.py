@@ -83,7 +83,8 @@ def test_muregpro_resumes_inspects_and_refuses_bad_layouts(muregpro_data, tmp_pa
     root, _, _ = muregpro_data
     r = CliRunner().invoke(main, ["import", "muregpro", str(root / "download"), str(root / "imported")])
     assert r.exit_code == 0, r.output
-    assert r.output.count("skipped") == 10 and "0 of 10 cases flagged" in r.output
+    assert r.output.count("skipped") == 10 and "2 of 10 cases flagged" in r.output  # the 2-landmark cases
+    assert r.output.count("few-landmarks") == 2
     r = CliRunner().invoke(main, ["inspect", str(root / "imported"), "--case", "case000000", "--out",
                                   str(tmp_path / "ov")])
     assert r.exit_code == 0, r.output
@@ -199,3 +200,33 @@ def test_paired_labels_reference_and_the_identity_beside_it(tmp_path):
     meta = json.loads((tmp_path / "id" / "p1" / "case.json").read_text())
     assert ds.load("p1").ground_truth.allclose(RigidTransform.identity())
     assert meta["label_reference"]["sre_from_identity_mm"] > 1.0 and "--reference labels" in meta["note"]
+
+
+# --------------------------------------------------------------------------- compare and train on imported data
+@pytest.mark.slow
+def test_compare_and_train_run_on_imported_muregpro(muregpro_data, tmp_path):
+    import pandas as pd
+    from click.testing import CliRunner
+
+    from regkit.app.cli import main
+    from regkit.evaluation.measures import landmark_tre
+
+    root, _, ds = muregpro_data
+    data = str(root / "imported")
+    r = CliRunner().invoke(main, ["compare", "--data", data, "--methods", "identity,mi,mind,attreg", "--init", "8mm",
+                                  "--split", "val", "--cases", "2", "-k", "1", "--workers", "1", "-o",
+                                  str(tmp_path / "cmp")], env={"REGKIT_NO_PROGRESS": "1"})
+    assert r.exit_code == 0, r.output
+    rows = pd.read_csv(tmp_path / "cmp" / "results.csv")
+    assert set(rows["method"]) == {"identity", "mi", "mind", "attreg"} and (rows["status"] == "ok").all()
+    assert rows["final_sre"].notna().all() and rows["final_tre"].notna().all()
+    for _, row in rows[rows["method"] == "identity"].iterrows():  # final_tre is the landmark TRE in mm
+        m = row[[f"t_m{i}{j}" for i in range(3) for j in range(4)]].to_numpy(float).reshape(3, 4)
+        t = RigidTransform.from_matrix(m, orthonormalize=True, tolerance=1e-4)
+        assert row["final_tre"] == pytest.approx(landmark_tre(ds.load(row["case"]), t), abs=1e-6)
+        assert 1.0 < row["final_tre"] < 25.0  # an 8 mm start: millimetres (voxel units would read 1.25 times more)
+    r = CliRunner().invoke(main, ["train", "--method", "dvnet", "--data", data, "--epochs", "1", "--batch-size", "2",
+                                  "--samples-per-epoch", "2", "--val-starts", "1", "--no-bf16", "--out",
+                                  str(tmp_path / "run")], env={"REGKIT_NO_PROGRESS": "1"})
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "run" / "best.safetensors").exists()

@@ -227,3 +227,36 @@ def image_stem(path: Path) -> str | None:
     if path.name.startswith(".") or suffix not in IMAGE_SUFFIXES or not path.is_file():
         return None
     return path.name[: -len(suffix)]
+
+
+def reference_summary(dst: str | Path) -> dict | None:
+    """The quality of a dataset's label-derived references, for the tables' metadata: how many cases per method,
+    the median and worst landmark residual, surface distance and Dice, and the flagged cases. None when no case
+    has a label-derived reference (synthetic data, UroNav)."""
+    import numpy as np
+
+    from regkit.dataset import load_dataset
+
+    ds = load_dataset(dst)
+    rows = []
+    for split, ids in ds.splits.items():
+        for case_id in ids:
+            path = ds.root / case_id / "case.json"
+            meta = json.loads(path.read_text()) if path.exists() else {}
+            if (meta.get("reference") or {}).get("method"):
+                rows.append(reference_row(case_id, split, meta))
+    if not rows:
+        return None
+
+    def stats(col: str, worst) -> dict | None:
+        v = np.array([r[col] for r in rows if isinstance(r[col], (int, float))], float)
+        return {"median": round(float(np.median(v)), 3), "worst": round(float(worst(v)), 3)} if v.size else None
+
+    methods: dict[str, int] = {}
+    for r in rows:
+        methods[r["reference"]] = methods.get(r["reference"], 0) + 1
+    return {"cases": len(rows), "methods": methods,
+            "landmark_residual_mean_mm": stats("landmark_residual_mean_mm", np.max),
+            "surface_distance_p95_mm": stats("surface_distance_p95_mm", np.max),
+            "dice": stats("dice", np.min),
+            "flagged": {r["case"]: r["flags"].split("; ") for r in rows if r["flags"]}}
