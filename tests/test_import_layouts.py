@@ -84,7 +84,7 @@ def test_muregpro_resumes_inspects_and_refuses_bad_layouts(muregpro_data, tmp_pa
     r = CliRunner().invoke(main, ["import", "muregpro", str(root / "download"), str(root / "imported")])
     assert r.exit_code == 0, r.output
     assert r.output.count("skipped") == 10 and "2 of 10 cases flagged" in r.output  # the 2-landmark cases
-    assert r.output.count("few-landmarks") == 2
+    assert r.output.count("few-landmarks:") == 2
     r = CliRunner().invoke(main, ["inspect", str(root / "imported"), "--case", "case000000", "--out",
                                   str(tmp_path / "ov")])
     assert r.exit_code == 0, r.output
@@ -100,17 +100,16 @@ def test_muregpro_resumes_inspects_and_refuses_bad_layouts(muregpro_data, tmp_pa
     with pytest.raises(InputError, match=r"case000008 \(no file in us_images/\)"):
         import_muregpro(tmp_path / "bad", tmp_path / "o2")
     shutil.copy(root / "download" / "nifti_data" / "val" / "us_images" / "case000008.nii.gz", bad / "us_images")
-    label = sitk.ReadImage(str(bad / "us_labels" / "case000009.nii.gz"))
+    label = sitk.ReadImage(str(bad / "us_labels" / "case000008.nii.gz"))  # 3 channels
     empty = sitk.GetArrayFromImage(label)
     empty[0] = 0  # the gland channel (4-D arrays are [k, z, y, x])
-    out = sitk.GetImageFromArray(empty)
+    out = sitk.GetImageFromArray(empty, isVector=False)
     out.CopyInformation(label)
-    sitk.WriteImage(out, str(bad / "us_labels" / "case000009.nii.gz"))
+    sitk.WriteImage(out, str(bad / "us_labels" / "case000008.nii.gz"))
     with pytest.raises(InputError, match=r"gland channel \(0\) of the TRUS label is empty") as err:
         import_muregpro(tmp_path / "bad", tmp_path / "o3")
-    assert "us_labels/case000009.nii.gz" in str(err.value)
-    assert json.loads((tmp_path / "o3" / "dataset.json").read_text())["splits"]["train"] == ["case000007",
-                                                                                             "case000008"]
+    assert "us_labels/case000008.nii.gz" in str(err.value)
+    assert json.loads((tmp_path / "o3" / "dataset.json").read_text())["splits"]["train"] == ["case000007"]
 
 
 # --------------------------------------------------------------------------- the reference and its flags

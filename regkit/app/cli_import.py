@@ -34,6 +34,14 @@ def _check(out, check: bool) -> None:
     click.echo(f"import report: {out}/import_report.csv" + (f"; overlays: {folder}/" if check else ""))
 
 
+def _run(importer, src, out, check: bool, **options) -> None:
+    """Run an importer with a progress line per case, then print the summary and the reference table."""
+    report, counts = _reporter()
+    ds = importer(src, out, progress=report, **options)
+    click.echo(f"imported {counts['imported']}, kept {counts['skipped']}; {_summary(ds, out)}")
+    _check(out, check)
+
+
 CHECK_HELP = "Also write per case an overlay PNG (OUT/check/) of the TRUS gland under the identity and the reference."
 REFERENCE_HELP = ("labels: the rigid reference derived from the labels (landmarks + gland surfaces); identity: MR "
                   "physical = TRUS physical, only for pairs known to be aligned (the label fit is recorded beside it).")
@@ -66,11 +74,8 @@ def paired_cmd(src, out, split, deepreg_mr_side, geometry, prefix, reference, ch
     """
     from regkit.importers import import_paired_folders
 
-    report, counts = _reporter()
-    ds = import_paired_folders(src, out, split=split, deepreg_mr_side=deepreg_mr_side, geometry=geometry,
-                               prefix=prefix, reference=reference, progress=report)
-    click.echo(f"imported {counts['imported']}, kept {counts['skipped']}; {_summary(ds, out)}")
-    _check(out, check)
+    _run(import_paired_folders, src, out, check, split=split, deepreg_mr_side=deepreg_mr_side, geometry=geometry,
+         prefix=prefix, reference=reference)
 
 
 @import_group.command("muregpro")
@@ -83,17 +88,16 @@ def paired_cmd(src, out, split, deepreg_mr_side, geometry, prefix, reference, ch
 @click.option("--prefix", default="", help="Prepended to every case id.")
 @click.option("--check", is_flag=True, help=CHECK_HELP)
 def muregpro_cmd(src, out, split, reference, prefix, check):
-    """Import µ-RegPro: nifti_data/{train,val}/{mr_images,us_images,mr_labels,us_labels}/case000NNN.nii.gz.
+    """Import µ-RegPro (MR, TRUS, 4-D gland and landmark labels) with a reference derived from the labels.
+
+    Layout: nifti_data/{train,val}/{mr_images,us_images,mr_labels,us_labels}/case000NNN.nii.gz.
 
     MR fixed, TRUS moving; label channel 0 is the gland, the others landmarks (kept in mm for landmark TRE). The
     reference comes from the labels; its residuals and flags are printed and written to OUT/import_report.csv.
     """
     from regkit.importers import import_muregpro
 
-    report, counts = _reporter()
-    ds = import_muregpro(src, out, split=split, reference=reference, prefix=prefix, progress=report)
-    click.echo(f"imported {counts['imported']}, kept {counts['skipped']}; {_summary(ds, out)}")
-    _check(out, check)
+    _run(import_muregpro, src, out, check, split=split, reference=reference, prefix=prefix)
 
 
 @import_group.command("deepreg")
@@ -127,11 +131,8 @@ def deepreg_cmd(src, out, mr_side, spacing, frame, geometry, split, reference, p
         except ValueError:
             raise click.BadParameter("give one or three numbers in mm, e.g. 0.8 or 0.8,0.8,1.5",
                                      param_hint="--spacing") from None
-    report, counts = _reporter()
-    ds = import_deepreg(src, out, mr_side=mr_side, spacing=values, frame=frame, geometry=geometry, split=split,
-                        reference=reference, prefix=prefix, progress=report)
-    click.echo(f"imported {counts['imported']}, kept {counts['skipped']}; {_summary(ds, out)}")
-    _check(out, check)
+    _run(import_deepreg, src, out, check, mr_side=mr_side, spacing=values, frame=frame, geometry=geometry,
+         split=split, reference=reference, prefix=prefix)
 
 
 @import_group.command("uronav")
@@ -152,11 +153,8 @@ def uronav_cmd(src, out, split, registration, ignore_direction, mr_file, prefix,
     """
     from regkit.importers import import_uronav
 
-    report, counts = _reporter()
-    ds = import_uronav(src, out, split=split, registration=registration, ignore_direction=ignore_direction,
-                       mr_file=mr_file, prefix=prefix, progress=report)
-    click.echo(f"imported {counts['imported']}, kept {counts['skipped']}; {_summary(ds, out)}")
-    _check(out, check)
+    _run(import_uronav, src, out, check, split=split, registration=registration, ignore_direction=ignore_direction,
+         mr_file=mr_file, prefix=prefix)
 
 
 @click.command("inspect")
