@@ -55,7 +55,7 @@ def register(fixed, moving, fixed_label=None, method: str = "mi", initial_transf
     moving_modality : str, optional
         What the moving image is ("US" for ultrasound, or e.g. "MR", "CT"): the classical methods mask an
         ultrasound moving image to its fan. Unsaid, they guess from the image
-        (:func:`regkit.baselines.elastix.looks_like_ultrasound`: an 8-bit image with a zero-filled outside).
+        (:func:`regkit.baselines.masks.looks_like_ultrasound`: an 8-bit image with a zero-filled outside).
     out : path
         Output folder: ``transform.tfm`` (ITK, read by 3D Slicer and ITK-SNAP), ``transform.txt`` (4×4),
         ``moving_resampled.nii.gz`` (the TRUS in MR space), ``overlay.png`` and ``result.json``.
