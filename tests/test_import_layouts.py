@@ -223,7 +223,7 @@ def test_compare_and_train_run_on_imported_muregpro(muregpro_data, tmp_path):
         m = row[[f"t_m{i}{j}" for i in range(3) for j in range(4)]].to_numpy(float).reshape(3, 4)
         t = RigidTransform.from_matrix(m, orthonormalize=True, tolerance=1e-4)
         assert row["landmark_tre_mm"] == pytest.approx(landmark_tre(ds.load(row["case"]), t), abs=1e-6)
-        assert 1.0 < row["landmark_tre_mm"] < 25.0  # an 8 mm start: millimetres (voxel units would read 1.25 times more)
+        assert 1.0 < row["landmark_tre_mm"] < 25.0  # an 8 mm start, in mm
     r = CliRunner().invoke(main, ["train", "--method", "dvnet", "--data", data, "--epochs", "1", "--batch-size", "2",
                                   "--samples-per-epoch", "2", "--val-starts", "1", "--no-bf16", "--out",
                                   str(tmp_path / "run")], env={"REGKIT_NO_PROGRESS": "1"})
