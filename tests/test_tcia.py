@@ -143,3 +143,172 @@ def test_mr_series_with_a_missing_slice_is_refused(tmp_path):
     with pytest.raises(InputError, match="mixed slice spacings") as err:
         read_volume(index_series(tmp_path)["1.2.9.1"], "MR")
     assert str(tmp_path / "mr") in str(err.value)
+
+
+# --------------------------------------------------------------------------- a collection in the published layout
+PHANTOM_SEEDS = (0, 1)  # phantoms without probe deformation (tests/layouts/common.py), three patients each
+
+
+@pytest.fixture(scope="session")
+def collection(tmp_path_factory):
+    from layouts.common import phantom
+    from layouts.tcia import write_tcia_collection
+
+    cases = [phantom(seed)[0] for seed in PHANTOM_SEEDS]
+    return write_tcia_collection(tmp_path_factory.mktemp("tcia-download"), cases, seed=5, patients_per_case=3)
+
+
+@pytest.fixture(scope="session")
+def imported(collection, tmp_path_factory):
+    """The collection imported as a user would: ``regkit import tcia SRC OUT``."""
+    from click.testing import CliRunner
+
+    from regkit.app.cli import main
+    from regkit.dataset import load_dataset
+
+    out = tmp_path_factory.mktemp("tcia-imported") / "data"
+    result = CliRunner().invoke(main, ["import", "tcia", str(collection.root), str(out)])
+    assert result.exit_code == 0, result.output
+    assert "imported 6, kept 0" in result.output and "TRUS frame: centred" in result.output
+    return load_dataset(out)
+
+
+def test_import_recovers_the_known_offsets(collection, imported):
+    """Every patient becomes a case whose reference (from the two prostate STLs) is the known offset: reference
+    SRE ≤ 0.5 mm on at least 90% of the cases, nothing flagged; the targets on both series are its landmarks."""
+    from regkit.evaluation.measures import landmark_tre
+    from regkit.sre import sre
+
+    assert sorted(imported.splits["test"]) == [p.patient for p in collection.patients]
+    errors = []
+    for truth in collection.patients:
+        case = imported.load(truth.patient)
+        errors.append(float(sre(case.ground_truth, truth.offset, truth.mr_surface)))
+        meta = case.metadata
+        assert meta["trus_frame"] == "centred" and meta["reference"]["flags"] == {}
+        assert meta["source"]["mr_series"] == truth.mr_series_uid and meta["source"]["trus_series"] == \
+            truth.us_series_uid
+        assert (imported.root / truth.patient / "mr_surface.stl").read_bytes()[:21] == b"Created by stlwrite.m"
+        assert case.moving_label is not None and meta["reference"]["dice"] > 0.9
+        if truth.trus_targets:
+            assert meta["landmarks"]["names"] == ["Target1"]
+            assert landmark_tre(case, truth.offset) < 0.05  # the centroids of the two target surfaces
+        else:
+            assert meta["landmarks"]["fixed"] == [] and "Target1" in meta["landmarks"]["skipped"]
+    assert np.mean(np.array(errors) <= 0.5) >= 0.9, errors
+
+
+def test_a_second_import_resumes(collection, imported):
+    from regkit.importers import import_tcia
+
+    statuses = []
+    import_tcia(collection.root, imported.root, progress=lambda case_id, status: statuses.append(status))
+    assert statuses == ["skipped"] * 6
+
+
+@pytest.mark.slow
+def test_compare_runs_on_the_imported_cases(imported, tmp_path):
+    """``regkit compare --data IMPORTED --methods identity,mi --init 8mm`` on two cases: identity stays at the
+    8 mm start (the reference is the ground truth SRE is measured against) and MI runs."""
+    import pandas as pd
+    from click.testing import CliRunner
+
+    from regkit.app.cli import main
+
+    out = tmp_path / "cmp"
+    result = CliRunner().invoke(main, ["compare", "--data", str(imported.root), "--methods", "identity,mi",
+                                       "--init", "8mm", "--cases", "2", "-k", "1", "-j", "1", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    rows = pd.read_csv(out / "results.csv")
+    assert set(rows["method"]) == {"identity", "mi"} and rows["case"].nunique() == 2
+    identity = rows[rows["method"] == "identity"]
+    assert np.allclose(identity["final_sre"], 8.0, atol=0.05), identity
+    assert np.isfinite(rows[rows["method"] == "mi"]["final_sre"]).all()
+    with_targets = rows[rows["case"] == "Prostate-MRI-US-Biopsy-0001"]  # Target1 on both series: landmark TRE
+    assert with_targets["final_tre"].notna().all()
+
+
+# --------------------------------------------------------------------------- other layouts, options and bad inputs
+def subset(collection, root: Path, patients: list[str]) -> Path:
+    """A copy of the download holding only ``patients``' DICOM folders and STL files (same layout)."""
+    import shutil
+
+    for patient in patients:
+        shutil.copytree(collection.dicom_root / patient,
+                        root / collection.dicom_root.relative_to(collection.root) / patient)
+        for stl in collection.stl_dir.glob(f"{patient}-*.STL"):
+            (root / "STLs" / "STLs").mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(stl, root / "STLs" / "STLs" / stl.name)
+    return root
+
+
+def test_idc_folders_and_the_dicom_trus_frame(tmp_path):
+    """IDC's folder tree (folders named by UIDs, files by UUIDs) imports the same way, since only the headers are
+    read; TRUS surfaces in the frame GDCM reads import with ``trus_frame="dicom"``, and the default ``"centred"``
+    stops with an error that names the frame that fits."""
+    from layouts.common import phantom
+    from layouts.tcia import write_tcia_collection
+
+    from regkit.errors import InputError
+    from regkit.importers import import_tcia
+    from regkit.sre import sre
+
+    col = write_tcia_collection(tmp_path / "idc", [phantom(PHANTOM_SEEDS[0])[0]], seed=9, patients_per_case=1,
+                                layout="idc", trus_frame="dicom")
+    with pytest.raises(InputError, match="trus_frame='centred'") as err:
+        import_tcia(col.root, tmp_path / "wrong")
+    assert "--trus-frame dicom" in str(err.value)
+    ds = import_tcia(col.root, tmp_path / "out", trus_frame="dicom")
+    truth = col.patients[0]
+    case = ds.load(truth.patient)
+    assert case.metadata["trus_frame"] == "dicom"
+    assert float(sre(case.ground_truth, truth.offset, truth.mr_surface)) <= 0.5
+
+
+def test_an_mr_surface_outside_its_series_is_refused(collection, tmp_path):
+    """An MR STL that is not in its series' patient frame (here 150 mm off, as a surface relative to another origin
+    would be) is refused, naming the file. (A RAS copy could not be told this way: the prostate sits near the
+    scanner's x = y = 0, so negating x and y keeps it inside the volume; the collection's frame is checked against
+    the IDC label maps above.)"""
+    from layouts.tcia import stl_name, write_stlwrite
+
+    from regkit.errors import InputError
+    from regkit.importers import import_tcia
+
+    truth = collection.patients[0]
+    root = subset(collection, tmp_path / "src", [truth.patient])
+    path = root / "STLs" / "STLs" / stl_name(truth.patient, "ProstateSurface", truth.mr_series_uid)
+    points, faces = read_mesh(path)
+    write_stlwrite(path, points + [150.0, 0.0, 0.0], faces)
+    with pytest.raises(InputError, match="MR prostate surface lies inside its series' volume") as err:
+        import_tcia(root, tmp_path / "out")
+    assert "LPS patient coordinates" in str(err.value) and path.name in str(err.value)
+
+
+def test_incomplete_patients_are_named_or_skipped(collection, tmp_path):
+    """A TRUS series without its prostate STL stops the import with the series' folder and the STL name expected;
+    ``skip_incomplete`` imports the other patients and warns. STLs of patients not downloaded are ignored; an STL
+    of a downloaded patient naming a series that is not there is an error naming the STL."""
+    from layouts.tcia import stl_name
+
+    from regkit.errors import InputError
+    from regkit.importers import import_tcia
+
+    good, bad = collection.patients[1], collection.patients[3]
+    root = subset(collection, tmp_path / "src", [good.patient, bad.patient])
+    stls = root / "STLs" / "STLs"
+    (stls / stl_name(bad.patient, "ProstateSurface", bad.us_series_uid)).unlink()
+    (stls / stl_name("Prostate-MRI-US-Biopsy-0999", "ProstateSurface", "1.2.3.4")).write_bytes(b"not downloaded")
+    with pytest.raises(InputError, match=f"patient {bad.patient} has no TRUS series with a prostate surface") as err:
+        import_tcia(root, tmp_path / "out")
+    assert stl_name(bad.patient, "ProstateSurface", bad.us_series_uid) in str(err.value)
+    assert "--skip-incomplete" in str(err.value)
+    with pytest.warns(UserWarning, match=bad.patient):
+        ds = import_tcia(root, tmp_path / "out", skip_incomplete=True)
+    assert ds.splits["test"] == [good.patient]
+
+    stray = stls / stl_name(good.patient, "Target2", "1.2.826.0.1.99")
+    stray.write_bytes(b"")
+    with pytest.raises(InputError, match="not among the downloaded DICOM") as err:
+        import_tcia(root, tmp_path / "again")
+    assert stray.name in str(err.value)

@@ -41,9 +41,10 @@ Conventions (sources in ``docs/your-own-data.md``; each is tested in ``tests/tes
 * **Labels**: each prostate STL voxelised onto its own series' grid (:func:`regkit.surface.label_from_mesh`); the
   MR STL is kept as the case's ``mr_surface.stl``, so SRE is measured on the annotators' surface.
 * **Reference** (MR physical → TRUS physical): from the two prostate surfaces
-  (:func:`regkit.importers.reference.reference_from_surfaces`), with the targets drawn on both series as
-  corresponding landmarks (the centroids of the volumes their surfaces enclose). Its quality and flags go into
-  ``case.json``.
+  (:func:`regkit.importers.reference.reference_from_surfaces`). The targets drawn on both series are corresponding
+  landmarks (the centroids of the volumes their surfaces enclose), recorded in ``case.json`` for the landmark TRE;
+  they enter the fit only when there are 3 or more (fewer do not fix a rotation, and a lesion outlined in TRUS is
+  less certain than the gland). The reference's quality and flags go into ``case.json``.
 * **Cases**: one per TRUS series with a prostate surface, paired with the patient's MR series that has one (of
   several, the latest acquired on or before the TRUS, else the earliest). The case id is the patient id; a
   patient's second and later TRUS series (by date) get ``-us2``, ``-us3``.
@@ -110,9 +111,9 @@ def parse_stl_name(path: str | Path) -> StlFile | None:
     return StlFile(path, m["patient"], structure, m["uid"])
 
 
-def find_stls(root: Path) -> tuple[list[StlFile], list[Path]]:
+def find_stls(root: str | Path) -> tuple[list[StlFile], list[Path]]:
     """The collection's STL files under ``root``, and the ``.stl`` files whose names do not follow the pattern."""
-    named, other = [], []
+    root, named, other = Path(root), [], []
     for path in sorted(p for p in root.rglob("*") if p.suffix.lower() == ".stl" and p.is_file()):
         if not any(part.startswith(".") for part in path.relative_to(root).parts):
             stl = parse_stl_name(path)
@@ -386,8 +387,8 @@ def build_case(plan: TciaCase, case_id: str, split: str, frame: TrusFrame, spaci
 
     mr = read_volume(plan.mr, "MR")
     mr_points, mr_faces, mr_label = _surface(
-        plan.mr_stl, mr, "MR prostate", "the STL must be in the MR series' LPS patient coordinates (mm); a copy "
-        "converted to RAS has x and y negated")
+        plan.mr_stl, mr, "MR prostate", "the STL must be the one drawn on this series, in its LPS patient "
+        "coordinates (mm), as the collection ships it")
     us, read = read_trus(plan.us, frame, spacing)
     _check_trus_frame(plan.us_stl, us, read, frame)
     us_points, us_faces, us_label = _surface(plan.us_stl, us, "TRUS prostate", "")
@@ -399,8 +400,9 @@ def build_case(plan: TciaCase, case_id: str, split: str, frame: TrusFrame, spaci
             moving.append(mesh_centroid(*read_mesh(us_stl.path)))
     landmarks = Landmarks(names, np.reshape(fixed, (-1, 3)), np.reshape(moving, (-1, 3)),
                           skipped={n: "drawn on one series only" for n, p in plan.targets.items() if None in p})
-    reference = reference_from_surfaces((mr_points, mr_faces), (us_points, us_faces), landmarks,
-                                        mr_label=mr_label, us_label=us_label)
+    reference = reference_from_surfaces((mr_points, mr_faces), (us_points, us_faces),
+                                        landmarks if len(landmarks) >= 3 else None, mr_label=mr_label,
+                                        us_label=us_label)
     stl_paths = {"mr_prostate": plan.mr_stl.path, "trus_prostate": plan.us_stl.path}
     for name, pair in plan.targets.items():
         for side, stl in zip(("mr", "trus"), pair, strict=True):

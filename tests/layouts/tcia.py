@@ -27,8 +27,10 @@ exactly (the simulated TRUS image itself may carry probe deformation around that
 
 from __future__ import annotations
 
+import locale
 import struct
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +39,7 @@ import SimpleITK as sitk
 
 from regkit.case import Case
 from regkit.image import ImageGeometry
+from regkit.importers.reference import random_offset
 from regkit.transform import RigidTransform
 
 COLLECTION = "Prostate-MRI-US-Biopsy"
@@ -64,16 +67,6 @@ class Collection:
     dicom_root: Path
     stl_dir: Path
     patients: list[PatientTruth]
-
-
-def random_offset(rng: np.random.Generator, max_mm: float, max_deg: float) -> RigidTransform:
-    """A rigid map of rotation angle ≤ ``max_deg`` (uniform, random axis) and translation ≤ ``max_mm``."""
-    axis = rng.normal(size=3)
-    angle = np.deg2rad(rng.uniform(0.0, max_deg))
-    rot = sitk.VersorTransform(tuple(axis / np.linalg.norm(axis)), float(angle)).GetMatrix()
-    t = rng.normal(size=3)
-    t *= rng.uniform(0.0, max_mm) / np.linalg.norm(t)
-    return RigidTransform.from_rotation_translation(np.array(rot).reshape(3, 3), t)
 
 
 def centred_frame(size_crf: tuple[int, int, int], spacing_crf: tuple[float, float, float]) -> RigidTransform:
@@ -117,34 +110,44 @@ def _ds(values) -> str:
     return "\\".join(f"{float(v):.10g}" for v in values)
 
 
+@contextmanager
+def kept_locale():
+    """GDCM's writer leaves the process in the C locale when a slice carries decimal-string tags (seen with
+    SimpleITK 2.5), and text files written afterwards with the default encoding then fail on "±": put it back."""
+    saved = locale.setlocale(locale.LC_ALL)
+    try:
+        yield
+    finally:
+        locale.setlocale(locale.LC_ALL, saved)
+
+
 def write_mr_series(folder: Path, mr: sitk.Image, tags: dict[str, str], file_name) -> list[Path]:
     """One DICOM file per slice, written with SimpleITK's GDCM writer; ``file_name(k)`` names slice ``k``."""
     folder.mkdir(parents=True, exist_ok=True)
     geo = ImageGeometry.of(mr)
-    d = geo.direction
-    spacing = geo.spacing
+    d, spacing = geo.direction, geo.spacing
     image = sitk.Cast(sitk.Clamp(mr, sitk.sitkFloat32, 0, 4000), sitk.sitkInt16)
     writer = sitk.ImageFileWriter()
     writer.KeepOriginalImageUIDOn()
     paths = []
-    for k in range(mr.GetSize()[2]):
-        sl = image[:, :, k]
-        slice_tags = {
-            **tags,
-            "0008|0018": f"{tags['0020|000e']}.{k + 1}",  # SOPInstanceUID
-            "0020|0013": str(k + 1),  # InstanceNumber
-            "0020|0032": _ds(geo.to_physical(np.array([0.0, 0.0, k]))),  # ImagePositionPatient
-            "0020|0037": _ds(list(d[:, 0]) + list(d[:, 1])),  # ImageOrientationPatient
-            "0028|0030": _ds([spacing[1], spacing[0]]),  # PixelSpacing: row spacing \ column spacing
-            "0018|0050": _ds([spacing[2]]),  # SliceThickness
-            "0018|0088": _ds([spacing[2]]),  # SpacingBetweenSlices
-        }
-        for key, value in slice_tags.items():
-            sl.SetMetaData(key, value)
-        path = folder / file_name(k)
-        writer.SetFileName(str(path))
-        writer.Execute(sl)
-        paths.append(path)
+    with kept_locale():
+        for k in range(mr.GetSize()[2]):
+            sl = image[:, :, k]
+            slice_tags = {
+                **tags,
+                "0008|0018": f"{tags['0020|000e']}.{k + 1}",  # SOPInstanceUID
+                "0020|0013": str(k + 1),  # InstanceNumber
+                "0020|0032": _ds(geo.to_physical(np.array([0.0, 0.0, k]))),  # ImagePositionPatient
+                "0020|0037": _ds(list(d[:, 0]) + list(d[:, 1])),  # ImageOrientationPatient
+                "0028|0030": _ds([spacing[1], spacing[0]]),  # PixelSpacing: row spacing \ column spacing
+                "0018|0050": _ds([spacing[2]]),  # SliceThickness
+                "0018|0088": _ds([spacing[2]]),  # SpacingBetweenSlices
+            }
+            for key, value in slice_tags.items():
+                sl.SetMetaData(key, value)
+            paths.append(folder / file_name(k))
+            writer.SetFileName(str(paths[-1]))
+            writer.Execute(sl)
     return paths
 
 
@@ -160,7 +163,8 @@ def write_us_multiframe(path: Path, array_frc: np.ndarray, spacing_crf, tags: di
     writer = sitk.ImageFileWriter()
     writer.KeepOriginalImageUIDOn()
     writer.SetFileName(str(path))
-    writer.Execute(img)
+    with kept_locale():
+        writer.Execute(img)
     return path
 
 
@@ -250,7 +254,6 @@ def write_tcia_collection(root: Path, cases: list[Case], seed: int = 0, patients
 
 def _write_patient(rng, case: Case, patient: str, dicom_root: Path, stl_dir: Path, layout: str, trus_frame: str,
                    max_mm: float, max_deg: float, trus_targets: bool) -> PatientTruth:
-    offset = random_offset(rng, max_mm, max_deg)
     us = case.moving
     us_geo = ImageGeometry.of(us)
     array_frc = sitk.GetArrayFromImage(us)  # the simulated TRUS's (z, y, x) array becomes (frame, row, column)
@@ -264,6 +267,9 @@ def _write_patient(rng, case: Case, patient: str, dicom_root: Path, stl_dir: Pat
     # W: simulated TRUS physical → the written TRUS's physical frame (same index, same spacing)
     w = frame @ RigidTransform.from_rotation_translation(us_geo.direction.T, -us_geo.direction.T @ us_geo.origin)
     truth_to_trus = w @ case.ground_truth  # MR (as simulated) → written TRUS frame
+    gland = np.argwhere(sitk.GetArrayViewFromImage(case.fixed_label) > 0)[:, ::-1].mean(0)
+    centre = truth_to_trus.apply(ImageGeometry.of(case.fixed_label).to_physical(gland))
+    offset = random_offset(rng, max_mm, max_deg, centre)  # about the gland: the MR lands within max_mm of it
     place = offset.inverse() @ truth_to_trus  # where the MR goes so that MR → TRUS is `offset`
     mr, mr_label = (_placed(img, place) for img in _cropped(case))
     verts, faces = _gland_mesh(mr_label)
