@@ -1,7 +1,10 @@
-"""The generic paired-folder importer.
+"""The generic paired-folder importer — :func:`import_paired_folders`.
 
-Paired folders (µ-RegPro, DeepReg) — :func:`import_paired_folders`
-------------------------------------------------------------------
+For the published layouts, prefer their own importers: :mod:`regkit.importers.muregpro` and
+:mod:`regkit.importers.deepreg` (which derive the reference from the labels by default).
+
+Paired folders
+--------------
 ::
 
     src/                                    or   src/{train,val,test}/  (µ-RegPro ships nifti_data/{train,val})
@@ -14,11 +17,16 @@ Paired folders (µ-RegPro, DeepReg) — :func:`import_paired_folders`
 * Labels are 4-D ``(x, y, z, k)`` NIfTI whose channel ``k = 0`` is the prostate gland (µ-RegPro and the DeepReg
   demo store landmarks in the other channels). Channel 0 is taken; 3-D labels are used as they are, and vector
   (multi-component) labels give their component 0. Labels are binarised at 0.5.
-* There is no ground truth in this layout: each pair is pre-aligned (the µ-RegPro baselines register the arrays
-  voxel to voxel), so the ground truth written is the **identity**. By default (``geometry="check"``) the MR and
-  TRUS grids must therefore be identical (size, spacing, origin, direction), so that the identity in physical
+* There is no ground truth in this layout. ``reference="identity"`` (this importer's default, and its meaning:
+  the user states that each pair is pre-aligned) writes the **identity**; by default (``geometry="check"``) the
+  MR and TRUS grids must then be identical (size, spacing, origin, direction), so that the identity in physical
   space is the voxel-to-voxel alignment. ``geometry="header"`` trusts the headers' physical space instead;
-  ``geometry="voxel"`` gives the TRUS image and label the MR grid (same array size needed).
+  ``geometry="voxel"`` gives the TRUS image and label the MR grid (same array size needed). Where TRUS labels
+  exist, the label-derived reference (:mod:`regkit.importers.reference`) is computed too and recorded beside the
+  identity in ``case.json`` (``label_reference``, with its SRE from the identity); when it fits cleanly and lies
+  over 1 mm from the identity, ``case.json`` says so (``note``).
+* ``reference="labels"`` makes the label-derived reference the ground truth instead (TRUS labels needed; any
+  grids).
 * The MR surface (for SRE) comes from the MR gland label by marching cubes when the case is loaded.
 """
 
@@ -28,7 +36,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from regkit.errors import InputError
-from regkit.importers.labels import channel_landmarks, read_label_channel
+from regkit.importers.cases import ReferenceChoice, check_reference_choice, labelled_case
+from regkit.importers.labels import read_label_channels
 from regkit.importers.writing import ProgressCallback, check_source, index_folder, listing, run_import
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -42,10 +51,6 @@ SPLIT_FOLDERS = {"train": "train", "val": "val", "valid": "val", "validation": "
 GEOMETRY_MODES = ("check", "header", "voxel")
 ROLE_NAMES = {"mr_image": "MR image", "us_image": "TRUS image", "mr_label": "MR label", "us_label": "TRUS label"}
 
-PAIRED_CONVENTION = (
-    "paired pre-aligned layout: no ground truth is shipped; the pair is pre-aligned, so the ground truth is the "
-    "identity (MR physical = TRUS physical)"
-)
 
 
 def _paired_roots(src: Path, split: str) -> list[tuple[str, Path]]:
@@ -105,6 +110,7 @@ def _paired_folders(root: Path, deepreg_mr_side: str | None) -> tuple[str, dict[
 
 def import_paired_folders(src: str | Path, dst: str | Path, *, split: str = "test",
                           deepreg_mr_side: str | None = None, geometry: str = "check", prefix: str = "",
+                          reference: ReferenceChoice = "identity",
                           progress: ProgressCallback | None = None) -> Dataset:
     """Import a µ-RegPro / DeepReg paired layout into regkit's layout (see the module docstring).
 
@@ -127,17 +133,20 @@ def import_paired_folders(src: str | Path, dst: str | Path, *, split: str = "tes
         ``"voxel"`` gives the TRUS image and label the MR grid (same array size needed).
     prefix : str
         Prepended to every case id (to merge sources whose case names collide).
+    reference : {"identity", "labels"}
+        The ground truth: the identity (the pairs are pre-aligned) or the reference derived from the labels.
     progress : callable, optional
         Called as ``progress(case_id, "imported" | "skipped")`` after each case.
 
     Returns
     -------
     regkit.dataset.Dataset
-        ``load_dataset(dst)``. Ground truths are the identity (the pairs are pre-aligned).
+        ``load_dataset(dst)``.
     """
     src, dst = check_source(src, dst, split)
     if geometry not in GEOMETRY_MODES:
         raise InputError(f"unknown geometry mode {geometry!r}", fix=f"use one of {GEOMETRY_MODES}")
+    check_reference_choice(reference)
     if deepreg_mr_side is not None and deepreg_mr_side not in DEEPREG_SIDES:
         raise InputError(f"deepreg_mr_side must be 'fixed' or 'moving', got {deepreg_mr_side!r}")
 
@@ -164,18 +173,16 @@ def import_paired_folders(src: str | Path, dst: str | Path, *, split: str = "tes
 
         def build(split_name=split_name, stem=stem, naming=naming, folders=folders, files=files, index=index,
                   case_id=case_id, key=key):
-            return _build_paired(case_id, split_name, stem, naming, folders, files, index, geometry, key)
+            return _build_paired(case_id, split_name, stem, naming, folders, files, index, geometry, key, reference)
 
         jobs.append((case_id, split_name, key, build))
     return run_import(dst, "paired", src, jobs, progress)
 
 
-def _build_paired(case_id, split, stem, naming, folders, files, index, geometry, key):
+def _build_paired(case_id, split, stem, naming, folders, files, index, geometry, key, reference):
     import SimpleITK as sitk
 
-    from regkit.case import Case
     from regkit.image import ImageGeometry, read_image
-    from regkit.transform import RigidTransform
 
     required = ("mr_image", "us_image", "mr_label")
     for role in required:
@@ -191,31 +198,33 @@ def _build_paired(case_id, split, stem, naming, folders, files, index, geometry,
             )
     mr = read_image(files["mr_image"], "MR image")
     us = read_image(files["us_image"], "TRUS image")
-    mr_label, channels = read_label_channel(files["mr_label"], "MR prostate label", 0)
-    us_label, us_note = None, None
+    mr_channels = read_label_channels(files["mr_label"], "MR prostate label")
+    us_channels, us_note = None, None
     if files["us_label"] is not None:
-        us_label, _ = read_label_channel(files["us_label"], "TRUS prostate label", 0)
-        if not (sitk.GetArrayViewFromImage(us_label) > 0).any():
-            us_label, us_note = None, "the TRUS label's channel 0 is empty; it was left out"
+        us_channels = read_label_channels(files["us_label"], "TRUS prostate label")
+        if not (sitk.GetArrayViewFromImage(us_channels[0]) > 0).any():
+            us_channels, us_note = None, "the TRUS label's channel 0 is empty; it was left out"
     diff = ImageGeometry.of(mr).matches(ImageGeometry.of(us))
-    if geometry == "check" and diff:
+    if geometry == "check" and diff and reference == "identity":
         raise InputError(
             f"the TRUS grid differs from the MR grid ({diff}), so the identity ground truth of a pre-aligned pair "
             "is ambiguous", files["us_image"],
-            "pass geometry='voxel' (--geometry voxel) if the arrays are aligned voxel to voxel, or "
-            "geometry='header' if the headers' physical space is the alignment",
+            "pass geometry='voxel' (--geometry voxel) if the arrays are aligned voxel to voxel, "
+            "geometry='header' if the headers' physical space is the alignment, or reference='labels' "
+            "(--reference labels) to derive the reference from the labels",
         )
     if geometry == "voxel":
         if mr.GetSize() != us.GetSize():
             raise InputError(f"geometry='voxel' needs equal array sizes; the TRUS is {us.GetSize()}, the MR "
                              f"{mr.GetSize()}", files["us_image"], "use geometry='header'")
         us.CopyInformation(mr)
-        if us_label is not None:
-            if us_label.GetSize() != mr.GetSize():
+        for img in us_channels or []:
+            if img.GetSize() != mr.GetSize():
                 raise InputError("the TRUS label's size differs from the TRUS image", files["us_label"])
-            us_label.CopyInformation(mr)
-        if mr_label.GetSize() == mr.GetSize():
-            mr_label.CopyInformation(mr)
+            img.CopyInformation(mr)
+        for img in mr_channels:
+            if img.GetSize() == mr.GetSize():
+                img.CopyInformation(mr)
     source = {"key": key, "mr": str(files["mr_image"]), "trus": str(files["us_image"]),
               "mr_label": str(files["mr_label"])}
     if files["us_label"] is not None:
@@ -225,20 +234,12 @@ def _build_paired(case_id, split, stem, naming, folders, files, index, geometry,
         "layout": naming,
         "split": split,
         "source": source,
-        "ground_truth_convention": PAIRED_CONVENTION,
         "label_channel": 0,
-        "label_channels": channels,
         "geometry": geometry if not diff else f"{geometry} (grids differed: {diff})",
     }
     if us_note:
         metadata["note"] = us_note
-    if files["us_label"] is not None and channels > 1:
-        lm = channel_landmarks(files["mr_label"], files["us_label"], channels, mr if geometry == "voxel" else None)
-        if lm is not None:
-            metadata["landmarks"] = lm
-    files_by_role = {"fixed": files["mr_image"], "moving": files["us_image"], "fixed_label": files["mr_label"]}
-    if files["us_label"] is not None:
-        files_by_role["moving_label"] = files["us_label"]
-    case = Case(case_id=case_id, fixed=mr, moving=us, fixed_label=mr_label, ground_truth=RigidTransform.identity(),
-                moving_label=us_label, metadata=metadata, files=files_by_role)
-    return case, {}
+    roles = {"fixed": files["mr_image"], "moving": files["us_image"], "fixed_label": files["mr_label"]}
+    if us_channels is not None:
+        roles["moving_label"] = files["us_label"]
+    return labelled_case(case_id, mr, us, mr_channels, us_channels, roles, metadata, reference), {}

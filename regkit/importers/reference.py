@@ -41,13 +41,21 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from regkit.errors import InputError
+from regkit.importers.rigid_fit import (
+    FitProblem,
+    GlandSurface,
+    fit_surfaces,
+    mirror,
+    mirror_matrix,
+    random_offset,
+    rotation_between,
+)
 from regkit.transform import RigidTransform, fit_rigid
 
 if TYPE_CHECKING:  # pragma: no cover
     import SimpleITK as sitk
 
     from regkit.importers.labels import Landmarks
-    from regkit.surface import MeshDistance
 
 ReferenceMethod = Literal["landmarks+surfaces", "surfaces", "identity"]
 METHODS = ("auto", "landmarks+surfaces", "surfaces", "identity")
@@ -67,20 +75,25 @@ FLAGS = {
 
 @dataclass(frozen=True)
 class ReferenceThresholds:
-    """Where a reference is flagged (mm unless stated). See ``docs/your-own-data.md`` for how each was chosen:
-    between what an exact fit, a probe-deformed TRUS and a 2 mm label noise give (never flagged) and what a
-    flipped axis or a wrong pairing give (always flagged)."""
+    """Where a reference is flagged (mm unless stated).
 
-    landmark_mean_mm: float = 3.0
-    landmark_max_mm: float = 6.0
-    surface_mean_mm: float = 1.5
-    surface_p95_mm: float = 4.0
-    dice_min: float = 0.80
-    flip_ratio: float = 0.6  # mirror score / best proper score below this: flipped
+    Chosen on the layout fixtures (``tests/layouts``; figures in ``docs/your-own-data.md``): above what an exact
+    fit gives (landmarks ≤ 0.13 mm, surface mean ≤ 0.22 and p95 ≤ 0.56 mm, Dice ≥ 0.98, mirror/best ≥ 1.35) and
+    what a TRUS pushed by a probe by 6 mm gives (landmarks ≤ 0.52 mean and 1.0 max, surface ≤ 1.14 mean and 2.84
+    p95, Dice ≥ 0.88, mirror/best ≥ 1.01), below what a flipped axis (mirror/best ≤ 0.70) or a wrong pairing with
+    landmarks (landmarks ≥ 1.5 mean and 2.0 max, surface p95 ≥ 3.6, Dice ≤ 0.86) gives. Real deformation and two
+    annotators may leave larger residuals than the phantom's: these are starting points, passed as
+    ``thresholds=`` to change them."""
+
+    landmark_mean_mm: float = 1.25
+    landmark_max_mm: float = 2.5
+    surface_mean_mm: float = 1.25
+    surface_p95_mm: float = 3.5
+    dice_min: float = 0.85
+    flip_ratio: float = 0.85  # mirror score / best proper score below this: flipped
     volume_ratio: float = 1.6  # larger gland volume / smaller above this: wrong pairing
-    wrong_landmark_mean_mm: float = 6.0  # landmark mean residual above this: wrong pairing
     ambiguity_margin: float = 0.15  # runner-up score within this fraction of the best: ambiguous
-    ambiguity_degrees: float = 20.0  # a runner-up counts when its rotation differs from the best by more
+    header_degrees: float = 45.0  # a near tie is broken by the headers when one orientation alone is this close
 
 
 DEFAULT_THRESHOLDS = ReferenceThresholds()
@@ -150,214 +163,6 @@ class Reference:
             "flags": dict(self.flags),
             "details": self.details,
         }
-
-
-# --------------------------------------------------------------------------- surfaces
-@dataclass
-class GlandSurface:
-    """A gland surface in physical mm: vertices, triangles (None for bare points) and the volume it encloses."""
-
-    points: np.ndarray
-    faces: np.ndarray | None = None
-    volume_mm3: float | None = None
-
-    @classmethod
-    def of(cls, surface, what: str = "surface") -> GlandSurface:
-        """From ``(points, faces)``, an ``(N, 3)`` point array, or a binary SimpleITK label."""
-        from regkit.surface import label_mesh, mesh_volume
-
-        if isinstance(surface, GlandSurface):
-            return surface
-        if hasattr(surface, "GetSize"):
-            import SimpleITK as sitk
-
-            count = int((sitk.GetArrayViewFromImage(surface) > 0).sum())
-            if count < 8:
-                raise InputError(f"the {what} label has {count} voxels inside; a gland label is needed")
-            pts, faces = label_mesh(surface)
-            return cls(pts, np.asarray(faces, np.int64), count * float(np.prod(surface.GetSpacing())))
-        if isinstance(surface, tuple) and len(surface) == 2:
-            pts, faces = np.asarray(surface[0], float), np.asarray(surface[1], np.int64)
-            return cls(pts, faces, mesh_volume(pts, faces) if len(faces) else None)
-        pts = np.asarray(surface, float)
-        if pts.ndim != 2 or pts.shape[1] != 3 or len(pts) < 4:
-            raise InputError(f"the {what} must be (points, faces), (N, 3) points or a label; got shape {pts.shape}")
-        return cls(pts)
-
-
-def _sample(points: np.ndarray, count: int) -> np.ndarray:
-    if len(points) <= count:
-        return points
-    return points[np.linspace(0, len(points) - 1, count).round().astype(int)]
-
-
-def _rodrigues(w: np.ndarray) -> np.ndarray:
-    theta = float(np.linalg.norm(w))
-    if theta < 1e-12:
-        return np.eye(3)
-    k = w / theta
-    kx = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
-    return np.eye(3) + np.sin(theta) * kx + (1 - np.cos(theta)) * kx @ kx
-
-
-class _Problem:
-    """The fit's data: MR points (possibly mirrored), the TRUS surface, landmarks; ICP and its score."""
-
-    def __init__(self, mr: GlandSurface, us: GlandSurface | MeshDistance, lm_fixed: np.ndarray,
-                 lm_moving: np.ndarray, huber_mm: float, sample: int, coarse: int = 400):
-        from regkit.surface import MeshDistance
-
-        self.mr_points = _sample(mr.points, sample)
-        self.coarse_points = _sample(mr.points, coarse)
-        self.us = us if isinstance(us, MeshDistance) else MeshDistance(us.points, us.faces)
-        self.lm_fixed, self.lm_moving = lm_fixed, lm_moving
-        self.huber = huber_mm
-
-    def icp(self, matrix: np.ndarray, iterations: int = 50, tolerance: float = 1e-3,
-            coarse: bool = False) -> tuple[np.ndarray, int]:
-        """Refine a 4×4 matrix (proper or improper) by point-to-plane ICP against the TRUS mesh's nearest
-        vertices and their normals (point-to-point without faces); return it and the iterations run."""
-        m = matrix.copy()
-        n_lm = len(self.lm_fixed)
-        points = self.coarse_points if coarse else self.mr_points
-        it = 0
-        for it in range(1, iterations + 1):  # noqa: B007 (returned)
-            p = points @ m[:3, :3].T + m[:3, 3]
-            q, _, normals = self.us.nearest_vertex(p)
-            centre = p.mean(axis=0)
-            pc = p - centre
-            if normals is not None:
-                r = np.einsum("ij,ij->i", p - q, normals)
-                rows = np.hstack([np.cross(pc, normals), normals])
-            else:
-                rows = np.concatenate([np.hstack([np.cross(pc, e), np.broadcast_to(e, pc.shape)]) for e in np.eye(3)])
-                r = np.concatenate([(p - q)[:, k] for k in range(3)])
-            w = np.where(np.abs(r) <= self.huber, 1.0, self.huber / np.maximum(np.abs(r), 1e-12)) / len(r)
-            a = rows.T @ (rows * w[:, None])
-            b = rows.T @ (w * r)
-            if n_lm:
-                lp = self.lm_fixed @ m[:3, :3].T + m[:3, 3]
-                lc = lp - centre
-                lr = np.concatenate([(lp - self.lm_moving)[:, k] for k in range(3)])
-                lrows = np.concatenate([np.hstack([np.cross(lc, e), np.broadcast_to(e, lc.shape)]) for e in np.eye(3)])
-                lw = np.full(len(lr), 1.0 / n_lm)
-                a += lrows.T @ (lrows * lw[:, None])
-                b += lrows.T @ (lw * lr)
-            try:
-                delta = -np.linalg.solve(a + 1e-9 * np.eye(6), b)
-            except np.linalg.LinAlgError:
-                break
-            step = np.eye(4)
-            step[:3, :3] = _rodrigues(delta[:3])
-            step[:3, 3] = centre - step[:3, :3] @ centre + delta[3:]
-            m = step @ m
-            moved = np.linalg.norm(delta[3:]) + np.linalg.norm(delta[:3]) * np.abs(pc).max()
-            if moved < tolerance:
-                break
-        return m, it
-
-    def score(self, matrix: np.ndarray, coarse: bool = False) -> float:
-        """Mean MR → TRUS surface distance (point-to-plane at the nearest vertex), plus the landmark RMS
-        residual (mm)."""
-        p = (self.coarse_points if coarse else self.mr_points) @ matrix[:3, :3].T + matrix[:3, 3]
-        q, d, normals = self.us.nearest_vertex(p)
-        s = float((d if normals is None else np.abs(np.einsum("ij,ij->i", p - q, normals))).mean())
-        if len(self.lm_fixed):
-            lp = self.lm_fixed @ matrix[:3, :3].T + matrix[:3, 3]
-            s += float(np.sqrt((np.linalg.norm(lp - self.lm_moving, axis=1) ** 2).mean()))
-        return s
-
-
-def _principal_axes(points: np.ndarray) -> np.ndarray:
-    c = points - points.mean(axis=0)
-    _, vecs = np.linalg.eigh(c.T @ c)
-    return vecs[:, ::-1]  # columns: major to minor
-
-
-def _cube_rotations() -> list[np.ndarray]:
-    out = []
-    for perm in ((0, 1, 2), (0, 2, 1), (1, 0, 2), (1, 2, 0), (2, 0, 1), (2, 1, 0)):
-        for signs in np.ndindex(2, 2, 2):
-            r = np.zeros((3, 3))
-            for i, (j, s) in enumerate(zip(perm, signs, strict=True)):
-                r[i, j] = -1.0 if s else 1.0
-            if np.linalg.det(r) > 0:
-                out.append(r)
-    return out
-
-
-def _starts(mr: np.ndarray, us: np.ndarray) -> list[np.ndarray]:
-    """Rotations to start the surfaces-only fit from, each centred on the gland centroids."""
-    e_mr, e_us = _principal_axes(mr), _principal_axes(us)
-    rots = []
-    for signs in np.ndindex(2, 2, 2):
-        s = np.diag([-1.0 if k else 1.0 for k in signs])
-        r = e_us @ s @ e_mr.T
-        if np.linalg.det(r) > 0:
-            rots.append(r)
-    rots += _cube_rotations()
-    c_mr, c_us = mr.mean(axis=0), us.mean(axis=0)
-    starts = []
-    for r in rots:
-        m = np.eye(4)
-        m[:3, :3] = r
-        m[:3, 3] = c_us - r @ c_mr
-        starts.append(m)
-    return starts
-
-
-def _rotation_between(a: np.ndarray, b: np.ndarray) -> float:
-    r = a[:3, :3].T @ b[:3, :3]
-    return float(np.rad2deg(np.arccos(np.clip((np.trace(r) - 1) / 2, -1, 1))))
-
-
-@dataclass
-class _Fit:
-    matrix: np.ndarray
-    score: float
-    iterations: int
-
-
-def _fit(problem: _Problem, init: np.ndarray | None, runner_up: bool, refine: int = 4
-         ) -> tuple[_Fit, _Fit | None, int]:
-    """Refine ``init``; or (None) run a short ICP from every start on a few points, refine the ``refine`` best
-    distinct ones fully, and return the best, the best runner-up whose rotation differs from it by more than
-    ``ambiguity_degrees`` (when ``runner_up``), and the number of starts."""
-    if init is not None:
-        m, it = problem.icp(init)
-        return _Fit(m, problem.score(m), it), None, 1
-    coarse = []
-    for start in _starts(problem.mr_points, problem.us.points):
-        m, it = problem.icp(start, iterations=12, tolerance=1e-2, coarse=True)
-        coarse.append(_Fit(m, problem.score(m, coarse=True), it))
-    coarse.sort(key=lambda f: f.score)
-    distinct: list[_Fit] = []
-    for f in coarse:
-        if all(_rotation_between(f.matrix, d.matrix) > 5.0 for d in distinct):
-            distinct.append(f)
-        if len(distinct) == refine:
-            break
-    fits = []
-    for f in distinct:
-        m, it = problem.icp(f.matrix)
-        fits.append(_Fit(m, problem.score(m), f.iterations + it))
-    fits.sort(key=lambda f: f.score)
-    best = fits[0]
-    others = [f for f in fits[1:] if _rotation_between(f.matrix, best.matrix) > DEFAULT_THRESHOLDS.ambiguity_degrees]
-    return best, (others[0] if runner_up and others else None), len(coarse)
-
-
-def _mirror(points: np.ndarray, centre: np.ndarray) -> np.ndarray:
-    out = np.array(points, float, copy=True)
-    out[:, 0] = 2 * centre[0] - out[:, 0]
-    return out
-
-
-def _mirror_matrix(centre: np.ndarray) -> np.ndarray:
-    s = np.eye(4)
-    s[0, 0] = -1.0
-    s[0, 3] = 2 * centre[0]
-    return s
 
 
 def _flipped_axis(improper: np.ndarray, centre: np.ndarray) -> str:
@@ -460,23 +265,33 @@ def reference_from_surfaces(mr_surface, us_surface, landmarks: Landmarks | None 
     details: dict = {}
     if method == "identity":
         transform = RigidTransform.identity()
-        problem = _Problem(mr, us, lm_f, lm_m, huber_mm, sample)
+        problem = FitProblem(mr, us, lm_f, lm_m, huber_mm, sample)
         best_score = problem.score(np.eye(4))
     else:
-        problem = _Problem(mr, us, lm_f, lm_m, huber_mm, sample)
+        problem = FitProblem(mr, us, lm_f, lm_m, huber_mm, sample)
         init = fit_rigid(lm_f, lm_m).matrix if method == "landmarks+surfaces" else None
-        best, second, tried = _fit(problem, init, runner_up=method == "surfaces")
+        best, second, tried = fit_surfaces(problem, init, runner_up=method == "surfaces")
+        orientation = None
+        if second is not None and second.score <= best.score * (1 + thresholds.ambiguity_margin):
+            near = [rotation_between(f.matrix, np.eye(4)) <= thresholds.header_degrees for f in (best, second)]
+            if near == [False, True]:  # the headers' orientation breaks a near tie
+                best, second = second, best
+            if sum(near) == 1:
+                orientation = (f"two orientations score within {100 * thresholds.ambiguity_margin:.0f}%; "
+                               f"the one within {thresholds.header_degrees:g}° of the headers' was kept")
         transform = RigidTransform.from_matrix(best.matrix, orthonormalize=True)
         best_score = best.score
         details.update({"score_mm": round(best.score, 4), "icp_iterations": best.iterations, "starts": tried})
+        if orientation:
+            details["orientation"] = orientation
         if init is not None:
             details["landmark_fit_vs_final_sre_mm"] = round(float(np.linalg.norm(
                 transform.apply(mr.points) - RigidTransform.from_matrix(init).apply(mr.points), axis=1).mean()), 4)
         if second is not None:
             details["runner_up"] = {"score_mm": round(second.score, 4),
-                                    "rotation_from_best_deg": round(_rotation_between(second.matrix, best.matrix),
+                                    "rotation_from_best_deg": round(rotation_between(second.matrix, best.matrix),
                                                                     1)}
-            if second.score <= best.score * (1 + thresholds.ambiguity_margin):
+            if second.score <= best.score * (1 + thresholds.ambiguity_margin) and "orientation" not in details:
                 flags["ambiguous-orientation"] = (
                     f"an orientation {details['runner_up']['rotation_from_best_deg']:.0f}° away scores "
                     f"{second.score:.2f} mm against the best {best.score:.2f} mm (within "
@@ -484,11 +299,11 @@ def reference_from_surfaces(mr_surface, us_surface, landmarks: Landmarks | None 
                     "overlays, or add landmarks")
         # the mirror image: a rigid transform cannot flip, so fit MR mirrored through its centroid
         centre = problem.mr_points.mean(axis=0)
-        s = _mirror_matrix(centre)
-        mirrored = _Problem(GlandSurface(_mirror(mr.points, centre)), problem.us, _mirror(lm_f, centre), lm_m,
+        s = mirror_matrix(centre)
+        mirrored = FitProblem(GlandSurface(mirror(mr.points, centre)), problem.us, mirror(lm_f, centre), lm_m,
                             huber_mm, sample)
         m_init = fit_rigid(mirrored.lm_fixed, lm_m).matrix if method == "landmarks+surfaces" else None
-        m_best, _, _ = _fit(mirrored, m_init, runner_up=False)
+        m_best, _, _ = fit_surfaces(mirrored, m_init, runner_up=False)
         details["mirror_score_mm"] = round(m_best.score, 4)
         if m_best.score < thresholds.flip_ratio * best.score:
             flags["flipped-axis"] = (
@@ -535,10 +350,12 @@ def _quality_flags(ref: Reference, mr: GlandSurface, us: GlandSurface, th: Refer
         if ratio > th.volume_ratio:
             reasons.append(f"the gland volumes differ {ratio:.2f}-fold (MR {mr.volume_mm3 / 1000:.1f} ml, TRUS "
                            f"{us.volume_mm3 / 1000:.1f} ml; limit {th.volume_ratio:g})")
-    if (ref.landmark_residuals_mm and ref.landmark_mean_mm > th.wrong_landmark_mean_mm
-            and "flipped-axis" not in f):
-        reasons.append(f"no rigid transform aligns the landmarks (mean residual {ref.landmark_mean_mm:.1f} mm, "
-                       f"limit {th.wrong_landmark_mean_mm:g})")
+    poor_glands = ref.surface_p95_mm > th.surface_p95_mm or (ref.dice is not None and ref.dice < th.dice_min)
+    if ref.landmark_residuals_mm and ref.landmark_mean_mm > th.landmark_mean_mm and poor_glands and "flipped-axis" \
+            not in f:
+        reasons.append(f"no rigid transform aligns the landmarks (mean residual {ref.landmark_mean_mm:.1f} mm) nor the "
+                       f"glands (95th percentile distance {ref.surface_p95_mm:.1f} mm"
+                       + (f", Dice {ref.dice:.2f}" if ref.dice is not None else "") + ")")
     if reasons and ref.method != "identity":
         f["wrong-pairing"] = "; ".join(reasons) + ": check that the MR and TRUS files are the same patient's"
 
@@ -556,20 +373,6 @@ def reference_from_labels(mr_gland: sitk.Image, us_gland: sitk.Image, landmarks:
     return reference_from_surfaces(mr_gland, us_gland, landmarks, method=method, mr_label=mr_gland,
                                    us_label=us_gland, landmark_channels=landmark_channels, thresholds=thresholds,
                                    **options)
-
-
-def random_offset(rng: np.random.Generator, max_translation_mm: float = 20.0,
-                  max_rotation_deg: float = 15.0, centre: np.ndarray = (0.0, 0.0, 0.0)) -> RigidTransform:
-    """A random rigid offset: a rotation of up to ``max_rotation_deg`` about a random axis through ``centre``
-    and a translation of up to ``max_translation_mm`` in a random direction (for fixtures and checks)."""
-    axis = rng.normal(size=3)
-    axis /= np.linalg.norm(axis)
-    angle = np.deg2rad(rng.uniform(0, max_rotation_deg))
-    r = _rodrigues(axis * angle)
-    d = rng.normal(size=3)
-    t = d / np.linalg.norm(d) * rng.uniform(0, max_translation_mm)
-    c = np.asarray(centre, float)
-    return RigidTransform.from_rotation_translation(r, c - r @ c + t)
 
 
 __all__ = ["DEFAULT_THRESHOLDS", "FLAGS", "GlandSurface", "Reference", "ReferenceThresholds", "random_offset",

@@ -124,18 +124,68 @@ def run_import(dst: Path, importer: str, source: Path, jobs: list[tuple[str, str
     dst.mkdir(parents=True, exist_ok=True)
     manifest = Manifest(dst, {"importer": importer, "source": str(source)})
     manifest.write()
-    for case_id, split, key, build in jobs:
-        if check_existing(dst / case_id, importer, key):
+    try:
+        for case_id, split, key, build in jobs:
+            if check_existing(dst / case_id, importer, key):
+                manifest.add(case_id, split)
+                if progress:
+                    progress(case_id, "skipped")
+                continue
+            case, extra = build()
+            write_case_atomically(case, dst, extra)
             manifest.add(case_id, split)
             if progress:
-                progress(case_id, "skipped")
-            continue
-        case, extra = build()
-        write_case_atomically(case, dst, extra)
-        manifest.add(case_id, split)
-        if progress:
-            progress(case_id, "imported")
+                progress(case_id, "imported")
+    finally:
+        rows = write_import_report(dst, manifest.splits)
+        flagged = {r["case"]: r["flags"].split("; ") for r in rows if r["flags"]}
+        if flagged or "reference_flags" in manifest.info:
+            manifest.info["reference_flags"] = flagged
+            manifest.write()
     return load_dataset(dst)
+
+
+REPORT = "import_report.csv"
+REPORT_COLUMNS = ("case", "split", "importer", "reference", "landmarks", "landmark_residual_mean_mm",
+                  "landmark_residual_max_mm", "surface_distance_mean_mm", "surface_distance_p95_mm", "dice",
+                  "identity_sre_mm", "flags", "reasons")
+
+
+def reference_row(case_id: str, split: str, meta: dict) -> dict:
+    """One row of the import report from a case's ``case.json``: the reference's quality and flags."""
+    ref = meta.get("reference") or {}
+    flags = ref.get("flags") or {}
+    row = {"case": case_id, "split": split, "importer": meta.get("importer", ""),
+           "reference": ref.get("method", "given" if meta.get("importer") == "uronav" else "")}
+    for col in REPORT_COLUMNS[4:11]:
+        row[col] = ref.get(col, "")
+    row["flags"] = "; ".join(flags)
+    row["reasons"] = " | ".join(f"{k}: {v}" for k, v in flags.items())
+    return row
+
+
+def write_import_report(dst: Path, splits: dict[str, list[str]]) -> list[dict]:
+    """Rewrite ``dst/import_report.csv``: one row per case of the manifest, from its ``case.json``."""
+    import csv
+    import io
+
+    from regkit.atomic import write_text
+
+    rows = []
+    for split, ids in splits.items():
+        for case_id in ids:
+            path = dst / case_id / "case.json"
+            try:
+                meta = json.loads(path.read_text()) if path.exists() else {}
+            except json.JSONDecodeError:
+                meta = {}
+            rows.append(reference_row(case_id, split, meta))
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=REPORT_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text(dst / REPORT, buf.getvalue())
+    return rows
 
 
 def listing(folder: Path, limit: int = 12) -> str:
@@ -177,3 +227,36 @@ def image_stem(path: Path) -> str | None:
     if path.name.startswith(".") or suffix not in IMAGE_SUFFIXES or not path.is_file():
         return None
     return path.name[: -len(suffix)]
+
+
+def reference_summary(dst: str | Path) -> dict | None:
+    """The quality of a dataset's label-derived references, for the tables' metadata: how many cases per method,
+    the median and worst landmark residual, surface distance and Dice, and the flagged cases. None when no case
+    has a label-derived reference (synthetic data, UroNav)."""
+    import numpy as np
+
+    from regkit.dataset import load_dataset
+
+    ds = load_dataset(dst)
+    rows = []
+    for split, ids in ds.splits.items():
+        for case_id in ids:
+            path = ds.root / case_id / "case.json"
+            meta = json.loads(path.read_text()) if path.exists() else {}
+            if (meta.get("reference") or {}).get("method"):
+                rows.append(reference_row(case_id, split, meta))
+    if not rows:
+        return None
+
+    def stats(col: str, worst) -> dict | None:
+        v = np.array([r[col] for r in rows if isinstance(r[col], (int, float))], float)
+        return {"median": round(float(np.median(v)), 3), "worst": round(float(worst(v)), 3)} if v.size else None
+
+    methods: dict[str, int] = {}
+    for r in rows:
+        methods[r["reference"]] = methods.get(r["reference"], 0) + 1
+    return {"cases": len(rows), "methods": methods,
+            "landmark_residual_mean_mm": stats("landmark_residual_mean_mm", np.max),
+            "surface_distance_p95_mm": stats("surface_distance_p95_mm", np.max),
+            "dice": stats("dice", np.min),
+            "flagged": {r["case"]: r["flags"].split("; ") for r in rows if r["flags"]}}

@@ -16,7 +16,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from regkit.image import ImageGeometry, make_image
-from regkit.importers.reference import random_offset
+from regkit.importers.rigid_fit import random_offset
 from regkit.surface import label_from_mesh, label_mesh
 from regkit.synth import PhantomSettings, synth_case
 from regkit.transform import RigidTransform
