@@ -146,7 +146,7 @@ def test_mr_series_with_a_missing_slice_is_refused(tmp_path):
 
 
 # --------------------------------------------------------------------------- a collection in the published layout
-PHANTOM_SEEDS = (0, 1)  # phantoms without probe deformation (tests/layouts/common.py), three patients each
+PHANTOM_SEEDS = (0, 1)  # phantoms without probe deformation (tests/layouts/common.py), two patients each
 
 
 @pytest.fixture(scope="session")
@@ -155,7 +155,7 @@ def collection(tmp_path_factory):
     from layouts.tcia import write_tcia_collection
 
     cases = [phantom(seed)[0] for seed in PHANTOM_SEEDS]
-    return write_tcia_collection(tmp_path_factory.mktemp("tcia-download"), cases, seed=5, patients_per_case=3)
+    return write_tcia_collection(tmp_path_factory.mktemp("tcia-download"), cases, seed=5, patients_per_case=2)
 
 
 @pytest.fixture(scope="session")
@@ -169,7 +169,7 @@ def imported(collection, tmp_path_factory):
     out = tmp_path_factory.mktemp("tcia-imported") / "data"
     result = CliRunner().invoke(main, ["import", "tcia", str(collection.root), str(out)])
     assert result.exit_code == 0, result.output
-    assert "imported 6, kept 0" in result.output and "TRUS frame: centred" in result.output
+    assert "imported 4, kept 0" in result.output and "TRUS frame: centred" in result.output
     return load_dataset(out)
 
 
@@ -194,7 +194,7 @@ def test_import_recovers_the_known_offsets(collection, imported):
             assert meta["landmarks"]["names"] == ["Target1"]
             assert landmark_tre(case, truth.offset) < 0.05  # the centroids of the two target surfaces
         else:
-            assert meta["landmarks"]["fixed"] == [] and "Target1" in meta["landmarks"]["skipped"]
+            assert "landmarks" not in meta and "Target1" in meta["landmarks_skipped"]
     assert np.mean(np.array(errors) <= 0.5) >= 0.9, errors
 
 
@@ -203,7 +203,7 @@ def test_a_second_import_resumes(collection, imported):
 
     statuses = []
     import_tcia(collection.root, imported.root, progress=lambda case_id, status: statuses.append(status))
-    assert statuses == ["skipped"] * 6
+    assert statuses == ["skipped"] * 4
 
 
 @pytest.mark.slow
@@ -312,3 +312,28 @@ def test_incomplete_patients_are_named_or_skipped(collection, tmp_path):
     with pytest.raises(InputError, match="not among the downloaded DICOM") as err:
         import_tcia(root, tmp_path / "again")
     assert stray.name in str(err.value)
+
+
+def test_cases_pair_each_trus_with_the_latest_mr_before_it():
+    """Two MRs and two TRUS of one patient: each TRUS is paired with the latest MR acquired on or before it, the
+    second TRUS's case is ``<patient>-us2``; targets drawn on one side only are kept as one-sided."""
+    from regkit.errors import InputError
+    from regkit.importers.dicom import DicomSeries
+    from regkit.importers.tcia import StlFile, plan_cases
+
+    patient = "Prostate-MRI-US-Biopsy-0007"
+
+    def series(uid, modality, date):
+        return DicomSeries(uid, Path(uid), [Path(uid) / "1.dcm"],
+                           {"0008|0060": modality, "0010|0020": patient, "0008|0020": date})
+
+    found = {s.uid: s for s in (series("1.1", "MR", "20090101"), series("1.2", "MR", "20110101"),
+                                series("2.1", "US", "20100101"), series("2.2", "US", "20120101"))}
+    stls = [StlFile(Path(f"{uid}.STL"), patient, "ProstateSurface", uid) for uid in found]
+    stls.append(StlFile(Path("t.STL"), patient, "Target1", "1.2"))
+    cases, left_out = plan_cases(found, stls)
+    assert [(c.case_id, c.mr.uid, c.us.uid) for c in cases] == [(patient, "1.1", "2.1"),
+                                                                (f"{patient}-us2", "1.2", "2.2")]
+    assert cases[1].targets["Target1"][1] is None and left_out == []
+    with pytest.raises(InputError, match="has target surfaces but no prostate surface"):
+        plan_cases(found, stls[1:] + [StlFile(Path("u.STL"), patient, "Target1", "1.1")])

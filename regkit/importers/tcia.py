@@ -44,12 +44,13 @@ Conventions (sources in ``docs/your-own-data.md``; each is tested in ``tests/tes
   (:func:`regkit.importers.reference.reference_from_surfaces`). The targets drawn on both series are corresponding
   landmarks (the centroids of the volumes their surfaces enclose), recorded in ``case.json`` for the landmark TRE;
   they enter the fit only when there are 3 or more (fewer do not fix a rotation, and a lesion outlined in TRUS is
-  less certain than the gland). The reference's quality and flags go into ``case.json``.
+  less certain than the gland). The reference's quality and flags go into ``case.json``. A near tie of two
+  orientations is flagged, never broken by the headers: the MR scanner frame and the TRUS frame share none.
 * **Cases**: one per TRUS series with a prostate surface, paired with the patient's MR series that has one (of
   several, the latest acquired on or before the TRUS, else the earliest). The case id is the patient id; a
   patient's second and later TRUS series (by date) get ``-us2``, ``-us3``.
-* **Incomplete patients** (a patient with DICOM downloaded whose STL names a series not downloaded, an MR or
-  TRUS series without a prostate STL, no TRUS at all) are errors naming the file and the fix;
+* **Incomplete patients** (a patient with DICOM downloaded whose STL names a series not downloaded, a series with
+  targets but no prostate STL, no MR or no TRUS series with a prostate STL) are errors naming the file and the fix;
   ``skip_incomplete=True`` leaves them out instead, with a warning. STLs of patients with no DICOM downloaded
   are ignored (the STL archive covers the whole collection).
 """
@@ -58,7 +59,7 @@ from __future__ import annotations
 
 import re
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -72,6 +73,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from regkit.dataset import Dataset
     from regkit.importers.dicom import DicomSeries
+    from regkit.importers.reference import ReferenceThresholds
 
 TrusFrame = Literal["centred", "dicom"]
 TRUS_FRAMES = ("centred", "dicom")
@@ -184,24 +186,17 @@ def inside_fraction(geometry, points: np.ndarray) -> float:
     return float(np.mean(np.all((idx >= -0.5) & (idx <= np.array(geo.size) - 0.5), axis=1)))
 
 
-def _check_trus_frame(stl: StlFile, us: sitk.Image, read: tuple, frame: TrusFrame) -> None:
-    """The TRUS surface must lie in the TRUS volume under ``frame``; the error says whether the other frame fits."""
+def _frame_fix(points: np.ndarray, us: sitk.Image, read: tuple, frame: TrusFrame) -> str:
+    """What to do when a TRUS surface misses its volume: the other frame, if the surface lies inside it there."""
     from regkit.image import ImageGeometry
-    from regkit.surface import read_mesh_points
 
-    points = read_mesh_points(stl.path)
-    inside = inside_fraction(us, points)
-    if inside >= INSIDE_MIN:
-        return
     other = TRUS_FRAMES[1 - TRUS_FRAMES.index(frame)]
     geo = ImageGeometry.of(us)
     origin, direction = trus_geometry(us.GetSize(), us.GetSpacing(), other, *read)
     alt = ImageGeometry(geo.size, geo.spacing, np.array(origin), np.array(direction).reshape(3, 3))
-    fix = (f"under trus_frame={other!r} (--trus-frame {other}) it does: import with that frame"
-           if inside_fraction(alt, points) >= INSIDE_MIN else
-           "check that the STL belongs to this TRUS series and that its voxel size is right (trus_spacing)")
-    raise InputError(f"only {100 * inside:.0f}% of the TRUS prostate surface lies inside the TRUS volume with "
-                     f"trus_frame={frame!r}", stl.path, fix)
+    if inside_fraction(alt, points) >= INSIDE_MIN:
+        return f"under trus_frame={other!r} (--trus-frame {other}) it does: import with that frame"
+    return "check that the STL belongs to this TRUS series and that its voxel size is right (trus_spacing)"
 
 
 # =========================================================================== pairing
@@ -259,8 +254,8 @@ def plan_cases(series: dict[str, DicomSeries], stls: list[StlFile],
             if not sides[side]:
                 bare = [s for s in by_patient[patient] if s.modality == side]
                 where = bare[0].folder if bare else (stls_of.get(patient) or [None])[0]
-                fix = (f"add the STL archive (STLs/) to SRC or pass stl_dir; expected e.g. {_expected(patient, bare[0])}"
-                       if bare else f"download the patient's {word} series")
+                fix = (f"add the STL archive (STLs/) to SRC or pass stl_dir; expected e.g. "
+                       f"{_expected(patient, bare[0])}" if bare else f"download the patient's {word} series")
                 problems.append((f"patient {patient} has no {word} series with a prostate surface (STL)"
                                  + ("" if bare else f": no {word} series was downloaded"), where or Path(patient), fix))
         complete = sides["MR"] and sides["US"]
@@ -294,7 +289,7 @@ def plan_cases(series: dict[str, DicomSeries], stls: list[StlFile],
 # =========================================================================== import
 def import_tcia(src: str | Path, dst: str | Path, *, stl_dir: str | Path | None = None, split: str = "test",
                 trus_frame: TrusFrame = "centred", trus_spacing: tuple[float, float, float] | None = None,
-                skip_incomplete: bool = False, prefix: str = "",
+                skip_incomplete: bool = False, prefix: str = "", thresholds: ReferenceThresholds | None = None,
                 progress: ProgressCallback | None = None) -> Dataset:
     """Import a TCIA Prostate-MRI-US-Biopsy download (DICOM and STL) into regkit's layout.
 
@@ -319,6 +314,8 @@ def import_tcia(src: str | Path, dst: str | Path, *, stl_dir: str | Path | None 
         Leave out patients that lack a series or a prostate surface (with a warning) instead of stopping.
     prefix : str
         Prepended to every case id.
+    thresholds : ReferenceThresholds, optional
+        Where the reference's quality flags are raised (:mod:`regkit.importers.reference`).
     progress : callable, optional
         Called as ``progress(case_id, "imported" | "skipped")`` after each case.
     """
@@ -353,14 +350,15 @@ def import_tcia(src: str | Path, dst: str | Path, *, stl_dir: str | Path | None 
         key = f"{plan.mr.uid}+{plan.us.uid}"
 
         def build(plan=plan, case_id=case_id, key=key):
-            return build_case(plan, case_id, split, trus_frame, trus_spacing, key)
+            return build_case(plan, case_id, split, trus_frame, trus_spacing, key, thresholds)
 
         jobs.append((case_id, split, key, build))
     return run_import(dst, "tcia", src, jobs, progress)
 
 
-def _surface(stl: StlFile, image: sitk.Image, what: str, fix: str):
-    """The STL's mesh and its label on ``image``'s grid; an error when the surface is not in the image."""
+def _surface(stl: StlFile, image: sitk.Image, what: str, fix):
+    """The STL's mesh and its label on ``image``'s grid; an error when the surface is not in the image (``fix``:
+    the advice, or a function of the surface's points giving it)."""
     import SimpleITK as sitk
 
     from regkit.surface import label_from_mesh, read_mesh
@@ -369,7 +367,7 @@ def _surface(stl: StlFile, image: sitk.Image, what: str, fix: str):
     inside = inside_fraction(image, points)
     if inside < INSIDE_MIN:
         raise InputError(f"only {100 * inside:.0f}% of the {what} surface lies inside its series' volume", stl.path,
-                         fix)
+                         fix if isinstance(fix, str) else fix(points))
     label = label_from_mesh(points, faces, image)
     if int(np.count_nonzero(sitk.GetArrayViewFromImage(label))) < 8:
         raise InputError(f"the {what} surface encloses fewer than 8 voxels of its series (is it closed?)", stl.path,
@@ -377,21 +375,24 @@ def _surface(stl: StlFile, image: sitk.Image, what: str, fix: str):
     return points, faces, label
 
 
-def build_case(plan: TciaCase, case_id: str, split: str, frame: TrusFrame, spacing, key: str):
+def build_case(plan: TciaCase, case_id: str, split: str, frame: TrusFrame, spacing, key: str,
+               thresholds: ReferenceThresholds | None = None):
     """Read one pair's series and surfaces and derive its reference: ``(Case, extra files)``."""
     from regkit.case import Case
     from regkit.importers.dicom import read_volume
     from regkit.importers.labels import Landmarks
-    from regkit.importers.reference import reference_from_surfaces
+    from regkit.importers.reference import DEFAULT_THRESHOLDS, reference_from_surfaces
+    from regkit.sre import sre
     from regkit.surface import mesh_centroid, read_mesh
+    from regkit.transform import RigidTransform
 
     mr = read_volume(plan.mr, "MR")
     mr_points, mr_faces, mr_label = _surface(
         plan.mr_stl, mr, "MR prostate", "the STL must be the one drawn on this series, in its LPS patient "
         "coordinates (mm), as the collection ships it")
     us, read = read_trus(plan.us, frame, spacing)
-    _check_trus_frame(plan.us_stl, us, read, frame)
-    us_points, us_faces, us_label = _surface(plan.us_stl, us, "TRUS prostate", "")
+    us_points, us_faces, us_label = _surface(plan.us_stl, us, f"TRUS prostate (trus_frame={frame!r})",
+                                             lambda points: _frame_fix(points, us, read, frame))
     names, fixed, moving = [], [], []
     for name, (mr_stl, us_stl) in sorted(plan.targets.items()):
         if mr_stl is not None and us_stl is not None:
@@ -400,14 +401,14 @@ def build_case(plan: TciaCase, case_id: str, split: str, frame: TrusFrame, spaci
             moving.append(mesh_centroid(*read_mesh(us_stl.path)))
     landmarks = Landmarks(names, np.reshape(fixed, (-1, 3)), np.reshape(moving, (-1, 3)),
                           skipped={n: "drawn on one series only" for n, p in plan.targets.items() if None in p})
+    # the MR scanner frame and the TRUS frame share no orientation: the headers cannot break a near tie
     reference = reference_from_surfaces((mr_points, mr_faces), (us_points, us_faces),
                                         landmarks if len(landmarks) >= 3 else None, mr_label=mr_label,
-                                        us_label=us_label)
+                                        us_label=us_label,
+                                        thresholds=replace(thresholds or DEFAULT_THRESHOLDS, header_degrees=0.0))
     stl_paths = {"mr_prostate": plan.mr_stl.path, "trus_prostate": plan.us_stl.path}
-    for name, pair in plan.targets.items():
-        for side, stl in zip(("mr", "trus"), pair, strict=True):
-            if stl is not None:
-                stl_paths[f"{side}_{name.lower()}"] = stl.path
+    stl_paths.update({f"{side}_{name.lower()}": stl.path for name, pair in plan.targets.items()
+                      for side, stl in zip(("mr", "trus"), pair, strict=True) if stl is not None})
     metadata = {
         "importer": "tcia",
         "layout": "tcia-prostate-mri-us-biopsy",
@@ -421,10 +422,13 @@ def build_case(plan: TciaCase, case_id: str, split: str, frame: TrusFrame, spaci
         "mr_label": "voxelised from the MR prostate STL", "trus_label": "voxelised from the TRUS prostate STL",
         "ground_truth_convention": "reference derived from the MR and TRUS prostate surfaces (and the targets drawn "
                                    "on both as landmarks); MR physical -> TRUS physical",
-        "reference": reference.to_json(),
+        "reference": {**reference.to_json(), "identity_sre_mm": round(float(
+            sre(RigidTransform.identity(), reference.transform, mr_points)), 4)},
     }
-    if len(landmarks) or landmarks.skipped:
+    if len(landmarks):
         metadata["landmarks"] = landmarks.to_json(note="centroids of the volumes the target surfaces enclose")
+    elif landmarks.skipped:
+        metadata["landmarks_skipped"] = landmarks.skipped
     if plan.notes:
         metadata["notes"] = list(plan.notes)
     files = {"fixed": plan.mr.folder, "moving": plan.us.files[0], "fixed_label": plan.mr_stl.path,
