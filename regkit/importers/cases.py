@@ -111,7 +111,8 @@ def labelled_case(case_id: str, mr: sitk.Image, us: sitk.Image, mr_channels: lis
         if reference == "labels":
             transform = ref.transform
         else:  # offer the label-derived reference beside the identity asked for
-            fitted = reference_from_labels(mr_gland, us_gland, lm, landmark_channels=channels, thresholds=thresholds)
+            fitted = reference_from_labels(mr_gland, us_gland, lm, landmark_channels=channels, thresholds=thresholds,
+                                           search=False)
             gap = float(sre(transform, fitted.transform, surface))
             meta["label_reference"] = {**fitted.to_json(), "sre_from_identity_mm": round(gap, 4)}
             if not fitted.flagged and gap > 1.0:

@@ -22,9 +22,10 @@ Paired folders
   MR and TRUS grids must then be identical (size, spacing, origin, direction), so that the identity in physical
   space is the voxel-to-voxel alignment. ``geometry="header"`` trusts the headers' physical space instead;
   ``geometry="voxel"`` gives the TRUS image and label the MR grid (same array size needed). Where TRUS labels
-  exist, the label-derived reference (:mod:`regkit.importers.reference`) is computed too and recorded beside the
-  identity in ``case.json`` (``label_reference``, with its SRE from the identity); when it fits cleanly and lies
-  over 1 mm from the identity, ``case.json`` says so (``note``).
+  exist, the label-derived reference (:mod:`regkit.importers.reference`, refined from the identity without the
+  orientation search) is computed too and recorded beside the identity in ``case.json`` (``label_reference``,
+  with its SRE from the identity); when it fits cleanly and lies over 1 mm from the identity, ``case.json`` says
+  so (``note``).
 * ``reference="labels"`` makes the label-derived reference the ground truth instead (TRUS labels needed; any
   grids).
 * The MR surface (for SRE) comes from the MR gland label by marching cubes when the case is loaded.

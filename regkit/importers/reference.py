@@ -221,7 +221,7 @@ def reference_from_surfaces(mr_surface, us_surface, landmarks: Landmarks | None 
                             mr_label: sitk.Image | None = None, us_label: sitk.Image | None = None,
                             landmark_channels: int | None = None,
                             thresholds: ReferenceThresholds = DEFAULT_THRESHOLDS,
-                            huber_mm: float = 1.0, sample: int = 3000) -> Reference:
+                            huber_mm: float = 1.0, sample: int = 3000, search: bool = True) -> Reference:
     """The rigid reference from two gland surfaces (and landmarks), with its quality (see the module docstring).
 
     Parameters
@@ -242,6 +242,9 @@ def reference_from_surfaces(mr_surface, us_surface, landmarks: Landmarks | None 
         Where flags are raised.
     huber_mm : float
         Surface residuals beyond this count linearly in the fit (robustness to outliers).
+    search : bool
+        False: refine from the identity only, without the orientation search and the mirror test (a quick check
+        of pairs said to be aligned; landmarks, when ≥ 3, still start the fit).
     sample : int
         MR surface points used by the fit (all are used for the reported distances).
     """
@@ -269,7 +272,7 @@ def reference_from_surfaces(mr_surface, us_surface, landmarks: Landmarks | None 
         best_score = problem.score(np.eye(4))
     else:
         problem = FitProblem(mr, us, lm_f, lm_m, huber_mm, sample)
-        init = fit_rigid(lm_f, lm_m).matrix if method == "landmarks+surfaces" else None
+        init = fit_rigid(lm_f, lm_m).matrix if method == "landmarks+surfaces" else None if search else np.eye(4)
         best, second, tried = fit_surfaces(problem, init, runner_up=method == "surfaces")
         orientation = None
         if second is not None and second.score <= best.score * (1 + thresholds.ambiguity_margin):
@@ -298,7 +301,8 @@ def reference_from_surfaces(mr_surface, us_surface, landmarks: Landmarks | None 
                     f"{100 * thresholds.ambiguity_margin:.0f}%): the glands' shapes do not decide it; check the "
                     "overlays, or add landmarks")
         # the mirror image: a rigid transform cannot flip, so fit MR mirrored through its centroid
-        centre = problem.mr_points.mean(axis=0)
+        centre = problem.mr_points.mean(axis=0) if search else None
+    if method != "identity" and search:
         s = mirror_matrix(centre)
         mirrored = FitProblem(GlandSurface(mirror(mr.points, centre)), problem.us, mirror(lm_f, centre), lm_m,
                             huber_mm, sample)
