@@ -225,7 +225,7 @@ def test_compare_runs_on_the_imported_cases(imported, tmp_path):
     assert np.allclose(identity["final_sre"], 8.0, atol=0.05), identity
     assert np.isfinite(rows[rows["method"] == "mi"]["final_sre"]).all()
     with_targets = rows[rows["case"] == "Prostate-MRI-US-Biopsy-0001"]  # Target1 on both series: landmark TRE
-    assert with_targets["final_tre"].notna().all()
+    assert with_targets["landmark_tre_mm"].notna().all()
 
 
 # --------------------------------------------------------------------------- other layouts, options and bad inputs
