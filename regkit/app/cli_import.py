@@ -157,6 +157,42 @@ def uronav_cmd(src, out, split, registration, ignore_direction, mr_file, prefix,
          mr_file=mr_file, prefix=prefix)
 
 
+@import_group.command("tcia")
+@click.argument("src", type=click.Path(exists=True, file_okay=False))
+@click.argument("out", type=click.Path(file_okay=False))
+@click.option("--stls", "stl_dir", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Folder of the STL files, when they are not under SRC.")
+@click.option("--split", default="test", show_default=True, help="Split of every case.")
+@click.option("--trus-frame", type=click.Choice(["centred", "dicom"]), default="centred", show_default=True,
+              help="Frame of the TRUS surfaces: centred (the volume centred on the origin, as the public conversion "
+                   "script has it) or dicom (the TRUS as GDCM reads it). Not confirmed on real data: see the docs.")
+@click.option("--trus-spacing", default=None, metavar="X,Y,Z",
+              help="TRUS voxel size in mm (column, row, frame), overriding its DICOM tags.")
+@click.option("--skip-incomplete", is_flag=True,
+              help="Leave out patients lacking a series or a prostate STL (warned) instead of stopping.")
+@click.option("--prefix", default="", help="Prepended to every case id.")
+@click.option("--check", is_flag=True, help=CHECK_HELP)
+def tcia_cmd(src, out, stl_dir, split, trus_frame, trus_spacing, skip_incomplete, prefix, check):
+    """Import a TCIA Prostate-MRI-US-Biopsy download: DICOM series (NBIA or IDC folders) and the STL surfaces.
+
+    Each TRUS series with a prostate STL makes a case with its patient's MR; the labels are voxelised from the STLs
+    and the reference comes from the two prostate surfaces (targets on both series as landmarks).
+    """
+    from regkit.importers import import_tcia
+
+    spacing = None
+    if trus_spacing is not None:
+        try:
+            spacing = tuple(float(v) for v in trus_spacing.split(","))
+        except ValueError:
+            spacing = ()
+        if len(spacing) != 3:
+            raise click.BadParameter("give three numbers in mm, e.g. 0.2,0.2,0.2", param_hint="--trus-spacing")
+    _run(import_tcia, src, out, check, stl_dir=stl_dir, split=split, trus_frame=trus_frame, trus_spacing=spacing,
+         skip_incomplete=skip_incomplete, prefix=prefix)
+    click.echo(f"TRUS frame: {trus_frame} (an assumption, recorded in each case.json; see docs/your-own-data.md)")
+
+
 @click.command("inspect")
 @click.argument("dataset", type=click.Path(exists=True, file_okay=False))
 @click.option("--out", type=click.Path(file_okay=False), default=None,
