@@ -313,9 +313,10 @@ def parse_checkpoints(items) -> dict[str, str]:
 
 
 def _register_subcommands() -> None:
-    from regkit.app.cli_import import import_group
+    from regkit.app.cli_import import import_group, inspect_cmd
 
     main.add_command(import_group)
+    main.add_command(inspect_cmd)
 
 
 _register_subcommands()
