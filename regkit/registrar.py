@@ -19,7 +19,6 @@ FAILED = "failed"
 #: The registration ran, but its optimiser did not improve on the start, or stopped on its iteration limit
 #: far from convergence; its transform is kept (and counted in the tables), its status says it stalled.
 NOT_CONVERGED = "not converged"
-STATUSES = (OK, NOT_CONVERGED, FAILED)
 
 
 @dataclass
@@ -128,6 +127,10 @@ class MethodDeclaration:
         architecture can be trained with ``regkit train``.
     weights : tuple of str
         Bundled checkpoints (stems or ``.safetensors`` paths), in stage order; missing files are skipped.
+    claims : tuple of str
+        The arms this method is claimed to beat in the paper it reproduces (registry names; ``NAME@K`` is stage
+        ``K`` of a cascade, ``self``'s own name included): ``regkit compare --compare paper`` tests those whose
+        methods are in the run.
     source : str
         Who declared it: a distribution's name, or ``"local"`` (filled in by the registry).
     """
@@ -142,6 +145,7 @@ class MethodDeclaration:
     architecture: Any = None  # a network's name, or the architecture object itself
     variant: str | None = None
     weights: tuple[str, ...] = ()
+    claims: tuple[str, ...] = ()
     source: str = ""
 
     @property
