@@ -60,8 +60,8 @@ def register(fixed, moving, fixed_label=None, method: str = "mi", initial_transf
         Output folder: ``transform.tfm`` (ITK, read by 3D Slicer and ITK-SNAP), ``transform.txt`` (4×4),
         ``moving_resampled.nii.gz`` (the TRUS in MR space), ``overlay.png`` and ``result.json``.
     """
+    from regkit.app.overlays import overlay
     from regkit.evaluation.arguments import prepare_out
-    from regkit.evaluation.plots import overlay
     from regkit.registrar import check_results
     from regkit.registry import get_registrar
 
