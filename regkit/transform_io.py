@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from regkit.atomic import atomic_path
-from regkit.errors import InputError, itk_message
+from regkit.errors import InputError, check_path, itk_message
 from regkit.transform import RigidTransform
 
 ITK_SUFFIXES = (".tfm", ".h5", ".hdf5", ".mat")
@@ -58,7 +58,7 @@ def matrix_from_text(text: str, source: str | Path | None = None) -> np.ndarray:
 
 def read_matrix(path: str | Path) -> np.ndarray:
     """A 4×4 matrix from a text file (see :func:`matrix_from_text`), not yet checked to be rigid."""
-    path = Path(path)
+    path = check_path("the transform path", path)
     if not path.exists():
         raise InputError("the transform file does not exist", path)
     try:
@@ -199,8 +199,11 @@ def read_transform(path: str | Path) -> RigidTransform:
     * Text starting with ``(`` (``(Transform "EulerTransform")``...): an elastix TransformParameters file;
       a file it names in ``InitialTransformParameterFileName`` is read and composed too.
     * Any other text: a 4×4 (or 3×4) matrix.
+
+    Every number is checked to be finite, and the transform to be rigid (:class:`RigidTransform`), before anything
+    reaches ITK: ITK's own reader of a text transform crashes the process on a NaN.
     """
-    path = Path(path)
+    path = check_path("the transform path", path)
     if not path.exists():
         raise InputError("the transform file does not exist", path)
     if path.is_dir():
@@ -237,12 +240,18 @@ def read_transform(path: str | Path) -> RigidTransform:
 def read_text_or_fail(path: Path) -> str:
     if not path.exists():
         raise InputError("a transform file named in a parameter file does not exist", path)
-    return path.read_text()
+    try:
+        return path.read_text()
+    except UnicodeDecodeError:
+        raise InputError("a transform file named in a parameter file is not text (an elastix parameter file is)",
+                         path, "name the elastix TransformParameters file of the initial transform") from None
 
 
 def _read_itk(path: Path) -> RigidTransform:
     import SimpleITK as sitk
 
+    if path.suffix.lower() not in (".h5", ".hdf5", ".mat"):
+        _check_itk_text(path)
     try:
         tx = sitk.ReadTransform(str(path))
     except RuntimeError as exc:
@@ -253,6 +262,32 @@ def _read_itk(path: Path) -> RigidTransform:
     if path.suffix.lower() not in (".h5", ".hdf5", ".mat"):
         _check_itk_text_parameters(path, tx)
     return RigidTransform.from_sitk(tx, source=str(path))
+
+
+def _check_itk_text(path: Path) -> None:
+    """A text ITK transform file holds a ``Transform:`` line and, on its ``Parameters:`` and ``FixedParameters:``
+    lines, finite numbers only: ITK's reader crashes the process (a segmentation fault) on ``nan`` or ``inf``."""
+    fix = "write the transform again (e.g. with SimpleITK.WriteTransform), with finite numbers"
+    try:
+        lines = path.read_text().splitlines()
+    except UnicodeDecodeError:
+        raise InputError("the ITK transform file is not text (a .tfm/.txt ITK transform is)", path,
+                         "give a text .tfm, or an ITK .h5/.mat file with its own suffix") from None
+    if not any(line.startswith("Transform:") for line in lines):
+        raise InputError("not an ITK transform file: it has no 'Transform:' line", path, fix)
+    for number, line in enumerate(lines, 1):
+        key, _, values = line.partition(":")
+        if key.strip() not in ("Parameters", "FixedParameters"):
+            continue
+        for token in values.split():
+            try:
+                value = float(token)
+            except ValueError:
+                raise InputError(f"line {number} of the ITK transform file ({key.strip()}) holds {token!r}, which is "
+                                 "not a number", path, fix) from None
+            if not math.isfinite(value):
+                raise InputError(f"line {number} of the ITK transform file ({key.strip()}) holds {token!r}: a "
+                                 "transform's parameters must be finite numbers", path, fix)
 
 
 def _check_itk_text_parameters(path: Path, transform) -> None:

@@ -13,6 +13,7 @@ import SimpleITK as sitk
 from regkit.case import Case
 from regkit.errors import InputError
 from regkit.image import ImageGeometry, read_image, write_image
+from regkit.image_checks import check_image
 from regkit.registrar import RegistrationResult
 from regkit.transform import RigidTransform
 from regkit.transform_io import read_transform, write_transform
@@ -78,7 +79,7 @@ def register(fixed, moving, fixed_label=None, method: str = "mi", initial_transf
     def load(x, what):
         if x is not None and not isinstance(x, sitk.Image | str | Path):
             raise InputError(f"the {what} must be a file path or a SimpleITK image, got {type(x).__name__}")
-        return x if isinstance(x, sitk.Image) or x is None else read_image(x, what)
+        return check_image(x, what) if isinstance(x, sitk.Image) else None if x is None else read_image(x, what)
 
     keyword = "initial_transform"
     if "init" in options:
