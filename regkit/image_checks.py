@@ -244,7 +244,7 @@ def _text_header(path: Path, last_key: str | None) -> list[tuple[str, str]]:
             break
         m = re.match(r"^\s*([\w ]+?)\s*(=|:=|:)\s*(.*?)\s*$", line)
         if m:
-            pairs.append((m.group(1).strip().lower(), m.group(3)))
+            pairs.append((m.group(1).strip(), m.group(3)))
             if last_key is not None and m.group(1).strip().lower() == last_key.lower():
                 break
     return pairs
@@ -279,7 +279,7 @@ def _check_nifti_geometry(header: bytes, path: Path, what: str) -> None:
     qform_code, sform_code = struct.unpack_from(order + code_fmt, header, code_at)
     spatial = pixdim[1:1 + min(len(layout.dim), 3)]
     if not np.all(np.isfinite(spatial)) or np.any(spatial <= 0):
-        _refuse_header(what, path, "the voxel size pixdim[1..3] =", spatial, "a voxel size is positive and finite",
+        _refuse_header(what, path, "the voxel spacing pixdim[1..3] =", spatial, "a voxel size is positive and finite",
                        "read it as 1 mm")
     quatern = np.array(struct.unpack_from(order + quat_fmt, header, quat_at), dtype=float)
     if qform_code > 0 and not np.all(np.isfinite(quatern)):
@@ -299,35 +299,38 @@ def _check_nifti_geometry(header: bytes, path: Path, what: str) -> None:
             _refuse_header(what, path, "the sform (srow_x, y, z) =", srow, "its axes are not perpendicular (shear)",
                            "replace it by the qform's orientation")
         if len(spatial) == 3 and np.abs(scales / spatial - 1).max() > _SFORM_TOLERANCE:
-            raise InputError(f"the {what}'s header gives two voxel sizes: pixdim[1..3] = {_vec(spatial)} mm, and its "
-                             f"sform scales {_vec(scales)} mm; readers differ on which to use", path, REWRITE)
+            raise InputError(f"the {what}'s header gives two voxel spacings: pixdim[1..3] = {_vec(spatial)} mm, and "
+                             f"its sform (direction × spacing) scales {_vec(scales)} mm; readers differ on which to "
+                             "use", path, REWRITE)
 
 
 def _check_metaimage_geometry(pairs: list[tuple[str, str]], path: Path, what: str) -> None:
     for key, text in pairs:
-        if key in ("elementspacing", "elementsize", "offset", "origin", "position", "transformmatrix", "rotation",
-                   "orientation"):
+        if key.lower() in ("elementspacing", "elementsize", "offset", "origin", "position", "transformmatrix",
+                           "rotation", "orientation"):
             values = _header_numbers(text, key, path, what)
             if not np.all(np.isfinite(values)):
                 _refuse_header(what, path, f"{key} =", values, "it holds NaN or infinite values",
                                "read them as 0 (or refuse the file)")
-            if key in ("elementspacing", "elementsize") and np.any(values <= 0):
-                _refuse_header(what, path, f"{key} =", values, "a voxel size is positive", "read another size")
+            if key.lower() in ("elementspacing", "elementsize") and np.any(values <= 0):
+                _refuse_header(what, path, f"the voxel spacing {key} =", values, "a voxel size is positive",
+                               "read another size")
 
 
 def _check_nrrd_geometry(pairs: list[tuple[str, str]], path: Path, what: str) -> None:
-    fields = dict(pairs)
+    fields = {key.lower(): value for key, value in pairs}
     if fields.get("dimension", "").strip() != "3":  # a vector or 4-D image: the reader's checks name it
         return
     if "spacings" in fields:
         values = _header_numbers(fields["spacings"], "spacings", path, what)
         if not np.all(np.isfinite(values)) or np.any(values <= 0):
-            _refuse_header(what, path, "spacings", values, "a voxel size is positive and finite", "read it as 1 mm")
+            _refuse_header(what, path, "the voxel spacing", values, "a voxel size is positive and finite",
+                           "read it as 1 mm")
     if "space directions" in fields:
         text = fields["space directions"]
         if "none" in text.lower():
             raise InputError(f"the {what}'s header gives space directions {text!r}: a 3-D volume has a direction "
-                             "for each axis; ITK would read 1 mm without a word", path, REWRITE)
+                             "and a voxel spacing for each axis; ITK would read 1 mm without a word", path, REWRITE)
         values = _header_numbers(text, "space directions", path, what)
         if not np.all(np.isfinite(values)):
             _refuse_header(what, path, "space directions", values, "they hold NaN or infinite values",
@@ -391,7 +394,8 @@ def check_geometry(image: sitk.Image, what: str = "image", path: str | Path | No
     error = np.abs(direction.T @ direction - np.eye(3)).max()
     if error > DIRECTION_TOLERANCE:
         norms = np.linalg.norm(direction, axis=0)
-        kind = "scaling" if np.abs(norms - 1).max() > DIRECTION_TOLERANCE else "shear"
+        axes = direction / np.where(norms > 0, norms, 1)
+        kind = "scaling" if np.abs(axes.T @ axes - np.eye(3)).max() <= DIRECTION_TOLERANCE else "shear"
         raise InputError(f"the {what}'s direction matrix is not a rotation: it holds {kind} (DᵀD differs from I by "
                          f"{error:.3g}; its columns have lengths {_vec(norms)})", path,
                          "give an orthonormal direction (a voxel's size belongs in the spacing, and regkit reads no "

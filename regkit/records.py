@@ -183,17 +183,35 @@ def read_table(path: str | Path, what: str, columns: Mapping[str, Kind], *, opti
 
 
 def _column(cells, name: str, kind: Kind, what: str, path: Path, fix: str):
-    import pandas as pd
+    """One column of text cells as numbers (float, or int64 for ``"whole"``), or an error naming the first bad one."""
+    import numpy as np
 
-    stripped = cells.str.strip()
-    values = pd.to_numeric(stripped.where(stripped != ""), errors="coerce")
-    bad = values.isna() & (stripped != "") & ~stripped.str.lower().isin(["nan", "+nan", "-nan"])
-    if kind == "whole":
-        bad |= stripped == ""
-        bad |= values.notna() & ((values % 1 != 0) | ~values.abs().lt(2 ** 53))
+    text = np.char.strip(cells.to_numpy(dtype=str))
+    empty = text == ""
+    try:
+        values = np.where(empty, "nan", text).astype(float)
+    except ValueError:
+        values = None
+    if kind == "whole" and values is not None:
+        bad = empty | ~np.isfinite(values) | (np.abs(values) >= 2 ** 53)
+        bad[~bad] = values[~bad] % 1 != 0
+    else:
+        bad = np.zeros(len(text), bool)
+    if values is None:  # find the first cell that is not a number
+        bad = np.array([not _is_number(t) for t in text])
     if bad.any():
-        row = int(bad.to_numpy().nonzero()[0][0])
+        row = int(np.flatnonzero(bad)[0])
         words = "a whole number" if kind == "whole" else "a number (or nothing)"
         raise InputError(f"the {what}'s column {name!r} holds {cells.iloc[row]!r} on line {row + 2}, where {words} "
                          "belongs", path, fix)
-    return values.astype("int64") if kind == "whole" else values.astype(float)
+    return values.astype("int64") if kind == "whole" else values
+
+
+def _is_number(text: str) -> bool:
+    if not text:
+        return True
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True

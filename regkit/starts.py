@@ -228,7 +228,7 @@ def starts_from_frame(frame, source: str | None = None) -> list[Start]:
 def write_starts(starts: list[Start], path: str | Path) -> Path:
     """Save a test set of starts as CSV (one row per start, the 4×4 matrix in 16 columns, full precision)."""
     path = check_path("the starts path", path)
-    if isinstance(starts, str | bytes) or not all(isinstance(s, Start) for s in starts):
+    if not isinstance(starts, list | tuple) or not all(isinstance(s, Start) for s in starts):
         raise InputError("write_starts takes a list of Start objects (from make_starts or read_starts)", path)
     with atomic_path(path) as tmp:
         starts_to_frame(starts).to_csv(tmp, index=False, float_format="%.17g")

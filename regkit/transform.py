@@ -191,7 +191,8 @@ class RigidTransform:
             bottom = np.broadcast_to([0.0, 0.0, 0.0, 1.0], m.shape[:-2] + (1, 4))
             m = np.concatenate([m, bottom], axis=-2)
         if m.shape[-2:] != (4, 4):
-            raise InputError(f"expected 4×4 matrices, got shape {m.shape}", source)
+            raise InputError(f"a transform matrix must be 4×4 (or 3×4, or a batch of these), got shape {m.shape}",
+                             source, "give a numpy array of shape (4, 4)")
         _check_rigid(m, tolerance, source)
         if orthonormalize:
             m = _orthonormalize(m)
@@ -404,7 +405,8 @@ def fit_rigid(source_points: np.ndarray, target_points: np.ndarray) -> RigidTran
     if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
         raise InputError("fit_rigid's points hold NaN or infinite coordinates")
     if a.shape != b.shape or a.ndim != 2 or a.shape[1] != 3 or len(a) < 3:
-        raise InputError(f"fit_rigid needs two (N, 3) arrays with N ≥ 3, got {a.shape} and {b.shape}")
+        raise InputError(f"fit_rigid's source_points and target_points must be two (N, 3) arrays with N ≥ 3, got "
+                         f"shapes {a.shape} and {b.shape}")
     ca, cb = a.mean(0), b.mean(0)
     h = (a - ca).T @ (b - cb)
     u, _, vt = np.linalg.svd(h)

@@ -102,10 +102,14 @@ def _values(pmap: dict, key: str, source: str | None) -> list[str]:
 def _numbers(pmap: dict, key: str, source: str | None) -> np.ndarray:
     values = _values(pmap, key, source)
     try:
-        return np.array([float(v) for v in values])
+        numbers = np.array([float(v) for v in values])
     except ValueError:
         raise InputError(f"the elastix parameter ({key} ...) holds a value that is not a number: {values}", source,
                          "repair the parameter file (elastix writes numbers there)") from None
+    if not np.all(np.isfinite(numbers)):
+        raise InputError(f"the elastix parameter ({key} ...) holds NaN or infinite values: {values}", source,
+                         "give a transform of finite numbers")
+    return numbers
 
 
 def transform_from_elastix_map(pmap: dict, source: str | None = None) -> RigidTransform:
@@ -230,21 +234,23 @@ def read_transform(path: str | Path) -> RigidTransform:
             if ipath.resolve() in seen:
                 raise InputError("the elastix initial-transform chain loops", path)
             seen.add(ipath.resolve())
-            ipmap = parse_elastix_text(read_text_or_fail(ipath), str(ipath))
+            ipmap = parse_elastix_text(read_text_or_fail(ipath, path), str(ipath))
             chain.insert(0, ipmap)
             init = ipmap.get("InitialTransformParameterFileName", ["NoInitialTransform"])[0]
         return transform_from_elastix_maps(chain, str(path))
     return parse_matrix_text(text, str(path))
 
 
-def read_text_or_fail(path: Path) -> str:
+def read_text_or_fail(path: Path, named_by: Path | None = None) -> str:
+    """The text of an elastix parameter file that ``named_by`` names as its initial transform."""
+    by = f" that {named_by.name} names as its InitialTransformParameterFileName" if named_by else ""
     if not path.exists():
-        raise InputError("a transform file named in a parameter file does not exist", path)
+        raise InputError(f"the transform file{by} does not exist", path)
     try:
         return path.read_text()
     except UnicodeDecodeError:
-        raise InputError("a transform file named in a parameter file is not text (an elastix parameter file is)",
-                         path, "name the elastix TransformParameters file of the initial transform") from None
+        raise InputError(f"the transform file{by} is not text (an elastix parameter file is)", path,
+                         "name the elastix TransformParameters file of the initial transform") from None
 
 
 def _read_itk(path: Path) -> RigidTransform:
