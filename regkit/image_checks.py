@@ -304,10 +304,13 @@ def _check_nifti_geometry(header: bytes, path: Path, what: str) -> None:
                              "use", path, REWRITE)
 
 
+_METAIMAGE_GEOMETRY = ("elementspacing", "elementsize", "offset", "origin", "position", "transformmatrix", "rotation",
+                       "orientation")  # in the order they are checked: spacing, origin, direction
+
+
 def _check_metaimage_geometry(pairs: list[tuple[str, str]], path: Path, what: str) -> None:
-    for key, text in pairs:
-        if key.lower() in ("elementspacing", "elementsize", "offset", "origin", "position", "transformmatrix",
-                           "rotation", "orientation"):
+    for key, text in sorted(pairs, key=lambda kv: (_METAIMAGE_GEOMETRY + (kv[0].lower(),)).index(kv[0].lower())):
+        if key.lower() in _METAIMAGE_GEOMETRY:
             values = _header_numbers(text, key, path, what)
             if not np.all(np.isfinite(values)):
                 _refuse_header(what, path, f"{key} =", values, "it holds NaN or infinite values",

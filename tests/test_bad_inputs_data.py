@@ -104,8 +104,8 @@ def cli(*args) -> object:
 
 
 def names_all(text, needles: tuple[str, ...]) -> bool:
-    """Every needle is in the text (case and white space aside); ``a|b`` is either."""
-    text = " ".join(str(text).split()).lower()
+    """Every needle is in the text before its fix (case and white space aside); ``a|b`` is either."""
+    text = " ".join(str(text).split()).lower().split(" fix: ")[0]
     return all(any(n.lower() in text for n in needle.split("|")) for needle in needles)
 
 
@@ -209,7 +209,8 @@ def geometry_spoils() -> list[Spoil]:
                                                         (inf, "spacing"))]
     values += [("origin", v, needle)
                for v, needle in ((nan, "NaN"), (-inf, "NaN or infinite"), (1e9, "from the scanner"))]
-    values += [("direction", v, "direction") for v in ("scaled", "sheared", "nan")]
+    values += [("direction", v, "direction") for v in ("scaled", "sheared")]
+    values += [("direction", "nan", "direction|NaN")]  # SimpleITK writes such a MetaImage's Offset as NaN too
     values += [("size", v, "single slice|is 2-D") for v in ("single slice",)]
     out = []
     for k, (field, value, needle) in enumerate(values):
@@ -217,7 +218,8 @@ def geometry_spoils() -> list[Spoil]:
         if field in ("spacing", "origin"):
             def make(im, f=field, a=axis, v=value):
                 return _with(im, **{f: _axis(getattr(im, f"Get{f.capitalize()}")(), a, v)})
-            out.append(Spoil(f"{field}[{'xyz'[axis]}]={value:g}", make, (needle,)))
+            formats = (".nii.gz", ".mha", ".nrrd") if field == "spacing" else (".nii.gz", ".mha")
+            out.append(Spoil(f"{field}[{'xyz'[axis]}]={value:g}", make, (needle,), formats))
         elif field == "direction":
             m = np.eye(3)
             if value == "scaled":
