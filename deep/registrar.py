@@ -185,6 +185,11 @@ class DeepRegistrar(RegistrarBase):
             self.networks.append(net)
             self.configs.append(cfg)
 
+    @property
+    def ran_with(self) -> dict:
+        """What this registrar runs with, its ``"auto"`` settings resolved: recorded in a comparison's run.json."""
+        return {"precision": self.precision, "device": str(self.device)}
+
     @classmethod
     def parameter_count(cls, architecture: str | Architecture = "attention_reg", **_) -> int:
         """The registry's hook (:func:`regkit.registry.parameter_count`): the parameters of one stage's network,

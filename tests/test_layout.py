@@ -160,8 +160,16 @@ def test_regkit_is_the_only_top_level_name_when_installed(tmp_path):
 
 @pytest.mark.slow
 def test_the_wheel_holds_one_top_level_package(tmp_path):
+    import shutil
+
+    src = tmp_path / "src"  # a copy: building in the checkout would leave build/ and *.egg-info there
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md", "regkit", "baselines", "deep", "evaluation"):
+        copy = shutil.copytree if (ROOT / name).is_dir() else shutil.copy
+        copy(ROOT / name, src / name, **({"ignore": shutil.ignore_patterns("__pycache__")}
+                                         if (ROOT / name).is_dir() else {}))
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w",
-                    str(tmp_path), str(ROOT)], check=True, capture_output=True)
+                    str(tmp_path), str(src)], check=True, capture_output=True)
     wheel, = tmp_path.glob("regkit-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     tops = {n.split("/")[0] for n in names}
