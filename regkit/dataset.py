@@ -156,17 +156,17 @@ def read_case_metadata(path: str | Path) -> dict:
     return read_json(path, "case's metadata", CASE_FIELDS, fix="repair it, or remove it")
 
 
-def read_manifest(path: str | Path) -> dict:
+def read_manifest(path: str | Path, fix: str = "repair it (see regkit.dataset for the layout), or write it again"
+                  ) -> dict:
     """The checked ``dataset.json`` at ``path``: a JSON object of format :data:`FORMAT_VERSION` (a manifest
     written by hand may leave ``regkit_dataset`` out), with a ``splits`` object of lists of case ids, a ``cases``
-    object of ``{role: path}`` objects and a textual ``name``."""
+    object of ``{role: path}`` objects and a textual ``name``; ``fix`` is the advice for a damaged one."""
     path = Path(path)
     doc = read_json(path, "manifest", MANIFEST_FIELDS, required=("splits",), version_key="regkit_dataset",
-                    version=FORMAT_VERSION, fix="repair it (see regkit.dataset for the layout), or write it again")
+                    version=FORMAT_VERSION, fix=fix)
     for split, ids in doc["splits"].items():
         if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
-            raise InputError(f"split {split!r} must be a list of case ids", path,
-                             f'write "{split}": ["case000", ...]')
+            raise InputError(f"split {split!r} must be a list of case ids", path, f'write "{split}": ["case000", ...]')
     return doc
 
 

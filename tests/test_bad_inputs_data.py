@@ -477,17 +477,32 @@ MANIFESTS = _manifest_variants()
 CASE_JSONS = _case_json_variants()
 
 
+def import_into(dst: Path, needles: tuple[str, ...], tiny: Path) -> None:
+    """``regkit import paired`` of the tiny case into ``dst``, an existing dataset folder: refused."""
+    src = tiny / "paired"
+    if not src.exists():
+        for role, folder in (("mr", "mr_images"), ("trus", "us_images"), ("mr_label", "mr_labels")):
+            (src / folder).mkdir(parents=True)
+            shutil.copy(case_file(tiny / "data", role), src / folder / "case000.nii.gz")
+    assert_named_cli(cli("import", "paired", src, dst, "--geometry", "header"), needles, "regkit import (into)")
+
+
 @pytest.mark.parametrize("name,content,needle", MANIFESTS, ids=[v[0] for v in MANIFESTS])
-def test_a_damaged_manifest_is_named(name, content, needle, data, tmp_path):
+def test_a_damaged_manifest_is_named(name, content, needle, data, tiny, tmp_path):
     (data / "dataset.json").write_bytes(content)
-    through_dataset(data, ("dataset.json", "manifest", needle), tmp_path)
+    needles = ("dataset.json", "manifest", needle)
+    through_dataset(data, needles, tmp_path)
+    import_into(data, needles, tiny)
     assert (data / "dataset.json").read_bytes() == content
 
 
 @pytest.mark.parametrize("name,content,needle", CASE_JSONS, ids=[v[0] for v in CASE_JSONS])
-def test_a_damaged_case_json_is_named(name, content, needle, data, tmp_path):
+def test_a_damaged_case_json_is_named(name, content, needle, data, tiny, tmp_path):
     (data / "case000" / "case.json").write_bytes(content)
-    through_dataset(data, ("case.json", "metadata", needle), tmp_path)
+    needles = ("case.json", "metadata", needle)
+    through_dataset(data, needles, tmp_path)
+    import_into(data, needles, tiny)
+    assert (data / "case000" / "case.json").read_bytes() == content
 
 
 def _checkpoint_variants():
