@@ -168,12 +168,16 @@ class ImageGeometry:
         if self.size != other.size:
             return f"size {other.size} differs from {self.size}"
         if not np.allclose(self.spacing, other.spacing, atol=tolerance, rtol=tolerance):
-            return f"spacing {tuple(other.spacing)} differs from {tuple(self.spacing)}"
+            return f"spacing {_shown(other.spacing)} differs from {_shown(self.spacing)}"
         if not np.allclose(self.origin, other.origin, atol=max(tolerance, 1e-3 * self.spacing.min())):
-            return f"origin {tuple(other.origin)} differs from {tuple(self.origin)}"
+            return f"origin {_shown(other.origin)} differs from {_shown(self.origin)}"
         if not np.allclose(self.direction, other.direction, atol=tolerance):
             return "direction cosines differ"
         return None
+
+
+def _shown(values: np.ndarray) -> str:
+    return "(" + ", ".join(f"{v:.6g}" for v in values) + ")"
 
 
 def make_image(

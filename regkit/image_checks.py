@@ -417,16 +417,18 @@ def check_label(label: sitk.Image, what: str = "label", path: str | Path | None 
     a = sitk.GetArrayViewFromImage(label)
     if np.issubdtype(a.dtype, np.complexfloating):
         raise InputError(f"the {what} holds complex values; a label is 0/1", path, "write the label as 0/1 integers")
-    inside = a == 1
-    if not np.all(inside | (a == 0)):
+    fractions = np.issubdtype(a.dtype, np.floating) and not np.all((a == 0) | (a == 1))
+    if a.size and (a.min() < 0 or a.max() > 1 or fractions):
         raise InputError(*_not_binary(a, what, path))
-    count = int(inside.sum())
+    count = int(np.count_nonzero(a))
     if count == 0:
         raise InputError(f"the {what} is empty", path, "give the prostate label of this image (voxels of value 1)")
     if count == a.size:
         raise InputError(f"every voxel of the {what} is 1: it marks the whole image, not the prostate", path,
                          "give the prostate label of this image (1 inside the gland, 0 elsewhere)")
-    pieces, n = ndimage.label(inside, structure=np.ones((3, 3, 3), bool))
+    box = tuple(slice(int(k[0]), int(k[-1]) + 1) for k in (np.flatnonzero(a.any(axis=other))
+                                                            for other in ((1, 2), (0, 2), (0, 1))))
+    pieces, n = ndimage.label(a[box] != 0, structure=np.ones((3, 3, 3), bool))  # in its bounding box
     if n > 1:
         largest = int(np.bincount(pieces.ravel())[1:].max())
         if largest < LABEL_LARGEST_PIECE * count:

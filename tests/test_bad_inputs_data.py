@@ -325,6 +325,17 @@ def test_header_geometry_itk_would_replace_is_named(spoil, role, data, tmp_path)
         through_register(data, needles, tmp_path)
 
 
+def test_a_trus_far_from_the_mapped_prostate_names_the_image_as_well_as_the_ground_truth(data, tmp_path):
+    """A TRUS whose origin is 5 m off (finite, so no geometry check can tell): the ground truth then maps the MR
+    prostate outside it, and the error says where the prostate lands, where the TRUS lies, and which file to check."""
+    for role in ("trus", "trus_label"):
+        image = sitk.ReadImage(str(case_file(data, role)))
+        image.SetOrigin(tuple(np.array(image.GetOrigin()) + [5000.0, 0.0, 0.0]))
+        replace_image(data, role, image)
+    needles = ("maps the MR prostate entirely outside the TRUS volume", "trus.nii.gz", "spans x [49")
+    through_dataset(data, needles, tmp_path)
+
+
 # ============================================================================================== labels
 def _halves(lab: np.ndarray, parts: int) -> np.ndarray:
     """The label's voxels numbered 1..parts by slab along x (a multi-label segmentation)."""
