@@ -186,7 +186,7 @@ class MIRegistrar(RegistrarBase):
 
         from regkit.baselines.elastix import itk_module
 
-        itk_module()  # pay ITK's ~11 s start-up here, once per process, not inside a timed registration
+        itk_module()  # pay ITK's start-up (~2 s) here, once per process, not inside a timed registration
 
     def _register(self, case: Case, initial: RigidTransform) -> tuple[RigidTransform, dict]:
         from regkit.baselines import elastix as ex

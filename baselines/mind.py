@@ -241,7 +241,7 @@ class MINDRegistrar(RegistrarBase):
 
         from regkit.baselines.elastix import itk_module
 
-        itk_module()  # pay ITK's ~11 s start-up here, once per process, not inside a timed registration
+        itk_module()  # pay ITK's start-up (~2 s) here, once per process, not inside a timed registration
 
     def __getstate__(self) -> dict:
         return {**self.__dict__, "_fixed_cache": {}}  # a registrar sent to a worker leaves its cache behind

@@ -38,10 +38,17 @@ def benchmark_path() -> Path:
 
 
 @contextmanager
-def _locked(path: Path):
+def _locked(path: Path, show_progress: bool = True):
     path.mkdir(parents=True, exist_ok=True)
     with open(path / ".lock", "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            from regkit.progress import note
+
+            note(f"waiting for another process that is writing the built-in benchmark ({path})...",
+                 disable=not show_progress)
+            fcntl.flock(fh, fcntl.LOCK_EX)
         try:
             yield
         finally:
@@ -57,7 +64,7 @@ def builtin_benchmark(splits: tuple[str, ...] | list[str] | None = None, workers
     full = benchmark_splits()
     path = benchmark_path()
     workers = workers or min(2, os.cpu_count() or 1)
-    with _locked(path):
+    with _locked(path, show_progress):
         have = set()
         manifest = path / "dataset.json"
         if manifest.exists():

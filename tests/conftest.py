@@ -67,7 +67,7 @@ def itk_loaded():
 
 
 def pytest_collection_modifyitems(config, items):
-    """Tests that start ITK/elastix (~11 s once per process) are slow by definition: `-m "not slow"` skips them."""
+    """Tests that start ITK/elastix (seconds, once per process) are slow by definition: `-m "not slow"` skips them."""
     for item in items:
         if "itk_loaded" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.slow)

@@ -51,6 +51,9 @@ def main():
     Transforms map fixed (MR) points to moving (TRUS) points, in LPS millimetres. Without --data, commands use
     the built-in synthetic benchmark (rendered and cached on first use).
     """
+    from regkit.progress import note_slow_imports
+
+    note_slow_imports()
 
 
 @main.command("list")
