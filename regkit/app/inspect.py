@@ -39,9 +39,7 @@ def inspect_dataset(path: str | Path, out: str | Path | None = None, cases: list
                     overlays: bool = True) -> tuple[list[dict], Path]:
     """Write an overlay per case into ``out`` (default ``DATASET/check/``) and return the report rows (from each
     case's ``case.json``) and the overlay folder. The import report ``import_report.csv`` is rewritten too."""
-    import json
-
-    from regkit.dataset import load_dataset
+    from regkit.dataset import load_dataset, read_case_metadata
     from regkit.importers.writing import reference_row, write_import_report
 
     ds = load_dataset(path)
@@ -51,7 +49,7 @@ def inspect_dataset(path: str | Path, out: str | Path | None = None, cases: list
     rows = []
     for cid in cases or ds.case_ids():
         meta_path = ds.root / cid / "case.json"
-        meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+        meta = read_case_metadata(meta_path) if meta_path.exists() else {}
         rows.append(reference_row(cid, split_of.get(cid, ""), meta))
         if overlays:
             case = ds.load(cid)
