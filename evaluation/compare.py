@@ -31,6 +31,7 @@ from regkit.evaluation.arguments import one_run_per_folder
 from regkit.evaluation.execution import DaskPool, LocalPool, Task, crashed_row, in_process, run_task, setup_registrar
 from regkit.evaluation.faults import JOURNAL_NAME, CrashJournal
 from regkit.evaluation.method_specs import MethodSpec, parse_methods
+from regkit.evaluation.provenance import read_record
 from regkit.evaluation.store import ResultStore
 from regkit.sre import sre
 from regkit.starts import InitSpec, Start, make_starts, parse_init, read_starts, write_starts
@@ -183,7 +184,7 @@ def _load_or_make_starts(out: Path, cases, inits: list[InitSpec], per_case: int,
     """The run's starts, drawn (or read from ``starts_file``) and saved as ``OUT/starts.csv``."""
     if starts_file is not None:
         ids = {c.case_id for c in cases}
-        starts = [s for s in read_starts(starts_file) if s.case in ids]
+        starts = [s for s in read_starts(starts_file, cases) if s.case in ids]
         if not starts:
             raise InputError("the starts file has no start for the chosen cases", starts_file)
     else:
@@ -198,10 +199,7 @@ def _check_same_methods(path: Path, specs: list[MethodSpec], settings: dict[str,
     resolved ``settings`` as before; settings that recorded nothing spoil nothing."""
     if not path.exists():
         return
-    try:
-        before = {m["label"]: m for m in json.loads(path.read_text()).get("methods", [])}
-    except (json.JSONDecodeError, AttributeError):
-        return
+    before = {m["label"]: m for m in read_record(path).get("methods", [])}
     for s in specs:
         m = before.get(s.label)
         if m is None or not isinstance(s.registrar, str) or s.label not in with_rows:

@@ -83,9 +83,9 @@ def builtin_benchmark(splits: tuple[str, ...] | list[str] | None = None, workers
         have = set()
         manifest = path / "dataset.json"
         if manifest.exists():
-            import json
+            from regkit.dataset import read_manifest
 
-            have = set(json.loads(manifest.read_text()).get("splits", {}))
+            have = set(read_manifest(manifest)["splits"])
         keep = {s: full[s] for s in SPLITS if s in have or s in want}
         # case seeds follow the case's index in the full benchmark, so partial renders agree with full ones
         return synth_dataset(path, sum(BENCHMARK_SIZES.values()), seed=BENCHMARK_SEED, splits=keep,

@@ -12,6 +12,7 @@ import SimpleITK as sitk
 from regkit.case import Case
 from regkit.errors import InputError
 from regkit.image import read_image, write_image
+from regkit.image_checks import check_image
 from regkit.initial_alignment import ALIGNMENTS, SPELLINGS, initial_alignment
 from regkit.registrar import RegistrationResult
 from regkit.transform import RigidTransform
@@ -60,15 +61,15 @@ def register(fixed, moving, fixed_label=None, method: str = "mi", initial_transf
         Output folder: ``transform.tfm`` (ITK, read by 3D Slicer and ITK-SNAP), ``transform.txt`` (4×4),
         ``moving_resampled.nii.gz`` (the TRUS in MR space), ``overlay.png`` and ``result.json``.
     """
+    from regkit.app.overlays import overlay
     from regkit.evaluation.arguments import prepare_out
-    from regkit.evaluation.plots import overlay
     from regkit.registrar import check_results
     from regkit.registry import get_registrar
 
     def load(x, what):
         if x is not None and not isinstance(x, sitk.Image | str | Path):
             raise InputError(f"the {what} must be a file path or a SimpleITK image, got {type(x).__name__}")
-        return x if isinstance(x, sitk.Image) or x is None else read_image(x, what)
+        return check_image(x, what) if isinstance(x, sitk.Image) else None if x is None else read_image(x, what)
 
     keyword = "initial_transform"
     if "init" in options:

@@ -11,7 +11,6 @@ folder merges them.
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -30,7 +29,7 @@ class Manifest:
     """The manifest of ``dst``: existing entries kept, new cases added one by one, rewritten after each."""
 
     def __init__(self, root: Path, source: dict):
-        from regkit.dataset import MANIFEST, SPLITS
+        from regkit.dataset import MANIFEST, SPLITS, read_manifest
 
         self.root = root
         self.splits: dict[str, list[str]] = {s: [] for s in SPLITS}
@@ -38,14 +37,7 @@ class Manifest:
         self.name = root.name
         path = root / MANIFEST
         if path.exists():
-            try:
-                doc = json.loads(path.read_text())
-            except json.JSONDecodeError as exc:
-                raise InputError(f"the existing manifest is not valid JSON ({exc})", path,
-                                 "repair or remove it, or import into another folder") from None
-            if not isinstance(doc, dict) or not isinstance(doc.get("splits"), dict):
-                raise InputError("the existing manifest has no 'splits' object", path,
-                                 "repair or remove it, or import into another folder")
+            doc = read_manifest(path, fix="repair or remove it, or import into another folder")
             overrides = doc.get("cases", {}) or {}
             for split, ids in doc["splits"].items():
                 kept = [i for i in ids if isinstance(i, str) and (i in overrides or (root / i).is_dir())]
@@ -78,13 +70,14 @@ def check_existing(folder: Path, importer: str, source_key: str) -> bool:
     if not meta_path.exists():
         raise InputError("a folder of this case's name exists but holds no case.json (not written by an importer)",
                          folder, "remove it, import with a --prefix, or import into another folder")
-    try:
-        meta = json.loads(meta_path.read_text())
-    except json.JSONDecodeError:
-        meta = {}
-    if meta.get("importer") == importer and meta.get("source", {}).get("key") == source_key:
+    from regkit.dataset import read_case_metadata
+
+    meta = read_case_metadata(meta_path)
+    source = meta.get("source")
+    key = source.get("key") if isinstance(source, dict) else None
+    if meta.get("importer") == importer and key == source_key:
         return True
-    raise InputError(f"the case folder already holds a case from another source ({meta.get('source', {}).get('key')})",
+    raise InputError(f"the case folder already holds a case from another source ({key})",
                      folder, "import into another folder, or use a prefix for the case ids")
 
 
@@ -174,18 +167,23 @@ def write_import_report(dst: Path, splits: dict[str, list[str]]) -> list[dict]:
     rows = []
     for split, ids in splits.items():
         for case_id in ids:
-            path = dst / case_id / "case.json"
-            try:
-                meta = json.loads(path.read_text()) if path.exists() else {}
-            except json.JSONDecodeError:
-                meta = {}
-            rows.append(reference_row(case_id, split, meta))
+            rows.append(reference_row(case_id, split, metadata_or_nothing(dst / case_id / "case.json")))
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=REPORT_COLUMNS, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     write_text(dst / REPORT, buf.getvalue())
     return rows
+
+
+def metadata_or_nothing(path: Path) -> dict:
+    """A case's ``case.json`` for a report: {} when it is missing or damaged (loading the case names the damage)."""
+    from regkit.dataset import read_case_metadata
+
+    try:
+        return read_case_metadata(path) if path.exists() else {}
+    except InputError:
+        return {}
 
 
 def listing(folder: Path, limit: int = 12) -> str:
@@ -241,8 +239,7 @@ def reference_summary(dst: str | Path) -> dict | None:
     rows = []
     for split, ids in ds.splits.items():
         for case_id in ids:
-            path = ds.root / case_id / "case.json"
-            meta = json.loads(path.read_text()) if path.exists() else {}
+            meta = metadata_or_nothing(ds.root / case_id / "case.json")
             if (meta.get("reference") or {}).get("method"):
                 rows.append(reference_row(case_id, split, meta))
     if not rows:
