@@ -27,9 +27,12 @@ LANDMARK_NOTE = "physical centroids (LPS mm) of the label channels after the gla
 def _read_label_file(path: str | Path, what: str) -> sitk.Image:
     import SimpleITK as sitk
 
+    from regkit.image_checks import check_image_file
+
     path = Path(path)
     if not path.exists():
         raise InputError(f"the {what} file does not exist", path)
+    check_image_file(path, what)  # header geometry ITK would silently replace (regkit.image_checks)
     try:
         return sitk.ReadImage(str(path))
     except RuntimeError as exc:
