@@ -47,8 +47,10 @@ from collections.abc import Sequence
 import numpy as np
 import SimpleITK as sitk
 
+from regkit.baselines.masks import MovingMask
+from regkit.baselines.recipes import Preset
 from regkit.case import Case
-from regkit.registrar import RegistrarBase
+from regkit.registrar import RegistrarBase, Variant
 from regkit.transform import RigidTransform
 
 #: Named recipes; a preset sets every recipe option the caller leaves at its default.
@@ -165,11 +167,11 @@ class MIRegistrar(RegistrarBase):
     name = "mi"
     presets = PRESETS  # the recipes ``preset`` chooses from (resolved settings include them)
 
-    def __init__(self, fixed: str = "image", preset: str = "auto",
+    def __init__(self, fixed: Variant = "image", preset: Preset = "auto",
                  smoothing_mm: float | Sequence[float] | None = (4.0, 2.0, 1.0, 0.0),
                  iterations: int | tuple[int, ...] = (100, 100, 100, 150), spatial_samples: int = 2000,
                  histogram_bins: int = 32,
-                 mask_mm: float | None = 15.0, moving_mask: str = "auto", min_sigma_voxels: float = 0.5,
+                 mask_mm: float | None = 15.0, moving_mask: MovingMask = "auto", min_sigma_voxels: float = 0.5,
                  seed: int = 121212, threads: int | None = None, elastix: dict | None = None,
                  log_dir: str | None = None):
         settings = self.check_options(
@@ -182,7 +184,7 @@ class MIRegistrar(RegistrarBase):
 
         from regkit.baselines.elastix import itk_module
 
-        itk_module()  # pay ITK's ~11 s start-up here, once per process, not inside a timed registration
+        itk_module()  # pay ITK's start-up (~2 s) here, once per process, not inside a timed registration
 
     @staticmethod
     def check_options(*, fixed, preset, smoothing_mm, iterations, spatial_samples, histogram_bins, mask_mm,

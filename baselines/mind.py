@@ -45,9 +45,11 @@ from collections.abc import Sequence
 import numpy as np
 import SimpleITK as sitk
 
+from regkit.baselines.masks import MovingMask
+from regkit.baselines.recipes import Preset
 from regkit.case import Case
 from regkit.image import ImageGeometry
-from regkit.registrar import RegistrarBase
+from regkit.registrar import RegistrarBase, Variant
 from regkit.transform import RigidTransform
 
 
@@ -226,9 +228,9 @@ class MINDRegistrar(RegistrarBase):
     name = "mind"
     presets = PRESETS  # the recipes ``preset`` chooses from (resolved settings include them)
 
-    def __init__(self, fixed: str = "image", preset: str = "auto",
+    def __init__(self, fixed: Variant = "image", preset: Preset = "auto",
                  spacing_mm: float | Sequence[float] = (3.0, 1.5), radius: int = 1, dilation: int = 2,
-                 margin_mm: float = 20.0, mask_mm: float | None = 15.0, moving_mask: str = "auto",
+                 margin_mm: float = 20.0, mask_mm: float | None = 15.0, moving_mask: MovingMask = "auto",
                  iterations: int | Sequence[int] = (100, 150), spatial_samples: int = 500, seed: int = 121212,
                  threads: int | None = None, elastix: dict | None = None, log_dir: str | None = None):
         settings = self.check_options(
@@ -243,7 +245,7 @@ class MINDRegistrar(RegistrarBase):
 
         from regkit.baselines.elastix import itk_module
 
-        itk_module()  # pay ITK's ~11 s start-up here, once per process, not inside a timed registration
+        itk_module()  # pay ITK's start-up (~2 s) here, once per process, not inside a timed registration
 
     @staticmethod
     def check_options(*, fixed, preset, spacing_mm, radius, dilation, margin_mm, mask_mm, moving_mask, iterations,

@@ -165,7 +165,13 @@ def register_method(decl: MethodDeclaration) -> None:
     """Declare a method in this process (no packaging needed); re-declaring a local name replaces it.
 
     A method declared so runs in this process when a comparison runs it (see :func:`regkit.compare`): a crash in
-    its native code ends the caller's process (package it as an entry point to run it in worker processes)."""
+    its native code ends the caller's process (package it as an entry point to run it in worker processes).
+
+    Parameters
+    ----------
+    decl : MethodDeclaration
+        The method's declaration (name, factory, title, kind, capabilities, ...).
+    """
     if not isinstance(decl, MethodDeclaration):
         raise InputError(f"register_method takes a MethodDeclaration, got {type(decl).__name__}",
                          fix="use regkit.register_registrar(name, factory) for a class or factory")
@@ -181,7 +187,15 @@ def register_method(decl: MethodDeclaration) -> None:
 
 def register_registrar(name: str, factory: Callable[..., Registrar]) -> None:
     """Make a registrar class or factory available as ``name`` in this process (see :func:`register_method`: it
-    runs in the caller's process)."""
+    runs in the caller's process).
+
+    Parameters
+    ----------
+    name : str
+        The registry name.
+    factory : callable
+        A registrar class, or a callable that takes the options and returns a registrar.
+    """
     if not callable(factory):
         raise InputError(f"registrar {name!r}: the factory is {type(factory).__name__}, not a class or a function",
                          fix="pass the registrar's class, e.g. register_registrar('mine', MyRegistrar)")
@@ -284,7 +298,19 @@ def resolved_settings(name: str, options: dict):
 
 
 def get_registrar(name: str | Registrar, **options) -> Registrar:
-    """A registrar by name, constructed with ``options``; a Registrar object is returned as is."""
+    """A registrar by name, constructed with ``options``; a Registrar object is returned as is.
+
+    Parameters
+    ----------
+    name : str or Registrar
+        A registry name (``regkit list``), a chain ``"a+b"``, or a registrar object.
+    **options
+        Keyword options of the registrar (e.g. ``iterations=300`` for ``mi``).
+
+    Returns
+    -------
+    Registrar
+    """
     if not isinstance(name, str):
         if isinstance(name, Registrar):
             if options:
