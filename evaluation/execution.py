@@ -170,7 +170,7 @@ def check_main_guard() -> None:
             f"{path}, line {line}, starts a comparison at the script's top level: regkit.compare starts worker "
             "processes, and each imports the script again (Python's spawn start method), so each would run the "
             "script, and the comparison, again",
-            fix='put the script\'s work under `if __name__ == "__main__":` (see the README\'s Python API example), '
+            fix='put the script\'s work (all but its imports and definitions) under `if __name__ == "__main__":`, '
                 "then run it again")
 
 
