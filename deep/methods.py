@@ -63,21 +63,26 @@ ARCHITECTURES = {
 
 
 def deep_method(name: str, title: str, architecture: str | Architecture, variant: str = "image", summary: str = "",
-                stages: int = 2, weights_dir: str | Path = WEIGHTS_DIR) -> MethodDeclaration:
+                stages: int = 2, weights_dir: str | Path = WEIGHTS_DIR, claims: tuple[str, ...] = ()
+                ) -> MethodDeclaration:
     """The declaration of a network with a fixed-input variant; its bundled weights are
-    ``weights_dir/<name>-stage<k>`` for k = 1..stages (stages without a file are skipped)."""
+    ``weights_dir/<name>-stage<k>`` for k = 1..stages (stages without a file are skipped). ``claims``: the arms
+    the paper claims it beats (see :class:`~regkit.registrar.MethodDeclaration`)."""
     weights = tuple(str(Path(weights_dir) / f"{name}-stage{k}") for k in range(1, stages + 1))
     return MethodDeclaration(
         name, "regkit.deep.registrar:DeepRegistrar", title=title, kind="deep", summary=summary,
-        capabilities=DEEP_CAPABILITIES, architecture=architecture, variant=variant, weights=weights,
+        capabilities=DEEP_CAPABILITIES, architecture=architecture, variant=variant, weights=weights, claims=claims,
         options={"name": name, "architecture": architecture, "variant": variant, "weights": weights})
 
 
+# The paper's claims (Song et al. 2021): Attention-Reg against the baselines, attention against no attention
+# (Feature-Reg), label against image input, and the second stage against the first.
 METHODS = (
     deep_method("attreg", "Attention-Reg (image)", "attention_reg", "image",
-                "Attention-Reg (image), two-stage cascade"),
+                "Attention-Reg (image), two-stage cascade",
+                claims=("mi", "mind", "msreg", "dvnet", "featreg", "attreg@1")),
     deep_method("attreg-label", "Attention-Reg (label)", "attention_reg", "label",
-                "Attention-Reg (label), two-stage cascade"),
+                "Attention-Reg (label), two-stage cascade", claims=("featreg-label", "attreg", "attreg-label@1")),
     deep_method("featreg", "Feature-Reg (image)", "feature_reg", "image",
                 "Feature-Reg (image): Attention-Reg without attention"),
     deep_method("featreg-label", "Feature-Reg (label)", "feature_reg", "label",

@@ -94,7 +94,8 @@ def differences(samples: pd.DataFrame, tests: pd.DataFrame, path: str | Path, ti
     import matplotlib.pyplot as plt
     from scipy.stats import t as t_dist
 
-    from regkit.evaluation.stats import Arm, paired_frame
+    from regkit.evaluation.comparisons import Arm
+    from regkit.evaluation.stats import paired_frame
 
     n = max(len(tests), 1)
     cols = min(n, 3)

@@ -128,6 +128,10 @@ class MethodDeclaration:
         architecture can be trained with ``regkit train``.
     weights : tuple of str
         Bundled checkpoints (stems or ``.safetensors`` paths), in stage order; missing files are skipped.
+    claims : tuple of str
+        The arms this method is claimed to beat in the paper it reproduces (registry names; ``NAME@K`` is stage
+        ``K`` of a cascade, ``self``'s own name included): ``regkit compare --compare paper`` tests those whose
+        methods are in the run.
     source : str
         Who declared it: a distribution's name, or ``"local"`` (filled in by the registry).
     """
@@ -142,6 +146,7 @@ class MethodDeclaration:
     architecture: Any = None  # a network's name, or the architecture object itself
     variant: str | None = None
     weights: tuple[str, ...] = ()
+    claims: tuple[str, ...] = ()
     source: str = ""
 
     @property

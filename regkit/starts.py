@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -157,9 +158,10 @@ class Start:
     transform: RigidTransform
 
 
-def make_starts(cases, init: InitSpec | str, per_case: int, seed: int = 0) -> list[Start]:
-    """Draw ``per_case`` starts for each case (anything with ``case_id``, ``ground_truth``, ``surface_points``)."""
-    specs = parse_init(init) if isinstance(init, str) else [init]
+def make_starts(cases, init: str | InitSpec | Sequence[InitSpec], per_case: int, seed: int = 0) -> list[Start]:
+    """Draw ``per_case`` starts for each case (anything with ``case_id``, ``ground_truth``, ``surface_points``)
+    and starting error (``init``: text such as ``8mm,16mm``, or settings already read by :func:`parse_init`)."""
+    specs = parse_init(init) if isinstance(init, str) else [init] if isinstance(init, InitSpec) else list(init)
     check_whole("starts per case", per_case, 1, fix="e.g. per_case=3")
     check_whole("the seed", seed, 0, fix="e.g. seed=0")
     out = []

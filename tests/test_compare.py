@@ -118,7 +118,7 @@ def test_metrics_json_in_the_learn2reg_style(run):
     case_means = sel.groupby("case")["final_sre"].mean()
     assert agg["mean"] == pytest.approx(case_means.mean(), abs=1e-5)
     assert agg["30"] == pytest.approx(np.quantile(case_means, 0.7), abs=1e-5)
-    assert {"runtime", "Dice", "SRE_initial"} <= set(half["aggregates"]) and "TRE" not in half["aggregates"]
+    assert {"runtime", "Dice", "SRE_initial"} <= set(half["aggregates"]) and "landmark_TRE_mm" not in half["aggregates"]
     assert doc["methods"]["third"]["inits"]["8mm"]["cases"]["case001"]["failures"] == 4
 
 
@@ -294,7 +294,7 @@ def test_dice_of_rows_from_an_earlier_run_is_filled_from_their_matrices(run, pha
     old["final_dice"] = np.nan  # as written by a regkit that did not measure Dice
     backfill(old, phantom_dataset.load)
     np.testing.assert_allclose(old["final_dice"], run.samples["final_dice"], atol=1e-3)
-    assert old["final_tre"].isna().all()  # the phantom has no landmarks
+    assert old["landmark_tre_mm"].isna().all()  # the phantom has no landmarks
 
 
 def test_store_of_an_earlier_regkit_gains_the_new_columns(tmp_path):

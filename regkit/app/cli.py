@@ -229,7 +229,7 @@ def compare(methods, init, data, split, cases, starts_per_case, seed, starts_fil
     git hash, command line) and report.html (all of it in one file). Interrupted runs resume.
     """
     from regkit.evaluation.compare import compare as run
-    from regkit.evaluation.compare import parse_method_options
+    from regkit.evaluation.method_specs import parse_method_options
 
     run(methods=methods, init=init, data=data, split=split, cases=cases, starts_per_case=starts_per_case, seed=seed,
         out=out, workers=workers, reference=reference, scheduler=scheduler,
@@ -255,9 +255,9 @@ def compare(methods, init, data, split, cases, starts_per_case, seed, starts_fil
 def register(fixed, moving, fixed_label, method, init, out, moving_modality, method_option):
     """Register one MR-TRUS pair; write transform.tfm, transform.txt, the resampled TRUS and overlay.png."""
     from regkit.app.register_pair import register as run
-    from regkit.evaluation.compare import parse_method_options
+    from regkit.evaluation.method_specs import parse_options
 
-    options = parse_method_options(f"{method}.{o}" for o in method_option).get(method, {})
+    options = parse_options(method_option)
     res = run(fixed, moving, fixed_label, method=method, init=init, out=out, moving_modality=moving_modality,
               **options)
     r = res.result
