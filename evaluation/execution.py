@@ -40,6 +40,7 @@ class Task:
     case: str
     starts: list[Start]
     attempt: int = 0
+    qa: bool = False  # measure each result's consistency (regkit.consistency)
 
 
 _WORKER_CACHE: dict = {}
@@ -83,6 +84,8 @@ def run_task(task: Task) -> list[ResultRow]:
         results = check_results(reg.register_many(pairs), pairs, spec.label)
     except (Exception, SystemExit) as exc:  # a broken method or case is recorded, never fatal (even sys.exit())
         error = f"{type(exc).__name__}: {exc}"
+    checks, note = _consistency(reg, pairs, results) if task.qa and results is not None else \
+        ([None] * len(task.starts), "")
     rows = []
     for k, s in enumerate(task.starts):
         r = results[k] if results is not None else RegistrationResult.failure(s.transform, float("nan"), error)
@@ -98,8 +101,23 @@ def run_task(task: Task) -> list[ResultRow]:
                 row.stages = _stages_column(r.info, [sre(t, gt, pts) for t in stages])
         if case is not None:
             _add_measures(row, case, r.transform)
+        if checks[k] is not None:
+            row.consistency_mm, row.suspect = checks[k].value_mm, checks[k].suspect
+        elif note:
+            row.message = "; ".join(m for m in (row.message, note) if m)
         rows.append(row)
     return rows
+
+
+def _consistency(reg: Registrar, pairs, results) -> tuple[list, str]:
+    """Each result's consistency (None where it was not measured), and why none was, if it failed: a fault of the
+    measure loses no result."""
+    from regkit.consistency import check
+
+    try:
+        return check(reg, pairs, results), ""
+    except Exception as exc:  # e.g. a registrar's own measure that raises: the results stand, unmeasured
+        return [None] * len(results), f"consistency not measured: {type(exc).__name__}: {exc}"
 
 
 def _stages_column(info: dict, sres: list[float]) -> str:

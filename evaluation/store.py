@@ -2,7 +2,9 @@
 
 ``results.csv`` has one row per sample (:class:`ResultRow`, the one home of its layout), keyed by (method, case,
 start id, init). ``stages`` holds, for cascades and chains, the SRE of each stage (and a chain's per-stage
-registrar, runtime and status) as JSON. ``landmark_tre_mm`` is the mean distance in millimetres between mapped
+registrar, runtime and status) as JSON. ``consistency_mm`` and ``suspect`` are the result's consistency measured
+without the ground truth (:mod:`regkit.consistency`; ``regkit compare --qa``), empty when it was not measured.
+``landmark_tre_mm`` is the mean distance in millimetres between mapped
 MR landmarks and their TRUS counterparts (not the voxel-index centroid distance some challenges call "TRE").
 A row is appended, flushed and fsync'ed as soon as its registration ends; a line cut short by a kill (no final
 newline) is ignored and rewritten on the next run. Reading the file back tells a resumed run which samples are
@@ -52,6 +54,8 @@ class ResultRow:
     final_dice: float = NAN
     landmark_tre_mm: float = NAN
     stages: str = ""
+    consistency_mm: float = NAN
+    suspect: bool | None = None
 
     @classmethod
     def of_start(cls, method: str, start: Start, **values) -> ResultRow:
@@ -161,9 +165,13 @@ class ResultStore:
         self.done.add(k)
 
     def read(self) -> pd.DataFrame:
+        """The rows (the first of any repeated key), ``suspect`` as True, False or missing."""
         if not self._started():
             return pd.DataFrame(columns=COLUMNS)
         # only an empty cell is missing: a method labelled "nan" or a case called "NA" stays what it is
         frame = pd.read_csv(self.path, dtype={"method": str, "case": str, "init": str, "status": str,
                                               "message": str}, keep_default_na=False, na_values=[""])
+        if "suspect" in frame:
+            frame["suspect"] = frame["suspect"].map(lambda v: v if isinstance(v, bool) else
+                                                    {"true": True, "false": False}.get(str(v).strip().lower()))
         return frame.drop_duplicates(subset=KEY, keep="first").reset_index(drop=True)

@@ -131,6 +131,16 @@ class ChainRegistrar:
             current = [(case, r.transform) for (case, _), r in zip(current, results, strict=True)]
         return [self._combine([s[k] for s in stages]) for k in range(len(pairs))]
 
+    def consistency(self, pairs: Sequence[tuple[Case, RigidTransform]], results: Sequence[RegistrationResult],
+                    **settings) -> list:
+        """A chain's consistency is its last member's, from that member's start (:func:`regkit.consistency.check`):
+        restarting the whole chain would measure its first member instead."""
+        from regkit.consistency import check
+
+        starts = [(case, (r.info.get("stage_transforms") or [None, start])[-2])
+                  for (case, start), r in zip(pairs, results, strict=True)]
+        return check(self.members[-1], starts, results, **settings)
+
     def _combine(self, results: list[RegistrationResult]) -> RegistrationResult:
         failed = [i for i, r in enumerate(results) if r.status == FAILED]
         status = FAILED if failed else results[-1].status

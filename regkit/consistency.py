@@ -1,22 +1,124 @@
-"""How far a registration can be trusted, without the ground truth: its consistency measure and ``suspect``.
+"""How far a registration can be trusted without the ground truth: its consistency, and ``suspect``.
 
-Draft helpers (the measure's region of interest, the distance between two transforms over it, perturbed
-restarts, the swapped case); the measure itself is chosen by ``bench/qa_flag.py``.
+A registration's result should be a fixed point of its method: started again a few millimetres away, the method
+should come back to it. The measure, the **restart spread**, is the mean distance between the result and the
+results of :data:`RESTARTS` restarts from the result perturbed by :data:`RADIUS_MM` (random rigid perturbations
+drawn as the starts' protocol draws them, :func:`regkit.starts.draw_perturbation`, each moving the region of
+interest by that much on average, seeded by the case). Distances are means over the fixed image's region of
+interest (:func:`roi_points`: the MR prostate label grown by :data:`ROI_MARGIN_MM`, or, without a label, the part of
+the fixed image that overlaps the moving image under the result).
+
+A result whose spread exceeds :data:`THRESHOLD_MM` is **suspect**. It keeps its status (``ok``, ``not converged``):
+the flag informs, it drops nothing. A failed registration is not measured (its status says enough).
+
+The threshold, the radius and the number of restarts were chosen on development data only, against the truth:
+the real multimodal MR pairs and real prostate anatomy with simulated TRUS (``bench/qa_flag.py``; BENCHMARKS.md,
+"Reliability", gives what the flag catches and misses there and on held-out test data).
+
+A registrar may measure itself: a method ``consistency(pairs, results, **settings)`` returning one
+:class:`Consistency` (or None) per result is called instead of the restarts (a chain measures its last member, from
+that member's start: :meth:`regkit.chain.ChainRegistrar.consistency`).
 """
 
 from __future__ import annotations
+
+import time
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import SimpleITK as sitk
 
 from regkit.case import Case
 from regkit.image import ImageGeometry
+from regkit.registrar import FAILED, Registrar, RegistrationResult
 from regkit.transform import RigidTransform
 
+MEASURE = "restart spread"
+#: A result whose restart spread exceeds this is suspect (chosen on the dev data: bench/qa_flag.py).
+THRESHOLD_MM = 1.5
+#: Restarts, and how far from the result they start (mean displacement over the region of interest).
+RESTARTS = 2
+RADIUS_MM = 4.0
 #: The region of interest: the MR prostate label grown by this margin, sampled on a grid of this step.
 ROI_MARGIN_MM = 10.0
 ROI_STEP_MM = 3.0
 ROI_MAX_POINTS = 2000
+
+
+@dataclass(frozen=True)
+class Consistency:
+    """A registration's consistency, measured without the ground truth.
+
+    Attributes
+    ----------
+    value_mm : float
+        The measure (mm): the mean over restarts of the mean distance from the result over the region of interest.
+    suspect : bool
+        ``value_mm > threshold_mm``.
+    measure : str
+        Its name (:data:`MEASURE`, or a registrar's own).
+    threshold_mm : float
+    distances_mm : tuple of float
+        Each restart's mean distance from the result.
+    seconds : float
+        The time the measure took (its restarts).
+    """
+
+    value_mm: float
+    suspect: bool
+    measure: str = MEASURE
+    threshold_mm: float = THRESHOLD_MM
+    distances_mm: tuple[float, ...] = field(default=())
+    seconds: float = 0.0
+
+    def sentence(self) -> str:
+        """``"restart spread 5.31 mm (suspect above 1.50 mm)"``."""
+        return f"{self.measure} {self.value_mm:.2f} mm ({'suspect' if self.suspect else 'consistent'}: suspect " \
+               f"above {self.threshold_mm:.2f} mm)"
+
+    def to_dict(self) -> dict:
+        return {"measure": self.measure, "value_mm": round(float(self.value_mm), 4), "suspect": bool(self.suspect),
+                "threshold_mm": self.threshold_mm, "distances_mm": [round(float(d), 4) for d in self.distances_mm],
+                "seconds": round(float(self.seconds), 3)}
+
+
+def check(registrar: Registrar, pairs: Sequence[tuple[Case, RigidTransform]], results: Sequence[RegistrationResult],
+          *, restarts: int = RESTARTS, radius_mm: float = RADIUS_MM, threshold_mm: float = THRESHOLD_MM
+          ) -> list[Consistency | None]:
+    """The consistency of each result of ``registrar.register_many(pairs)`` (None for a failed one): the
+    registrar's own ``consistency`` method when it has one, else the restart spread (:func:`restart_spread`)."""
+    own = getattr(registrar, "consistency", None)
+    settings = dict(restarts=restarts, radius_mm=radius_mm, threshold_mm=threshold_mm)
+    if callable(own):
+        return list(own(pairs, results, **settings))
+    return restart_spread(registrar, pairs, results, **settings)
+
+
+def restart_spread(registrar: Registrar, pairs: Sequence[tuple[Case, RigidTransform]],
+                   results: Sequence[RegistrationResult], *, restarts: int = RESTARTS, radius_mm: float = RADIUS_MM,
+                   threshold_mm: float = THRESHOLD_MM) -> list[Consistency | None]:
+    """The restart spread of each result (module docstring); every restart in one ``register_many`` call, so that
+    a batched registrar (a network) runs them together."""
+    todo, rois = [], {}
+    for i, ((case, _), result) in enumerate(zip(pairs, results, strict=True)):
+        if result.status == FAILED:
+            continue
+        rois[i] = roi_points(case, result.transform)
+        seed = zlib.crc32(case.case_id.encode())
+        todo += [(i, case, result.transform @ p) for p in perturbations(rois[i], radius_mm, restarts, seed)]
+    t0 = time.perf_counter()
+    runs = registrar.register_many([(case, start) for _, case, start in todo]) if todo else []
+    each = (time.perf_counter() - t0) / max(len(todo), 1)
+    distances: dict[int, list[float]] = {}
+    for (i, _, _), run in zip(todo, runs, strict=True):
+        distances.setdefault(i, []).append(distance(run.transform, results[i].transform, rois[i]))
+    out: list[Consistency | None] = [None] * len(results)
+    for i, d in distances.items():
+        value = float(np.mean(d))
+        out[i] = Consistency(value, value > threshold_mm, MEASURE, threshold_mm, tuple(d), each * len(d))
+    return out
 
 
 def roi_points(case: Case, transform: RigidTransform | None = None, margin_mm: float = ROI_MARGIN_MM,
@@ -27,31 +129,15 @@ def roi_points(case: Case, transform: RigidTransform | None = None, margin_mm: f
     the moving image under ``transform`` (the whole fixed image when nothing overlaps, or no transform is given).
     At most ``max_points``, evenly subsampled.
     """
-    from scipy.spatial import cKDTree
-
     if case.fixed_label is not None:
-        geo = ImageGeometry.of(case.fixed_label)
-        surface = np.asarray(case.surface_points, float)
-        lo, hi = surface.min(axis=0) - margin_mm, surface.max(axis=0) + margin_mm
-        grid = _grid(lo, hi, step_mm)
-        near = cKDTree(surface).query(grid, distance_upper_bound=margin_mm)[0] <= margin_mm
-        idx = np.rint(geo.to_index(grid)).astype(int)
-        size = np.array(geo.size)
-        inside_image = np.all((idx >= 0) & (idx < size), axis=1)
-        label = sitk.GetArrayViewFromImage(case.fixed_label)
-        in_label = np.zeros(len(grid), bool)
-        ii = idx[inside_image]
-        in_label[inside_image] = label[ii[:, 2], ii[:, 1], ii[:, 0]] > 0
-        points = grid[near | in_label]
+        points = _label_region(case, margin_mm, step_mm)
     else:
-        fixed_geo = ImageGeometry.of(case.fixed)
-        size = np.array(fixed_geo.size)
-        step = max(step_mm, float(np.prod(fixed_geo.extent) / (max_points * 20)) ** (1 / 3))
-        axes = [np.arange(0, n, max(1.0, step / sp)) for n, sp in zip(size, fixed_geo.spacing, strict=True)]
-        grid = fixed_geo.to_physical(np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3))
-        points = grid
+        geo = ImageGeometry.of(case.fixed)
+        step = max(step_mm, float(np.prod(geo.extent) / (max_points * 20)) ** (1 / 3))
+        axes = [np.arange(0, n, max(1.0, step / sp)) for n, sp in zip(geo.size, geo.spacing, strict=True)]
+        points = geo.to_physical(np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3))
         if transform is not None:
-            overlap = grid[_inside(ImageGeometry.of(case.moving), transform.apply(grid))]
+            overlap = points[_inside(ImageGeometry.of(case.moving), transform.apply(points))]
             if len(overlap) >= 4:
                 points = overlap
     if len(points) > max_points:
@@ -59,9 +145,22 @@ def roi_points(case: Case, transform: RigidTransform | None = None, margin_mm: f
     return points
 
 
-def _grid(lo: np.ndarray, hi: np.ndarray, step: float) -> np.ndarray:
-    axes = [np.arange(a, b + step / 2, step) for a, b in zip(lo, hi, strict=True)]
-    return np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
+def _label_region(case: Case, margin_mm: float, step_mm: float) -> np.ndarray:
+    """Grid points inside the MR prostate label or within ``margin_mm`` of its surface."""
+    from scipy.spatial import cKDTree
+
+    surface = np.asarray(case.surface_points, float)
+    lo, hi = surface.min(axis=0) - margin_mm, surface.max(axis=0) + margin_mm
+    axes = [np.arange(a, b + step_mm / 2, step_mm) for a, b in zip(lo, hi, strict=True)]
+    grid = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
+    near = cKDTree(surface).query(grid, distance_upper_bound=margin_mm)[0] <= margin_mm
+    geo = ImageGeometry.of(case.fixed_label)
+    idx = np.rint(geo.to_index(grid)).astype(int)
+    inside = np.all((idx >= 0) & (idx < np.array(geo.size)), axis=1)
+    in_label = np.zeros(len(grid), bool)
+    ii = idx[inside]
+    in_label[inside] = sitk.GetArrayViewFromImage(case.fixed_label)[ii[:, 2], ii[:, 1], ii[:, 0]] > 0
+    return grid[near | in_label]
 
 
 def _inside(geometry: ImageGeometry, points: np.ndarray) -> np.ndarray:
@@ -75,7 +174,7 @@ def distance(a: RigidTransform, b: RigidTransform, points: np.ndarray) -> float:
 
 
 def perturbations(points: np.ndarray, radius_mm: float, count: int, seed: int = 0) -> list[RigidTransform]:
-    """``count`` random rigid perturbations (about the points' centroid) each moving ``points`` by ``radius_mm``
+    """``count`` random rigid perturbations (about the points' centroid), each moving ``points`` by ``radius_mm``
     on average (the starts' protocol, :func:`regkit.starts.draw_perturbation`), seeded."""
     from regkit.starts import draw_perturbation
 
