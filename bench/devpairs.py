@@ -88,7 +88,8 @@ def start(pair: DevPair, target: float, seed: int = 0, k: int = 0) -> RigidTrans
 
 
 def write_start(t: RigidTransform, center: np.ndarray, path: Path) -> Path:
-    """The start as an ITK ``Euler3DTransform`` file about ``center`` (what ``regkit register --init`` reads)."""
+    """The start as an ITK ``Euler3DTransform`` file about ``center`` (what ``regkit register --initial-transform``
+    reads)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     sitk.WriteTransform(t.to_sitk(center), str(path))
     return path

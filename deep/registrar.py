@@ -185,9 +185,15 @@ class DeepRegistrar(RegistrarBase):
             self.networks.append(net)
             self.configs.append(cfg)
 
+    @property
+    def ran_with(self) -> dict:
+        """What this registrar runs with, its ``"auto"`` settings resolved: recorded in a comparison's run.json."""
+        return {"precision": self.precision, "device": str(self.device)}
+
     @classmethod
     def parameter_count(cls, architecture: str | Architecture = "attention_reg", **_) -> int:
-        """Parameters of one stage's network, as the paper's Table 2 counts them."""
+        """The registry's hook (:func:`regkit.registry.parameter_count`): the parameters of one stage's network,
+        counted by :func:`regkit.deep.networks.parameter_count` (as the paper's Table 2 counts them)."""
         return parameter_count(architecture)
 
     # ------------------------------------------------------------------ inference

@@ -144,8 +144,8 @@ def register_and_explain() -> None:
     start = make_starts([case], "8mm", 1, seed=0)[0].transform
     files = ds.case_files(cid)
     with tempfile.TemporaryDirectory() as tmp:
-        out = regkit.register(files["fixed"], files["moving"], files["fixed_label"], method="mind", init=start,
-                              out=tmp)
+        out = regkit.register(files["fixed"], files["moving"], files["fixed_label"], method="mind",
+                              initial_transform=start, out=tmp)
         shutil.copy(out.files["overlay"], HERE / "register_overlay.png")
         ex = explain(("attreg", "featreg"), case=cid, out=tmp)
         shutil.copy(ex["figure"], HERE / "explain.png")

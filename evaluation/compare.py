@@ -111,9 +111,10 @@ def compare(methods: str | Sequence = "mi,mind,attreg", init: str = "8mm", data:
     case_objs = [ds.load(c) for c in ids]
     # methods that run in this process are constructed once, here, before anything is written: a missing checkpoint
     # is an error before any work, and does not bind the folder to the bad option
+    ran_with = {}  # what an in-process registrar resolved its "auto" settings to (its precision, its device)
     for s in specs:
         if isinstance(s.registrar, str) and in_process(s, scheduler):
-            setup_registrar(s)
+            ran_with[s.label] = getattr(setup_registrar(s), "ran_with", None)
     store = ResultStore(out / "results.csv")  # refuses a results table of another layout before anything is written
     settings = {s.label: resolved_settings(s.registrar, s.options) if isinstance(s.registrar, str) else None
                 for s in specs}
@@ -126,7 +127,8 @@ def compare(methods: str | Sequence = "mi,mind,attreg", init: str = "8mm", data:
         starts_file=str(starts_file) if starts_file else None,
         threads_per_worker=threads, scheduler=str(scheduler) if scheduler else None, qa=_qa_record(qa),
         methods=[{"label": s.label, "registrar": s.registrar if isinstance(s.registrar, str) else repr(s.registrar),
-                  "options": s.options, "settings": settings[s.label]} for s in specs])
+                  "options": s.options, "settings": settings[s.label], "ran_with": ran_with.get(s.label)}
+                 for s in specs])
     write_text(out / "run.json", json.dumps(record, indent=2, default=str) + "\n")
 
     t0 = time.perf_counter()

@@ -11,6 +11,9 @@ import pandas as pd
 from regkit.atomic import atomic_path
 from regkit.evaluation.tables import Titles, title
 
+# the statuses other than "ok", circled in the scatter plot under the names Table 1 counts them by
+STATUS_MARKERS = {"failed": ("o", "red"), "not converged": ("s", "darkorange")}
+
 
 def _save(fig, path: Path) -> Path:
     with atomic_path(path) as tmp:
@@ -63,10 +66,11 @@ def scatter(samples: pd.DataFrame, path: str | Path, titles: Titles | None = Non
         for init in dict.fromkeys(s["init"]):
             g = s[s["init"] == init]
             ax.scatter(g["initial_sre"], g["final_sre"], s=12, alpha=0.7, label=str(init))
-        failed = s[s["status"] != "ok"]
-        if len(failed):
-            ax.scatter(failed["initial_sre"], failed["final_sre"], s=40, facecolors="none", edgecolors="red",
-                       label="failed")
+        for status, (marker, colour) in STATUS_MARKERS.items():  # named as Table 1 names them
+            flagged = s[s["status"] == status]
+            if len(flagged):
+                ax.scatter(flagged["initial_sre"], flagged["final_sre"], s=40, marker=marker, facecolors="none",
+                           edgecolors=colour, label=status)
         ax.plot([0, top], [0, top], color="grey", lw=1, ls="--")
         ax.set_xlim(0, top)
         ax.set_ylim(0, top)

@@ -357,11 +357,6 @@ def make_image(
     return img
 
 
-def array_of(image: sitk.Image, dtype=np.float32) -> np.ndarray:
-    """The voxel array ``[z, y, x]`` as ``dtype`` (a copy)."""
-    return sitk.GetArrayFromImage(image).astype(dtype, copy=False)
-
-
 def intensity_window(image: sitk.Image, low: float = 0.5, high: float = 99.5) -> tuple[float, float]:
     """Robust intensity range: the ``low`` and ``high`` percentiles of the non-zero voxels."""
     a = sitk.GetArrayViewFromImage(image)
@@ -372,21 +367,3 @@ def intensity_window(image: sitk.Image, low: float = 0.5, high: float = 99.5) ->
     if hi <= lo:
         hi = lo + 1.0
     return float(lo), float(hi)
-
-
-def resample_like(
-    moving: sitk.Image,
-    reference: sitk.Image,
-    transform: sitk.Transform | None = None,
-    interpolator: int = sitk.sitkLinear,
-    default: float = 0.0,
-) -> sitk.Image:
-    """Resample ``moving`` onto ``reference``'s grid, reading it at ``transform(p)`` (fixed → moving)."""
-    return sitk.Resample(
-        moving,
-        reference,
-        transform if transform is not None else sitk.Transform(),
-        interpolator,
-        default,
-        moving.GetPixelID(),
-    )

@@ -19,7 +19,6 @@ FAILED = "failed"
 #: The registration ran, but its optimiser did not improve on the start, or stopped on its iteration limit
 #: far from convergence; its transform is kept (and counted in the tables), its status says it stalled.
 NOT_CONVERGED = "not converged"
-STATUSES = (OK, NOT_CONVERGED, FAILED)
 
 
 @dataclass

@@ -12,6 +12,30 @@ SHARED_DATA = Path(os.environ.get("REGKIT_SHARED_DATA")
                    or Path(__file__).resolve().parents[1].parent / "shared" / "data")
 
 
+def _checkout_entries() -> set[str]:
+    """Untracked and ignored paths in the checkout (``git status``), or an empty set outside a git checkout."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    try:
+        out = subprocess.run(["git", "status", "--porcelain", "--ignored", "--untracked-files=normal"], cwd=root,
+                             capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return set()
+    skip = ("__pycache__", ".pytest_cache", ".ruff_cache", ".egg-info", ".venv")
+    return {line[3:] for line in out.stdout.splitlines()
+            if line[:2] in ("??", "!!") and not any(s in line for s in skip)} if out.returncode == 0 else set()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def checkout_stays_clean():
+    """The tests write only into temporary folders: nothing new may appear in the checkout."""
+    before = _checkout_entries()
+    yield
+    left = sorted(_checkout_entries() - before)
+    assert not left, f"the tests left these in the checkout: {left}"
+
+
 @pytest.fixture(scope="session")
 def phantom_dataset(tmp_path_factory):
     """Four phantom cases: train 2, val 1, test 1."""

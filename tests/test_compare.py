@@ -304,3 +304,16 @@ def test_store_of_an_earlier_regkit_gains_the_new_columns(tmp_path):
     store.append({"method": "m", "case": "c", "start_id": 1, "init": "8mm", "final_sre": 2.5, "final_dice": 0.8})
     frame = ResultStore(path).read()
     assert list(frame["final_sre"]) == [1.5, 2.5] and frame["final_dice"].isna().tolist() == [True, False]
+
+
+def test_run_json_records_what_ran_not_auto(phantom_dataset, tmp_path):
+    import torch
+
+    from regkit.deep.registrar import native_bf16
+
+    run = compare(methods="attreg", data=phantom_dataset.root, split="test", starts_per_case=1,
+                  out=tmp_path / "out", show_progress=False, echo=None)
+    method, = json.loads((run.out / "run.json").read_text())["methods"]
+    assert method["settings"]["precision"] == "auto"  # what was asked (a resume compares it)
+    assert method["ran_with"] == {"precision": "bf16" if native_bf16(torch.device("cpu")) else "float32",
+                                  "device": "cpu"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,8 +46,9 @@ def _plain(info: dict) -> dict:
     return {k: v for k, v in info.items() if plain(v)}
 
 
-def register(fixed, moving, fixed_label=None, method: str = "mi", init="identity", out: str | Path = "regkit-register",
-             moving_label=None, moving_modality: str | None = None, **options) -> RegisterOutput:
+def register(fixed, moving, fixed_label=None, method: str = "mi", initial_transform=None,
+             out: str | Path = "regkit-register", moving_label=None, moving_modality: str | None = None,
+             **options) -> RegisterOutput:
     """Register a moving TRUS to a fixed MR and write the results.
 
     Parameters
@@ -57,8 +59,9 @@ def register(fixed, moving, fixed_label=None, method: str = "mi", init="identity
         MR prostate label: needed by the deep registrars (crop box) and for the classical methods' mask.
     method : str
         A registrar name (``regkit list``); ``options`` are passed to it.
-    init : "identity", "centres", a transform file, or a RigidTransform
-        The start (fixed → moving). ``centres`` maps the prostate (or MR) centre to the TRUS centre.
+    initial_transform : "identity", "centres", a transform file, or a RigidTransform
+        The start (fixed → moving); None: ``"identity"``. ``centres`` maps the prostate (or MR) centre to the
+        TRUS centre. ``init=`` is its deprecated name (a ``FutureWarning``).
     moving_modality : str, optional
         What the moving image is ("US" for ultrasound, or e.g. "MR", "CT"): the classical methods mask an
         ultrasound moving image to its fan. Unsaid, they guess from the image
@@ -77,22 +80,31 @@ def register(fixed, moving, fixed_label=None, method: str = "mi", init="identity
             raise InputError(f"the {what} must be a file path or a SimpleITK image, got {type(x).__name__}")
         return x if isinstance(x, sitk.Image) or x is None else read_image(x, what)
 
+    keyword = "initial_transform"
+    if "init" in options:
+        if initial_transform is not None:
+            raise InputError("initial_transform and init (its deprecated name) given together",
+                             fix="give initial_transform alone")
+        warnings.warn("regkit.register(init=...) is deprecated; use initial_transform=... (the same values)",
+                      FutureWarning, stacklevel=2)
+        keyword, initial_transform = "init", options.pop("init")
     if fixed is None or moving is None:
         raise InputError("both images are needed: fixed (the MR) and moving (the TRUS)")
-    if not isinstance(init, RigidTransform | str | Path) and init is not None:
-        raise InputError(f"init must be 'identity', 'centres', a transform file or a RigidTransform, got {init!r}")
+    if not isinstance(initial_transform, RigidTransform | str | Path) and initial_transform is not None:
+        raise InputError(f"{keyword} must be 'identity', 'centres', a transform file or a RigidTransform, got "
+                         f"{initial_transform!r}")
     out = prepare_out(out)  # before any work: a path through a file fails now, not after the registration
 
     f, m = load(fixed, "MR image"), load(moving, "TRUS image")
     lab, mlab = load(fixed_label, "MR prostate label"), load(moving_label, "TRUS label")
-    if isinstance(init, RigidTransform):
-        start = init
-    elif init in (None, "identity"):
+    if isinstance(initial_transform, RigidTransform):
+        start = initial_transform
+    elif initial_transform in (None, "identity"):
         start = RigidTransform.identity()
-    elif init in ("centres", "centers"):
+    elif initial_transform in ("centres", "centers"):
         start = centres_start(f, m, lab)
     else:
-        start = read_transform(init)
+        start = read_transform(initial_transform)
     case = Case("pair", f, m, lab, moving_label=mlab,
                 metadata={"moving_modality": moving_modality} if moving_modality else {},
                 files={k: Path(v) for k, v in (("fixed", fixed), ("moving", moving), ("fixed_label", fixed_label))
