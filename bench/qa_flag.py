@@ -43,10 +43,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from devpairs import PAIRS, load_pair, start  # noqa: E402
+from devpairs import PAIRS, load_pair, start
 
-from regkit.consistency import distance, perturbations, roi_points, swapped_case  # noqa: E402
-from regkit.transform import RigidTransform  # noqa: E402
+from regkit.consistency import distance, perturbations, roi_points, swapped_case
+from regkit.transform import RigidTransform
 
 ROOT = Path(__file__).resolve().parents[1]
 SETS = {"sim-dev": ROOT / "runs/data/val-promise12", "sim-test": ROOT / "runs/data/test-prostate-mr"}

@@ -220,9 +220,9 @@ def _qa_record(qa: bool) -> dict | None:
     """The consistency measure's settings, for ``run.json`` (None without ``qa``)."""
     if not qa:
         return None
-    from regkit import consistency as c
+    from regkit.consistency import MEASURE, RADIUS_MM, RESTARTS, THRESHOLD_MM
 
-    return {"measure": c.MEASURE, "threshold_mm": c.THRESHOLD_MM, "restarts": c.RESTARTS, "radius_mm": c.RADIUS_MM}
+    return {"measure": MEASURE, "threshold_mm": THRESHOLD_MM, "restarts": RESTARTS, "radius_mm": RADIUS_MM}
 
 
 def _run_samples(specs: list[MethodSpec], starts: list[Start], store: ResultStore, cases: dict, dataset: str,

@@ -14,6 +14,7 @@ so a chain works wherever a name does: ``regkit compare --methods attreg+mind``,
   runtime and status are in ``info["stage_transforms"]``, ``info["stage_runtimes"]`` and
   ``info["stage_status"]`` (so the comparison reports SRE per stage). The status is ``"failed"`` if a member
   failed (the chain goes on from that member's start), else the last member's.
+* **Consistency** (``--qa``, :mod:`regkit.consistency`): the last member's, from its own start.
 """
 
 from __future__ import annotations

@@ -178,7 +178,7 @@ def perturbations(points: np.ndarray, radius_mm: float, count: int, seed: int = 
     on average (the starts' protocol, :func:`regkit.starts.draw_perturbation`), seeded."""
     from regkit.starts import draw_perturbation
 
-    rng = np.random.default_rng([int(seed), int(round(radius_mm * 1000)), count])
+    rng = np.random.default_rng([int(seed), round(radius_mm * 1000), count])
     return [draw_perturbation(rng, points, radius_mm) for _ in range(count)]
 
 

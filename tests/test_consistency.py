@@ -131,3 +131,43 @@ def test_the_suspect_results_are_in_metrics_and_report(compared):
     assert "Suspect results" in report and "restart spread" in report
     assert "Suspect results" not in (plain.out / "report.html").read_text()
     assert json.loads((with_qa.out / "run.json").read_text())["qa"]["threshold_mm"] == THRESHOLD_MM
+
+
+@pytest.fixture(scope="module")
+def stuck_start(phantom_case, tmp_path_factory):
+    """A transform file 12 mm (over the MR surface) from the identity, where ``attractor`` stays stuck in
+    ``regkit register`` (no ground truth there: it is drawn to the identity)."""
+    from regkit.transform_io import write_transform
+
+    gt = phantom_case.ground_truth
+    phantom_case.ground_truth = RigidTransform.identity()
+    try:
+        start = start_at(phantom_case, 12.0)
+    finally:
+        phantom_case.ground_truth = gt
+    return write_transform(start, tmp_path_factory.mktemp("start") / "start.txt")
+
+
+def test_register_warns_on_a_suspect_result(phantom_dataset, stuck_start, tmp_path):
+    from click.testing import CliRunner
+
+    from regkit.app.cli import main
+
+    case = phantom_dataset.root / "case003"
+    args = ["register", "--fixed", str(case / "mr.nii.gz"), "--moving", str(case / "trus.nii.gz"), "--fixed-label",
+            str(case / "mr_label.nii.gz"), "--method", "attractor"]
+    stuck = CliRunner().invoke(main, [*args, "--initial-transform", str(stuck_start), "--out", str(tmp_path / "s")])
+    good = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "g")])
+    assert stuck.exit_code == good.exit_code == 0, (stuck.output, good.output)
+    warning = [line for line in stuck.stderr.splitlines() if "warning" in line]
+    assert len(warning) == 1 and "suspect result: restart spread 4.00 mm > " in warning[0]
+    assert "attractor: ok, suspect in" in stuck.stdout
+    assert "warning" not in good.stderr and "restart spread 0.00 mm" in good.stdout
+    doc = json.loads((tmp_path / "s" / "result.json").read_text())
+    assert doc["status"] == "ok" and doc["suspect"] is True
+    assert doc["consistency"]["measure"] == "restart spread" and doc["consistency"]["value_mm"] == pytest.approx(4.0)
+    assert json.loads((tmp_path / "g" / "result.json").read_text())["suspect"] is False
+    off = CliRunner().invoke(main, [*args, "--initial-transform", str(stuck_start), "--no-qa", "--out",
+                                    str(tmp_path / "n")])
+    assert off.exit_code == 0 and "warning" not in off.stderr
+    assert json.loads((tmp_path / "n" / "result.json").read_text())["consistency"] is None

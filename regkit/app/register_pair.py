@@ -11,6 +11,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from regkit.case import Case
+from regkit.consistency import Consistency
 from regkit.errors import InputError
 from regkit.image import ImageGeometry, read_image, write_image
 from regkit.registrar import RegistrationResult
@@ -20,8 +21,16 @@ from regkit.transform_io import read_transform, write_transform
 
 @dataclass
 class RegisterOutput:
+    """The registration's result, the files written, and its consistency (None when not measured: ``qa=False``,
+    a failed registration, or a method that does not register)."""
+
     result: RegistrationResult
     files: dict[str, Path]
+    consistency: Consistency | None = None
+
+    @property
+    def suspect(self) -> bool:
+        return self.consistency is not None and self.consistency.suspect
 
 
 def centres_start(fixed: sitk.Image, moving: sitk.Image, fixed_label: sitk.Image | None) -> RigidTransform:
@@ -48,7 +57,7 @@ def _plain(info: dict) -> dict:
 
 def register(fixed, moving, fixed_label=None, method: str = "mi", initial_transform=None,
              out: str | Path = "regkit-register", moving_label=None, moving_modality: str | None = None,
-             **options) -> RegisterOutput:
+             qa: bool = True, **options) -> RegisterOutput:
     """Register a moving TRUS to a fixed MR and write the results.
 
     Parameters
@@ -69,7 +78,12 @@ def register(fixed, moving, fixed_label=None, method: str = "mi", initial_transf
     out : path
         Output folder: ``transform.tfm`` (ITK, read by 3D Slicer and ITK-SNAP), ``transform.txt`` (4×4),
         ``moving_resampled.nii.gz`` (the TRUS in MR space), ``overlay.png`` and ``result.json``.
+    qa : bool
+        Measure the result's consistency without the ground truth (:mod:`regkit.consistency`: the method restarted
+        a few times near its result; it costs that many more registrations) and mark it suspect when it is worse
+        than the threshold: ``result.json``'s ``consistency`` and ``suspect``, and the output's ``consistency``.
     """
+    from regkit.consistency import check
     from regkit.evaluation.arguments import prepare_out
     from regkit.evaluation.plots import overlay
     from regkit.registrar import check_results
@@ -113,19 +127,22 @@ def register(fixed, moving, fixed_label=None, method: str = "mi", initial_transf
     if reg.capabilities.needs_fixed_label and lab is None:
         raise InputError(f"method {method!r} needs the MR prostate label", fix="pass --fixed-label")
     result = check_results([reg.register(case, start)], [(case, start)], method)[0]
+    consistency = check(reg, [(case, start)], [result])[0] if qa else None
     files = {
         "tfm": write_transform(result.transform, out / "transform.tfm"),
         "txt": write_transform(result.transform, out / "transform.txt"),
     }
     resampled = sitk.Resample(m, f, result.transform.to_sitk(), sitk.sitkLinear, 0.0, m.GetPixelID())
     files["moving_resampled"] = write_image(resampled, out / "moving_resampled.nii.gz")
+    flag = ", suspect" if consistency is not None and consistency.suspect else ""
     files["overlay"] = overlay(f, resampled, lab, out / "overlay.png",
-                               title_text=f"{method}: {result.status}, {result.runtime:.2f} s")
+                               title_text=f"{method}: {result.status}{flag}, {result.runtime:.2f} s")
     doc = {"method": method, "options": options, "moving_modality": moving_modality, "status": result.status,
            "message": result.message,
            "runtime_s": result.runtime, "start": start.matrix.tolist(), "transform": result.transform.matrix.tolist(),
-           "info": _plain(result.info),
+           "info": _plain(result.info), "suspect": None if consistency is None else consistency.suspect,
+           "consistency": None if consistency is None else consistency.to_dict(),
            "convention": "maps fixed (MR) physical points to moving (TRUS) physical points, LPS mm"}
     (out / "result.json").write_text(json.dumps(doc, indent=2, default=str) + "\n")
     files["json"] = out / "result.json"
-    return RegisterOutput(result, files)
+    return RegisterOutput(result, files, consistency)
