@@ -171,3 +171,23 @@ def test_register_warns_on_a_suspect_result(phantom_dataset, stuck_start, tmp_pa
                                     str(tmp_path / "n")])
     assert off.exit_code == 0 and "warning" not in off.stderr
     assert json.loads((tmp_path / "n" / "result.json").read_text())["consistency"] is None
+
+
+@pytest.mark.parametrize(("target", "k", "wrong"), [(16, 0, True), (8, 0, False)])
+def test_mi_in_the_spines_wrong_optimum_is_suspect(shared_data, itk_loaded, tmp_path, target, k, wrong):
+    """Real: mi from the spine pair's 16 mm start lands in another optimum along the cord with status "ok"; the
+    flag catches it. From the 8 mm start it reaches the reference and is not flagged."""
+    from test_real_pairs import readme_start
+
+    import regkit
+
+    dev = shared_data / "real_multimodal_dev" / "spine_t2_t2s"
+    if not dev.is_dir():
+        pytest.skip("../shared/data/real_multimodal_dev is not present")
+    begin, ref, pts = readme_start(dev.parent, dev.name, target, k)
+    out = regkit.register(dev / "fixed.nii.gz", dev / "moving.nii.gz", method="mi", initial_transform=begin,
+                          out=tmp_path / "r")
+    error = distance(out.result.transform, ref, pts)
+    assert out.result.status == "ok" and (error > 5.0) == wrong, error
+    assert out.suspect == wrong, out.consistency
+    assert json.loads(out.files["json"].read_text())["suspect"] == wrong
