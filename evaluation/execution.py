@@ -71,6 +71,7 @@ def run_task(task: Task) -> list[ResultRow]:
     ``RegistrationResult`` (see :func:`regkit.registrar.check_results`). Only a registrar that cannot be constructed
     at all raises (:class:`InputError`): that is a configuration error, the same for every sample.
     """
+    from regkit.consistency import check_safely
     from regkit.dataset import load_dataset
     from regkit.registrar import RegistrationResult, check_results
 
@@ -84,7 +85,7 @@ def run_task(task: Task) -> list[ResultRow]:
         results = check_results(reg.register_many(pairs), pairs, spec.label)
     except (Exception, SystemExit) as exc:  # a broken method or case is recorded, never fatal (even sys.exit())
         error = f"{type(exc).__name__}: {exc}"
-    checks, note = _consistency(reg, pairs, results) if task.qa and results is not None else \
+    checks, note = check_safely(reg, pairs, results) if task.qa and results is not None else \
         ([None] * len(task.starts), "")
     rows = []
     for k, s in enumerate(task.starts):
@@ -107,17 +108,6 @@ def run_task(task: Task) -> list[ResultRow]:
             row.message = "; ".join(m for m in (row.message, note) if m)
         rows.append(row)
     return rows
-
-
-def _consistency(reg: Registrar, pairs, results) -> tuple[list, str]:
-    """Each result's consistency (None where it was not measured), and why none was, if it failed: a fault of the
-    measure loses no result."""
-    from regkit.consistency import check
-
-    try:
-        return check(reg, pairs, results), ""
-    except Exception as exc:  # e.g. a registrar's own measure that raises: the results stand, unmeasured
-        return [None] * len(results), f"consistency not measured: {type(exc).__name__}: {exc}"
 
 
 def _stages_column(info: dict, sres: list[float]) -> str:

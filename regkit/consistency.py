@@ -32,7 +32,7 @@ import SimpleITK as sitk
 
 from regkit.case import Case
 from regkit.image import ImageGeometry
-from regkit.registrar import FAILED, Registrar, RegistrationResult
+from regkit.registrar import FAILED, Registrar, RegistrationResult, check_results
 from regkit.transform import RigidTransform
 
 MEASURE = "restart spread"
@@ -96,6 +96,16 @@ def check(registrar: Registrar, pairs: Sequence[tuple[Case, RigidTransform]], re
     return restart_spread(registrar, pairs, results, **settings)
 
 
+def check_safely(registrar: Registrar, pairs: Sequence[tuple[Case, RigidTransform]],
+                 results: Sequence[RegistrationResult], **settings) -> tuple[list[Consistency | None], str]:
+    """:func:`check`, and an empty note; or, when the measure itself fails (a registrar's own measure that
+    raises), no measure and a note saying why: a fault of the measure must not lose a registration's result."""
+    try:
+        return check(registrar, pairs, results, **settings), ""
+    except Exception as exc:
+        return [None] * len(results), f"consistency not measured: {type(exc).__name__}: {exc}"
+
+
 def restart_spread(registrar: Registrar, pairs: Sequence[tuple[Case, RigidTransform]],
                    results: Sequence[RegistrationResult], *, restarts: int = RESTARTS, radius_mm: float = RADIUS_MM,
                    threshold_mm: float = THRESHOLD_MM) -> list[Consistency | None]:
@@ -109,7 +119,9 @@ def restart_spread(registrar: Registrar, pairs: Sequence[tuple[Case, RigidTransf
         seed = zlib.crc32(case.case_id.encode())
         todo += [(i, case, result.transform @ p) for p in perturbations(rois[i], radius_mm, restarts, seed)]
     t0 = time.perf_counter()
-    runs = registrar.register_many([(case, start) for _, case, start in todo]) if todo else []
+    restarts_of = [(case, start) for _, case, start in todo]
+    runs = check_results(registrar.register_many(restarts_of), restarts_of, getattr(registrar, "name", "?")) \
+        if todo else []
     each = (time.perf_counter() - t0) / max(len(todo), 1)
     distances: dict[int, list[float]] = {}
     for (i, _, _), run in zip(todo, runs, strict=True):

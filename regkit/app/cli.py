@@ -288,6 +288,8 @@ def register(fixed, moving, fixed_label, method, initial_transform, init, out, m
         click.echo(f"regkit register: warning: suspect result: {c.measure} {c.value_mm:.2f} mm > {c.threshold_mm:.2f} "
                    "mm (the method does not come back to it from nearby starts: a wrong optimum or an imprecise one); "
                    "check the overlay, or start elsewhere", err=True)
+    elif res.consistency_note:
+        click.echo(f"regkit register: warning: {res.consistency_note}", err=True)
     elif res.consistency is not None:
         click.echo(f"  consistency      {res.consistency.measure} {res.consistency.value_mm:.2f} mm (suspect above "
                    f"{res.consistency.threshold_mm:.2f} mm)")

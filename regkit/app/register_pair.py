@@ -22,11 +22,13 @@ from regkit.transform_io import read_transform, write_transform
 @dataclass
 class RegisterOutput:
     """The registration's result, the files written, and its consistency (None when not measured: ``qa=False``,
-    a failed registration, or a method that does not register)."""
+    a failed registration, a method that does not register, or a measure that failed: ``consistency_note`` says
+    why)."""
 
     result: RegistrationResult
     files: dict[str, Path]
     consistency: Consistency | None = None
+    consistency_note: str = ""
 
     @property
     def suspect(self) -> bool:
@@ -83,7 +85,7 @@ def register(fixed, moving, fixed_label=None, method: str = "mi", initial_transf
         a few times near its result; it costs that many more registrations) and mark it suspect when it is worse
         than the threshold: ``result.json``'s ``consistency`` and ``suspect``, and the output's ``consistency``.
     """
-    from regkit.consistency import check
+    from regkit.consistency import check_safely
     from regkit.evaluation.arguments import prepare_out
     from regkit.evaluation.plots import overlay
     from regkit.registrar import check_results
@@ -127,7 +129,8 @@ def register(fixed, moving, fixed_label=None, method: str = "mi", initial_transf
     if reg.capabilities.needs_fixed_label and lab is None:
         raise InputError(f"method {method!r} needs the MR prostate label", fix="pass --fixed-label")
     result = check_results([reg.register(case, start)], [(case, start)], method)[0]
-    consistency = check(reg, [(case, start)], [result])[0] if qa else None
+    consistency, note = check_safely(reg, [(case, start)], [result]) if qa else ([None], "")
+    consistency = consistency[0]
     files = {
         "tfm": write_transform(result.transform, out / "transform.tfm"),
         "txt": write_transform(result.transform, out / "transform.txt"),
@@ -141,8 +144,8 @@ def register(fixed, moving, fixed_label=None, method: str = "mi", initial_transf
            "message": result.message,
            "runtime_s": result.runtime, "start": start.matrix.tolist(), "transform": result.transform.matrix.tolist(),
            "info": _plain(result.info), "suspect": None if consistency is None else consistency.suspect,
-           "consistency": None if consistency is None else consistency.to_dict(),
+           "consistency": None if consistency is None else consistency.to_dict(), "consistency_note": note,
            "convention": "maps fixed (MR) physical points to moving (TRUS) physical points, LPS mm"}
     (out / "result.json").write_text(json.dumps(doc, indent=2, default=str) + "\n")
     files["json"] = out / "result.json"
-    return RegisterOutput(result, files, consistency)
+    return RegisterOutput(result, files, consistency, note)
