@@ -105,3 +105,28 @@ def test_every_deep_registry_name_runs_from_the_cli_given_a_checkpoint(case_dir,
     assert r.exit_code == 0, r.output
     doc = json.loads((tmp_path / name / "result.json").read_text())
     assert doc["status"] == "ok" and doc["options"] == {"checkpoint": "random"}
+
+
+@pytest.mark.slow
+def test_register_by_default_starts_from_the_centres_and_so_reaches_a_pair_far_apart(case_dir, tmp_path,
+                                                                                      itk_loaded):
+    """The TRUS header placed 32 mm (and 3°) away from the MR, as an export can place it: mi from the headers
+    (identity) stays far, from the default start (the MR prostate centre to the TRUS centre) it converges."""
+    from regkit.sre import sre
+    from regkit.surface import surface_from_label
+    from regkit.transform import RigidTransform
+
+    points = surface_from_label(sitk.ReadImage(str(case_dir / "mr_label.nii.gz")))
+    truth = RigidTransform.from_params([24.0, -16.0, 14.0, 2.0, -1.0, 2.0],  # 32 mm, 3°: MR → TRUS physical
+                                       points.mean(axis=0))
+    frame = truth @ read_transform(case_dir / "ground_truth.txt").inverse()  # old TRUS physical → new
+    trus = sitk.ReadImage(str(case_dir / "trus.nii.gz"))
+    trus.SetDirection((frame.matrix[:3, :3] @ np.array(trus.GetDirection()).reshape(3, 3)).ravel().tolist())
+    trus.SetOrigin(frame.apply(np.array(trus.GetOrigin())).tolist())
+    sitk.WriteImage(trus, str(tmp_path / "far.nii.gz"))
+    args = (case_dir / "mr.nii.gz", tmp_path / "far.nii.gz", case_dir / "mr_label.nii.gz")
+    assert sre(RigidTransform.identity(), truth, points) > 30
+    default = regkit.register(*args, method="mi", out=tmp_path / "default")
+    headers = regkit.register(*args, method="mi", initial_transform="identity", out=tmp_path / "headers")
+    assert sre(default.result.transform, truth, points) < 2.0
+    assert sre(headers.result.transform, truth, points) > 10.0

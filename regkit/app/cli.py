@@ -247,9 +247,9 @@ def compare(methods, init, data, split, cases, starts_per_case, seed, starts_fil
               help="MR prostate label (needed by deep methods; masks the classical ones).")
 @click.option("--method", "-m", default="mi", show_default=True,
               help="Registrar name (see `regkit list`), or a chain A+B (B starts where A ended).")
-@click.option("--initial-transform", "initial_transform", default="identity", show_default=True,
-              help="Start: identity, centres (prostate centre to TRUS centre), or a transform file "
-                   "(.tfm/.h5/4x4 .txt/elastix).")
+@click.option("--initial-transform", "initial_transform", default="centres", show_default=True,
+              help="Start: centres (the MR prostate centre, or the MR centre, to the TRUS centre), moments (the "
+                   "centres of mass), identity (trust the headers), or a transform file (.tfm/.h5/4x4 .txt/elastix).")
 @click.option("--init", "init", default=None, hidden=True, help="Deprecated: the old name of --initial-transform.")
 @click.option("--out", "-o", type=click.Path(file_okay=False), default="regkit-register", show_default=True)
 @click.option("--moving-modality", default=None,

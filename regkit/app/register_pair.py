@@ -7,13 +7,13 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import SimpleITK as sitk
 
 from regkit.case import Case
 from regkit.consistency import Consistency
 from regkit.errors import InputError
-from regkit.image import ImageGeometry, read_image, write_image
+from regkit.image import read_image, write_image
+from regkit.initial_alignment import ALIGNMENTS, SPELLINGS, initial_alignment
 from regkit.registrar import RegistrationResult
 from regkit.transform import RigidTransform
 from regkit.transform_io import read_transform, write_transform
@@ -33,18 +33,6 @@ class RegisterOutput:
     @property
     def suspect(self) -> bool:
         return self.consistency is not None and self.consistency.suspect
-
-
-def centres_start(fixed: sitk.Image, moving: sitk.Image, fixed_label: sitk.Image | None) -> RigidTransform:
-    """A translation mapping the MR prostate centre (or the MR image centre) to the TRUS image centre."""
-    if fixed_label is not None and (sitk.GetArrayViewFromImage(fixed_label) > 0).any():
-        idx = np.array(np.nonzero(sitk.GetArrayViewFromImage(fixed_label) > 0), float).mean(axis=1)[::-1]
-        src = ImageGeometry.of(fixed_label).to_physical(idx)
-    else:
-        src = ImageGeometry.of(fixed).center
-    m = np.eye(4)
-    m[:3, 3] = ImageGeometry.of(moving).center - src
-    return RigidTransform.from_matrix(m)
 
 
 def _plain(info: dict) -> dict:
@@ -70,13 +58,15 @@ def register(fixed, moving, fixed_label=None, method: str = "mi", initial_transf
         MR prostate label: needed by the deep registrars (crop box) and for the classical methods' mask.
     method : str
         A registrar name (``regkit list``); ``options`` are passed to it.
-    initial_transform : "identity", "centres", a transform file, or a RigidTransform
-        The start (fixed → moving); None: ``"identity"``. ``centres`` maps the prostate (or MR) centre to the
-        TRUS centre. ``init=`` is its deprecated name (a ``FutureWarning``).
+    initial_transform : {"centres", "moments", "identity"}, a transform file, or a RigidTransform
+        The start (fixed → moving): an initial alignment (:mod:`regkit.initial_alignment`: ``"centres"``, the
+        default (None), takes the MR prostate centre, or the MR centre without a label, to the TRUS centre;
+        ``"moments"`` matches the images' centres of mass; ``"identity"`` trusts the headers), a transform file
+        (.tfm/.h5/4×4 .txt/elastix) or a transform. ``init=`` is its deprecated name (a ``FutureWarning``).
     moving_modality : str, optional
         What the moving image is ("US" for ultrasound, or e.g. "MR", "CT"): the classical methods mask an
         ultrasound moving image to its fan. Unsaid, they guess from the image
-        (:func:`regkit.baselines.elastix.looks_like_ultrasound`: an 8-bit image with a zero-filled outside).
+        (:func:`regkit.baselines.masks.looks_like_ultrasound`: an 8-bit image with a zero-filled outside).
     out : path
         Output folder: ``transform.tfm`` (ITK, read by 3D Slicer and ITK-SNAP), ``transform.txt`` (4×4),
         ``moving_resampled.nii.gz`` (the TRUS in MR space), ``overlay.png`` and ``result.json``.
@@ -106,19 +96,19 @@ def register(fixed, moving, fixed_label=None, method: str = "mi", initial_transf
         keyword, initial_transform = "init", options.pop("init")
     if fixed is None or moving is None:
         raise InputError("both images are needed: fixed (the MR) and moving (the TRUS)")
-    if not isinstance(initial_transform, RigidTransform | str | Path) and initial_transform is not None:
-        raise InputError(f"{keyword} must be 'identity', 'centres', a transform file or a RigidTransform, got "
-                         f"{initial_transform!r}")
+    if initial_transform is None:
+        initial_transform = "centres"
+    if not isinstance(initial_transform, RigidTransform | str | Path):
+        raise InputError(f"{keyword} must be 'centres', 'moments', 'identity', a transform file or a RigidTransform, "
+                         f"got {initial_transform!r}")
     out = prepare_out(out)  # before any work: a path through a file fails now, not after the registration
 
     f, m = load(fixed, "MR image"), load(moving, "TRUS image")
     lab, mlab = load(fixed_label, "MR prostate label"), load(moving_label, "TRUS label")
     if isinstance(initial_transform, RigidTransform):
         start = initial_transform
-    elif initial_transform in (None, "identity"):
-        start = RigidTransform.identity()
-    elif initial_transform in ("centres", "centers"):
-        start = centres_start(f, m, lab)
+    elif str(initial_transform) in (*ALIGNMENTS, *SPELLINGS):
+        start = initial_alignment(f, m, str(initial_transform), lab)
     else:
         start = read_transform(initial_transform)
     case = Case("pair", f, m, lab, moving_label=mlab,
