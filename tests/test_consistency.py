@@ -157,7 +157,7 @@ def test_register_warns_on_a_suspect_result(phantom_dataset, stuck_start, tmp_pa
     args = ["register", "--fixed", str(case / "mr.nii.gz"), "--moving", str(case / "trus.nii.gz"), "--fixed-label",
             str(case / "mr_label.nii.gz"), "--method", "attractor"]
     stuck = CliRunner().invoke(main, [*args, "--initial-transform", str(stuck_start), "--out", str(tmp_path / "s")])
-    good = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "g")])
+    good = CliRunner().invoke(main, [*args, "--initial-transform", "identity", "--out", str(tmp_path / "g")])
     assert stuck.exit_code == good.exit_code == 0, (stuck.output, good.output)
     warning = [line for line in stuck.stderr.splitlines() if "warning" in line]
     assert len(warning) == 1 and "suspect result: restart spread 4.00 mm > " in warning[0]
@@ -171,6 +171,7 @@ def test_register_warns_on_a_suspect_result(phantom_dataset, stuck_start, tmp_pa
                                     str(tmp_path / "n")])
     assert off.exit_code == 0 and "warning" not in off.stderr
     assert json.loads((tmp_path / "n" / "result.json").read_text())["consistency"] is None
+    assert "--qa" in CliRunner().invoke(main, ["compare", "--help"]).output
 
 
 @pytest.mark.parametrize(("target", "k", "wrong"), [(16, 0, True), (8, 0, False)])
