@@ -1,10 +1,12 @@
 """Consistency measures computed without the ground truth, against the truth: which one flags the registrations
 that end far from it (issue 31), at what cost.
 
-    nice -n 10 python bench/qa_flag.py run --set dev-pairs --methods mi,mind
-    nice -n 10 python bench/qa_flag.py run --set sim-dev --methods mi,mind,attreg,attreg+mi
-    nice -n 10 python bench/qa_flag.py run --set sim-test --methods mi,mind,attreg,attreg+mi
-    python bench/qa_flag.py summary > bench/results/qa_flag.txt
+    nice -n 10 python bench/qa_flag.py run --set dev-pairs --methods mi,mind --rs 4
+    nice -n 10 python bench/qa_flag.py run --set sim-dev --methods mi,attreg,attreg+mi,mind --starts 2
+    nice -n 10 regkit compare --methods mi,mind,attreg,attreg+mi --init 8mm,16mm --data runs/data/test-prostate-mr \
+        -k 2 -j 1 --qa --out runs/qa-test
+    nice -n 10 python bench/qa_flag.py cost --set sim-test --methods mi,mind,attreg,attreg+mi
+    python bench/qa_flag.py summary --measure "rr4 k=2" --compare runs/qa-test/results.csv > bench/results/qa_flag.txt
 
 Sets (``--set``):
 
@@ -45,7 +47,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from devpairs import PAIRS, load_pair, start
 
-from regkit.consistency import distance, perturbations, roi_points, swapped_case
+from regkit.consistency import distance, perturbations, roi_points
 from regkit.transform import RigidTransform
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,6 +79,16 @@ def units(name: str, levels: list[float], starts: int):
             for s in make_starts([case], f"{level:g}mm", starts, seed=0):
                 yield cid, level, s.start_id, case, s.transform, \
                     (lambda t, c=case: float(sre(t, c.ground_truth, c.surface_points)))
+
+
+def swapped_case(case):
+    """The same pair the other way round: the moving image as the fixed one, the fixed image (and its label) as
+    the moving one; the moving image is taken for an MR (regkit has no fixed modality to carry over). A moving
+    label is left out: a user rarely has one."""
+    from regkit.case import Case
+
+    return Case(f"{case.case_id}-swapped", case.moving, case.fixed, None, moving_label=case.fixed_label,
+                metadata={"moving_modality": "MR"})
 
 
 _REGISTRARS: dict[str, object] = {}
@@ -144,7 +156,7 @@ def run(a) -> None:
     import torch
 
     torch.set_num_threads(1)
-    out = Path(a.out)
+    out = Path(a.out or ROOT / f"bench/out/qa_flag/rows-{a.set}.csv")
     out.parent.mkdir(parents=True, exist_ok=True)
     done = set()
     if out.exists():
@@ -169,6 +181,34 @@ def run(a) -> None:
                       ", ".join(f"{r['role']}{r['j']} {r['dist']}" for r in rows[1:]), flush=True)
 
 
+def cost(a) -> None:
+    """The flag's extra time as regkit computes it (:func:`regkit.consistency.check`), against the registration's,
+    in the same process, interleaved: one row per (case, method, start)."""
+    import torch
+
+    from regkit.consistency import check
+
+    torch.set_num_threads(1)
+    rows = []
+    for cid, _, k, case, start_t, _ in units(a.set, [8.0], a.starts):
+        for method in a.methods.split(","):
+            reg = registrar(method)
+            t0 = time.perf_counter()
+            result = reg.register_many([(case, start_t)])[0]
+            t1 = time.perf_counter()
+            (c,) = check(reg, [(case, start_t)], [result])
+            t2 = time.perf_counter()
+            rows.append((method, t1 - t0, t2 - t1))
+            print(f"{a.set} {cid} {method} k{k}: registration {t1 - t0:.1f} s, consistency {t2 - t1:.1f} s "
+                  f"({(t2 - t1) / (t1 - t0):.2f}×), {c.sentence() if c else '-'}", flush=True)
+    print("\n| method | registrations | median registration (s) | median consistency (s) | ratio of the sums |")
+    print("|---|---|---|---|---|")
+    for method in a.methods.split(","):
+        r = np.array([(x, y) for m, x, y in rows if m == method])
+        print(f"| {method} | {len(r)} | {np.median(r[:, 0]):.1f} | {np.median(r[:, 1]):.1f} | "
+              f"{r[:, 1].sum() / r[:, 0].sum():.2f}× |")
+
+
 def radii(text: str) -> tuple[float, ...]:
     return tuple(float(v) for v in text.split(",") if v.strip())
 
@@ -186,19 +226,19 @@ def main() -> None:
     r.add_argument("--rs-deep", type=radii, default=(2.0, 4.0), help="the same for a network (test-time augmentation)")
     r.add_argument("--rr", type=radii, default=(4.0,), help="perturbations of the result, mm (comma list)")
     r.add_argument("--no-ic", dest="ic", action="store_false")
-    r.add_argument("--out", default=str(ROOT / "bench/out/qa_flag/rows.csv"))
+    r.add_argument("--out", help="the rows' CSV [bench/out/qa_flag/rows-SET.csv]")
+    c = sub.add_parser("cost")
+    c.add_argument("--set", required=True, choices=["dev-pairs", *SETS])
+    c.add_argument("--methods", default="mi,mind")
+    c.add_argument("--starts", type=int, default=1)
     s = sub.add_parser("summary")
     s.add_argument("--rows", nargs="+", default=[str(ROOT / f"bench/out/qa_flag/rows-{n}.csv")
                                                  for n in ("dev-pairs", *SETS)])
-    s.add_argument("--measure", help="the chosen candidate (e.g. rr4), for iterative methods and chains")
-    s.add_argument("--deep-measure", help="the chosen candidate for networks (default: --measure)")
-    s.add_argument("--threshold", type=float, help="mm (default: chosen on the dev data)")
+    s.add_argument("--measure", help="the candidate regkit.consistency computes (e.g. 'rr4 k=2'): the flag's table")
+    s.add_argument("--compare", nargs="*", default=[], help="results.csv of `regkit compare --qa` runs (test sets)")
     a = ap.parse_args()
     os.environ.setdefault("REGKIT_NO_PROGRESS", "1")
-    if a.command == "run":
-        run(a)
-    else:
-        summary(a)
+    {"run": run, "cost": cost, "summary": summary}[a.command](a)
 
 
 # ------------------------------------------------------------------------------------------------ the summary
@@ -243,6 +283,8 @@ def best_threshold(measure, bad) -> float:
     """The threshold (mm) that maximises sensitivity minus the false-alarm rate (Youden's J); flagged means
     ``measure > threshold``. Ties go to the larger threshold (fewer alarms)."""
     m, b = np.asarray(measure, float), np.asarray(bad, bool)
+    if b.all() or not b.any():
+        return float("nan")
     cands = np.unique(np.round(m, 2))
     best, arg = -2.0, float("nan")
     for t in cands[::-1]:
@@ -264,6 +306,8 @@ def fraction(k: int, n: int) -> str:
 
 
 def summary(a) -> None:
+    import pandas as pd
+
     frame = registrations([Path(p) for p in a.rows])
     frame["bad"] = frame["error"] > TRUTH_MM
     frame["family"] = frame["method"].map(lambda m: "deep" if m in ("attreg",) else "iterative")
@@ -294,27 +338,40 @@ def summary(a) -> None:
             print(f"| {c} | {len(h)} ({nb}) | {auc(h[c], h.bad):.2f} | {t:.2f} | {fraction(fb, nb)} | "
                   f"{fraction(fg, ng)} | {cost:.2f}× | " + " | ".join(f"{v:.2f}" for v in aucs) + " |")
         print()
-    if a.measure:
-        chosen = {"iterative": a.measure, "deep": a.deep_measure or a.measure}
-        frame["measure"] = [r[chosen[r.family]] for _, r in frame.iterrows()]
-        dev = frame[frame.set.isin(DEV_SETS)]
-        threshold = a.threshold if a.threshold is not None else best_threshold(dev["measure"], dev["bad"])
-        print(f"\n## The flag: {a.measure} (iterative; a chain's last member) / {chosen['deep']} (networks) > "
-              f"{threshold:.2f} mm (chosen on the dev data, all methods pooled)\n")
-        print("| set | method | start | n | bad (> 2 mm) | bad flagged (sensitivity) | good flagged (false alarms) |"
-              " median measure, good / bad (mm) |")
-        print("|---|---|---|---|---|---|---|---|")
-        for (set_, method, level), g in frame.groupby(["set", "method", "level"], sort=False):
-            fb, nb, fg, ng = rates(g["measure"], g["bad"], threshold)
-            med = (f"{np.median(g.measure[~g.bad]):.2f}" if ng else "-") + " / " + \
-                (f"{np.median(g.measure[g.bad]):.2f}" if nb else "-")
-            print(f"| {set_} | {method} | {level:g} mm | {len(g)} | {nb} | {fraction(fb, nb)} | {fraction(fg, ng)} | "
-                  f"{med} |")
-        print("\n| set | method | n | bad | bad flagged | good flagged |\n|---|---|---|---|---|---|")
-        for (set_, method), g in frame.groupby(["set", "method"], sort=False):
-            fb, nb, fg, ng = rates(g["measure"], g["bad"], threshold)
-            print(f"| {set_} | {method} | {len(g)} | {nb} | {fraction(fb, nb)} | {fraction(fg, ng)} |")
+    if not a.measure:
+        return
+    from regkit.consistency import RADIUS_MM, RESTARTS, THRESHOLD_MM
 
+    frame["measure"] = frame[a.measure]
+    dev = frame[frame.set.isin(DEV_SETS)]
+    best = best_threshold(dev["measure"], dev["bad"])
+    print(f"## The flag: {a.measure} > {THRESHOLD_MM:g} mm\n\nregkit.consistency: {RESTARTS} restarts from the result "
+          f"perturbed by {RADIUS_MM:g} mm, suspect above THRESHOLD_MM = {THRESHOLD_MM:g} mm (the dev data's best "
+          f"threshold for {a.measure}, all methods pooled: {best:.2f} mm). dev-pairs and sim-dev: the measure of this "
+          "script's runs; sim-test: `regkit compare --qa` itself (its results.csv: consistency_mm, suspect).\n")
+    frame = frame[["set", "method", "level", "error", "bad", "measure"]]
+    for path in a.compare:
+        from regkit.evaluation.store import ResultStore
+
+        r = ResultStore(path).read()
+        r = r[r["consistency_mm"].notna()]
+        frame = pd.concat([frame, pd.DataFrame({
+            "set": "sim-test", "method": r["method"], "level": r["init"].str.removesuffix("mm").astype(float),
+            "error": r["final_sre"], "bad": r["final_sre"] > TRUTH_MM, "measure": r["consistency_mm"]})])
+    print("| set | method | start | n | bad (> 2 mm) | bad flagged (sensitivity) | good flagged (false alarms) |"
+          " median measure, good / bad (mm) |")
+    print("|---|---|---|---|---|---|---|---|")
+    for (set_, method, level), g in frame.groupby(["set", "method", "level"], sort=False):
+        fb, nb, fg, ng = rates(g["measure"], g["bad"], THRESHOLD_MM)
+        med = (f"{np.median(g.measure[~g.bad]):.2f}" if ng else "-") + " / " + \
+            (f"{np.median(g.measure[g.bad]):.2f}" if nb else "-")
+        print(f"| {set_} | {method} | {level:g} mm | {len(g)} | {nb} | {fraction(fb, nb)} | {fraction(fg, ng)} | "
+              f"{med} |")
+    print("\nBoth starting errors together:\n\n| set | method | n | bad (> 2 mm) | bad flagged (sensitivity) | "
+          "good flagged (false alarms) |\n|---|---|---|---|---|---|")
+    for (set_, method), g in frame.groupby(["set", "method"], sort=False):
+        fb, nb, fg, ng = rates(g["measure"], g["bad"], THRESHOLD_MM)
+        print(f"| {set_} | {method} | {len(g)} | {nb} | {fraction(fb, nb)} | {fraction(fg, ng)} |")
 
 if __name__ == "__main__":
     main()
