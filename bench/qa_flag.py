@@ -8,6 +8,10 @@ that end far from it (issue 31), at what cost.
     nice -n 10 python bench/qa_flag.py cost --set sim-test --methods mi,mind,attreg,attreg+mi
     python bench/qa_flag.py summary --measure "rr4 k=2" --compare runs/qa-test/results.csv > bench/results/qa_flag.txt
 
+The raw rows behind bench/results/qa_flag.txt are kept beside it (the dev runs' rows without their matrices, and the
+test run's results.csv): ``summary --rows bench/results/qa_flag_rows.csv --measure "rr4 k=2" --compare
+bench/results/qa_flag_test_results.csv`` prints the same tables.
+
 Sets (``--set``):
 
 * ``dev-pairs``: the real multimodal MR pairs of ``../shared/data/real_multimodal_dev`` (no labels; the start
@@ -200,7 +204,7 @@ def cost(a) -> None:
             t2 = time.perf_counter()
             rows.append((method, t1 - t0, t2 - t1))
             print(f"{a.set} {cid} {method} k{k}: registration {t1 - t0:.1f} s, consistency {t2 - t1:.1f} s "
-                  f"({(t2 - t1) / (t1 - t0):.2f}×), {c.sentence() if c else '-'}", flush=True)
+                  f"({(t2 - t1) / (t1 - t0):.2f}×), {c.describe() if c else '-'}", flush=True)
     print("\n| method | registrations | median registration (s) | median consistency (s) | ratio of the sums |")
     print("|---|---|---|---|---|")
     for method in a.methods.split(","):
@@ -373,7 +377,8 @@ def summary(a) -> None:
               f"{med} |")
     print("\nBoth starting errors together:\n\n| set | method | n | bad (> 2 mm) | bad flagged (sensitivity) | "
           "good flagged (false alarms) |\n|---|---|---|---|---|---|")
-    for (set_, method), g in frame.groupby(["set", "method"], sort=False):
+    for (set_, method), g in [*frame.groupby(["set", "method"], sort=False),
+                              *(((s, "all methods"), g) for s, g in frame.groupby("set", sort=False))]:
         fb, nb, fg, ng = rates(g["measure"], g["bad"], THRESHOLD_MM)
         print(f"| {set_} | {method} | {len(g)} | {nb} | {fraction(fb, nb)} | {fraction(fg, ng)} |")
 

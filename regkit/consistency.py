@@ -80,10 +80,10 @@ class Consistency:
     distances_mm: tuple[float, ...] = field(default=())
     seconds: float = 0.0
 
-    def sentence(self) -> str:
-        """``"restart spread 5.31 mm (suspect above 1.50 mm)"``."""
-        return f"{self.measure} {self.value_mm:.2f} mm ({'suspect' if self.suspect else 'consistent'}: suspect " \
-               f"above {self.threshold_mm:.2f} mm)"
+    def describe(self) -> str:
+        """``"restart spread 5.31 mm, above the 1.50 mm threshold"`` (or ``"within"``)."""
+        where = "above" if self.suspect else "within"
+        return f"{self.measure} {self.value_mm:.2f} mm, {where} the {self.threshold_mm:.2f} mm threshold"
 
     def to_dict(self) -> dict:
         return {"measure": self.measure, "value_mm": round(float(self.value_mm), 4), "suspect": bool(self.suspect),

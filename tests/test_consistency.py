@@ -61,7 +61,7 @@ def test_a_wrong_optimum_is_suspect_and_the_truth_is_not(phantom_case):
     assert consistent.value_mm == pytest.approx(0, abs=1e-6) and not consistent.suspect
     # the restarts from the stuck result stay where they start, RADIUS_MM away over the region of interest
     assert suspect.value_mm == pytest.approx(RADIUS_MM, rel=1e-3) and suspect.suspect
-    assert suspect.value_mm > THRESHOLD_MM and "suspect above" in suspect.sentence()
+    assert suspect.value_mm > THRESHOLD_MM and "above the" in suspect.describe()
 
 
 def test_the_region_of_interest_is_the_gland_grown_by_a_margin(phantom_case):
@@ -160,7 +160,8 @@ def test_register_warns_on_a_suspect_result(phantom_dataset, stuck_start, tmp_pa
     good = CliRunner().invoke(main, [*args, "--initial-transform", "identity", "--out", str(tmp_path / "g")])
     assert stuck.exit_code == good.exit_code == 0, (stuck.output, good.output)
     warning = [line for line in stuck.stderr.splitlines() if "warning" in line]
-    assert len(warning) == 1 and "suspect result: restart spread 4.00 mm > " in warning[0]
+    assert len(warning) == 1 and f"suspect result: restart spread 4.00 mm, above the {THRESHOLD_MM:.2f} mm " \
+        "threshold (" in warning[0]
     assert "attractor: ok, suspect in" in stuck.stdout
     assert "warning" not in good.stderr and "restart spread 0.00 mm" in good.stdout
     doc = json.loads((tmp_path / "s" / "result.json").read_text())

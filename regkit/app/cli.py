@@ -284,15 +284,13 @@ def register(fixed, moving, fixed_label, method, initial_transform, init, out, m
     click.echo(f"{method}: {r.status}{', suspect' if res.suspect else ''} in {r.runtime:.2f} s"
                f"{(' - ' + r.message) if r.message else ''}")
     if res.suspect:
-        c = res.consistency
-        click.echo(f"regkit register: warning: suspect result: {c.measure} {c.value_mm:.2f} mm > {c.threshold_mm:.2f} "
-                   "mm (the method does not come back to it from nearby starts: a wrong optimum or an imprecise one); "
+        click.echo(f"regkit register: warning: suspect result: {res.consistency.describe()} (the "
+                   "method does not come back to it from nearby starts: a wrong optimum, or an imprecise result); "
                    "check the overlay, or start elsewhere", err=True)
     elif res.consistency_note:
         click.echo(f"regkit register: warning: {res.consistency_note}", err=True)
     elif res.consistency is not None:
-        click.echo(f"  consistency      {res.consistency.measure} {res.consistency.value_mm:.2f} mm (suspect above "
-                   f"{res.consistency.threshold_mm:.2f} mm)")
+        click.echo(f"  consistency      {res.consistency.describe()}")
     for k, p in res.files.items():
         click.echo(f"  {k:17s}{p}")
 
