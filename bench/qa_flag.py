@@ -1,6 +1,11 @@
 """Consistency measures computed without the ground truth, against the truth: which one flags the registrations
 that end far from it (issue 31), at what cost.
 
+    # the data, as scripts/make_training_data.sh renders it (runs/data/mr-promise12-val: links to its 5 held-out MRs)
+    regkit synth --out runs/data/val-promise12 --from-mr runs/data/mr-promise12-val --cases 5 --seed 14 \
+        --split-sizes 0,5,0
+    regkit synth --out runs/data/test-prostate-mr --from-mr ../shared/data/prostate_mr --cases 6 --seed 2021 \
+        --split-sizes 0,0,6
     nice -n 10 python bench/qa_flag.py run --set dev-pairs --methods mi,mind --rs 4
     nice -n 10 python bench/qa_flag.py run --set sim-dev --methods mi,attreg,attreg+mi,mind --starts 2
     nice -n 10 regkit compare --methods mi,mind,attreg,attreg+mi --init 8mm,16mm --data runs/data/test-prostate-mr \
