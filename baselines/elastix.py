@@ -1,7 +1,13 @@
 """One safe way to run itk-elastix for rigid registration: ITK loaded once, elastix run, its log read.
 
-* **Import once.** ``import itk`` plus elastix's lazy load costs ~11 s and ~1 GB; :func:`itk_module` pays it
-  once per process, and nothing in regkit imports ITK until a registration runs.
+* **Load once, and only what elastix needs.** :func:`itk_module` loads ITK once per process, and nothing in
+  regkit imports ITK until a registration runs. ITK's own lazy load of elastix first loads the 29 ITK modules
+  that elastix's wrapping declares (intensity filters, FFT, meshes, every image-IO plug-in, ...), then torch,
+  IPython and dask's ``distributed`` for its array hooks: about 15 s and 1 GB, most of it for Python classes
+  regkit never touches (the elastix library links the ITK code it runs). regkit loads ITK's core and elastix
+  alone, through ITK's own loader (:func:`_load_elastix_alone`): about 2 s and 250 MB, and the same results bit
+  for bit. Where the installed ITK is not laid out as expected, or with ``REGKIT_ITK_FULL_LOAD=1``, ITK loads
+  elastix its usual way.
 * **Pool threader.** ITK's default TBB threader segfaults in multi-metric registrations when a thread count
   is set (ITKElastix#160), so the Pool threader is selected before ITK loads (unless the user chose one with
   ``ITK_GLOBAL_DEFAULT_THREADER``).
@@ -23,7 +29,9 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import sys
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,16 +55,85 @@ class ElastixError(RegkitError):
 
 
 def itk_module():
-    """The ``itk`` module with elastix loaded and the Pool threader selected (loaded once per process)."""
+    """The ``itk`` module with elastix loaded and the Pool threader selected (loaded once per process).
+
+    Only ITK's core and elastix are loaded (module docstring); ITK's other modules still load on first use, as
+    usual. In a process that had not imported torch, ITK's array-like filters (``itk.median_image_filter(...)``)
+    then take a torch tensor as a NumPy array and return NumPy arrays.
+    """
     global _ITK
     if _ITK is None:
         os.environ.setdefault("ITK_GLOBAL_DEFAULT_THREADER", "Pool")
-        import itk
+        with _without_optional_imports():
+            import itk
 
-        itk.ElastixRegistrationMethod  # noqa: B018 - triggers ITK's lazy load of elastix now, once
-        itk.GetImageFromArray(np.zeros((2, 2, 2), np.float32))  # and of its NumPy bridge (~1.5 s), not in a timing
+            _skip_array_hooks()
+            if os.environ.get("REGKIT_ITK_FULL_LOAD") or not _load_elastix_alone(itk):
+                itk.ElastixRegistrationMethod  # noqa: B018 - ITK's lazy load of elastix and its 29 modules
+            itk.GetImageFromArray(np.zeros((2, 2, 2), np.float32))  # and its NumPy bridge, not in a timing
         _ITK = itk
     return _ITK
+
+
+#: What elastix's wrapping needs below it: ITK's core (images, points, matrices, the transforms' base classes).
+ELASTIX_NEEDS = ("ITKPyBase", "ITKCommon")
+
+
+def _load_elastix_alone(itk, base=None) -> bool:
+    """Load elastix's wrapping with only :data:`ELASTIX_NEEDS` below it, through ITK's own loader.
+
+    ITK's loader loads a module's declared dependencies first, then its wrapper, whose first lines import each
+    dependency's wrapper. Here the dependency list is cut to :data:`ELASTIX_NEEDS` for this one load, and each
+    other dependency's wrapper is left unexecuted in ``sys.modules``, as ITK's loader itself leaves a module
+    before it loads it (it loads there, as usual, on first use). Returns False, with nothing changed, where
+    the installed ITK is not laid out this way; the caller then loads elastix as ITK does.
+    """
+    try:
+        if base is None:
+            from itk.support import base
+        info = base.itk_base_global_module_data["Elastix"]
+        declared = tuple(info._depends)
+        stand_in = base.create_itk_module
+    except (ImportError, AttributeError, KeyError, TypeError):
+        return False
+    if not set(ELASTIX_NEEDS) <= set(declared):
+        return False
+    for dep in declared:
+        if dep not in ELASTIX_NEEDS:
+            sys.modules.setdefault(f"itk.{dep}Python", stand_in(dep))
+    info._depends = ELASTIX_NEEDS
+    try:
+        itk.ElastixRegistrationMethod[itk.Image[itk.F, 3], itk.Image[itk.F, 3]]  # loads elastix's wrapping
+    except Exception:  # it needs more than ITK's core in this version: ITK's usual load follows
+        return False
+    finally:
+        info._depends = declared
+    return True
+
+
+@contextmanager
+def _without_optional_imports():
+    """While ITK loads: no IPython (ITK imports it to extend IPython's completer, useless outside IPython) and
+    no dask ``distributed`` (its serialisers for ITK's array views; regkit never sends those) where they are
+    not imported already."""
+    blocked = [name for name in ("IPython", "distributed") if name not in sys.modules]
+    for name in blocked:
+        sys.modules[name] = None  # an import of it raises ImportError, which ITK expects and skips
+    try:
+        yield
+    finally:
+        for name in blocked:
+            if name in sys.modules and sys.modules[name] is None:
+                del sys.modules[name]
+
+
+def _skip_array_hooks() -> None:
+    """ITK's array-like filter wrappers import torch and xarray (when installed) as each wrapper is defined,
+    to accept their arrays: not where this process has not imported them already (torch alone is ~2 s)."""
+    helpers = sys.modules.get("itk.support.helpers")
+    for module, flag in (("torch", "_HAVE_TORCH"), ("xarray", "_HAVE_XARRAY")):
+        if module not in sys.modules and getattr(helpers, flag, None) is True:
+            setattr(helpers, flag, False)
 
 
 def to_itk(image: sitk.Image, pixel: str = "F"):

@@ -8,10 +8,16 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 import SimpleITK as sitk
 
 from regkit.errors import InputError
+
+#: The moving mask of a classical registration: the ultrasound fan when the moving image is ultrasound
+#: (``"auto"``), always (``"fan"``), or never (``"none"``).
+MovingMask = Literal["auto", "fan", "none"]
 
 
 def dilated_mask(label: sitk.Image, radius_mm: float) -> sitk.Image:

@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 
@@ -106,6 +107,9 @@ def rigid_parameter_map(metric: str = "AdvancedMattesMutualInformation", *,
 
 #: ``preset="auto"`` chooses between these two recipes, case by case (:func:`recipe_for`).
 AUTO_PRESETS = ("general", "ultrasound")
+#: A classical registrar's recipe: chosen per case from the moving image (``"auto"``), the ``"general"`` or the
+#: ``"ultrasound"`` one, or ``"phantom"`` (the settings once tuned on the phantom alone).
+Preset = Literal["auto", "general", "ultrasound", "phantom"]
 
 
 def recipe_of(presets: dict[str, dict], preset: str, defaults: dict, **given) -> dict:

@@ -20,8 +20,6 @@ from regkit.transform import RigidTransform
 PAIRS = ("prostatex0001_t2_adc", "prostatex0218_t2_adc", "spine_t2_t2s")  # pair_index = position here
 DEV = Path(os.environ.get("REGKIT_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")) \
     / "real_multimodal_dev"
-if not DEV.exists():
-    DEV = Path("/work/shared/data/real_multimodal_dev")
 
 
 @dataclass

@@ -20,6 +20,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -30,6 +31,7 @@ from regkit.evaluation.arguments import one_run_per_folder
 from regkit.evaluation.execution import DaskPool, LocalPool, Task, crashed_row, in_process, run_task, setup_registrar
 from regkit.evaluation.faults import JOURNAL_NAME, CrashJournal
 from regkit.evaluation.method_specs import MethodSpec, parse_methods
+from regkit.evaluation.provenance import read_record
 from regkit.evaluation.store import ResultStore
 from regkit.sre import sre
 from regkit.starts import InitSpec, Start, make_starts, parse_init, read_starts, write_starts
@@ -57,7 +59,8 @@ class CompareResult:
 
 @one_run_per_folder
 def compare(methods: str | Sequence = "mi,mind,attreg", init: str = "8mm", data: str | Path | None = None,
-            split: str = "test", cases: int | None = None, starts_per_case: int = DEFAULT_STARTS_PER_CASE,
+            split: Literal["train", "val", "test", "all"] = "test", cases: int | None = None,
+            starts_per_case: int = DEFAULT_STARTS_PER_CASE,
             seed: int = 0, out: str | Path = "regkit-compare", workers: int | None = None,
             reference: str | None = None, scheduler=None, method_options: dict[str, dict] | None = None,
             starts_file: str | Path | None = None, show_progress: bool = True, echo=print,
@@ -72,8 +75,14 @@ def compare(methods: str | Sequence = "mi,mind,attreg", init: str = "8mm", data:
         Starting errors: ``8mm``, ``0-20mm`` or a list ``8mm,16mm``.
     data : path, optional
         Dataset folder; default the built-in benchmark.
-    split, cases, starts_per_case, seed
-        Which cases (the first ``cases`` of ``split``) and how many starts per case, drawn with ``seed``.
+    split : {"test", "train", "val", "all"}
+        The split of the dataset to evaluate, or ``all`` for every case of it.
+    cases : int, optional
+        Evaluate only the first ``cases`` cases of the split.
+    starts_per_case : int
+        Starts drawn per case and starting error.
+    seed : int
+        The seed of the starts.
     out : path
         Output folder; running again with the same folder resumes.
     workers : int, optional
@@ -91,13 +100,20 @@ def compare(methods: str | Sequence = "mi,mind,attreg", init: str = "8mm", data:
         a cascade), ``reference``, ``all`` or ``paper`` (see :func:`regkit.evaluation.stats.comparisons`);
         default ``"reference,paper"``: every method against the reference, and the paper's claims whose methods
         are present. A cascade compared by its final result brings the comparison of its first stage.
-    split : str
-        A split of the dataset, or ``all`` for every case of it.
+    show_progress : bool
+        Progress bars on stderr.
+    echo : callable
+        Where the tables and messages are printed [``print``].
     qa : bool
         Also measure each result's consistency without the ground truth and flag the suspect ones
         (:mod:`regkit.consistency`; it restarts each registration a few times, so it costs that much more time):
         ``results.csv`` gains ``consistency_mm`` and ``suspect``, Table 1 a "Suspect" column, ``metrics.json`` and
         ``report.html`` the suspect samples. The statistics are the same with or without it: the flag drops nothing.
+
+    Returns
+    -------
+    CompareResult
+        The samples, summary and tests as DataFrames, and the output folder.
     """
     from regkit.evaluation import provenance
     from regkit.evaluation.comparisons import comparisons
@@ -173,7 +189,7 @@ def _load_or_make_starts(out: Path, cases, inits: list[InitSpec], per_case: int,
     """The run's starts, drawn (or read from ``starts_file``) and saved as ``OUT/starts.csv``."""
     if starts_file is not None:
         ids = {c.case_id for c in cases}
-        starts = [s for s in read_starts(starts_file) if s.case in ids]
+        starts = [s for s in read_starts(starts_file, cases) if s.case in ids]
         if not starts:
             raise InputError("the starts file has no start for the chosen cases", starts_file)
     else:
@@ -188,10 +204,7 @@ def _check_same_methods(path: Path, specs: list[MethodSpec], settings: dict[str,
     resolved ``settings`` as before; settings that recorded nothing spoil nothing."""
     if not path.exists():
         return
-    try:
-        before = {m["label"]: m for m in json.loads(path.read_text()).get("methods", [])}
-    except (json.JSONDecodeError, AttributeError):
-        return
+    before = {m["label"]: m for m in read_record(path).get("methods", [])}
     for s in specs:
         m = before.get(s.label)
         if m is None or not isinstance(s.registrar, str) or s.label not in with_rows:

@@ -108,6 +108,8 @@ def comparisons(spec: str | Sequence | None, methods: Sequence[str], samples: pd
     registrars : dict, optional
         Label → registry name, so that the paper's claims find aliased methods.
 
+    Notes
+    -----
     Whenever the final results of two methods are compared and one of them is a cascade, the comparison of
     their first stages comes with it (the paper's Table 2 compares stage for stage).
     """

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from regkit.errors import InputError, OutputError
+from regkit.records import read_table, read_text
 from regkit.starts import MATRIX_COLUMNS, Start
 from regkit.transform import RigidTransform
 
@@ -76,6 +77,9 @@ REQUIRED = [*KEY, "final_sre"]  # what makes a table regkit's
 COLUMNS = [f.name for f in fields(ResultRow) if f.name != "transform"]
 COLUMNS[COLUMNS.index("final_dice"):COLUMNS.index("final_dice")] = MATRIX
 RENAMED = {"final_tre": "landmark_tre_mm"}  # columns of an earlier regkit, and their names today
+TEXT = ("method", "case", "init", "status", "message", "stages")
+KINDS = {c: "whole" if c == "start_id" else "text" if c in TEXT else "number" for c in COLUMNS}
+FIX = ("repair the line named, or move results.csv away (its rows stay there) and run again to redo the samples")
 
 
 class ResultStore:
@@ -83,6 +87,8 @@ class ResultStore:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        if self._started():  # before _repair cuts anything: a binary file is refused whole
+            read_text(self.path, "results table", FIX, allow_empty=True)
         self._repair()
         self._check_header()
         self.done: set[tuple] = set()
@@ -168,6 +174,7 @@ class ResultStore:
         """The rows (the first of any repeated key), ``suspect`` as True, False or missing."""
         if not self._started():
             return pd.DataFrame(columns=COLUMNS)
+        read_table(self.path, "results table", {c: KINDS[c] for c in REQUIRED}, optional=KINDS, fix=FIX)  # or named
         # only an empty cell is missing: a method labelled "nan" or a case called "NA" stays what it is
         frame = pd.read_csv(self.path, dtype={"method": str, "case": str, "init": str, "status": str,
                                               "message": str}, keep_default_na=False, na_values=[""])

@@ -127,7 +127,13 @@ def _chain_declaration(name: str) -> MethodDeclaration:
 
 
 def register_method(decl: MethodDeclaration) -> None:
-    """Declare a method in this process (no packaging needed); re-declaring a local name replaces it."""
+    """Declare a method in this process (no packaging needed); re-declaring a local name replaces it.
+
+    Parameters
+    ----------
+    decl : MethodDeclaration
+        The method's declaration (name, factory, title, kind, capabilities, ...).
+    """
     for d in _entry_point_declarations():
         if d.name == decl.name:
             raise InputError(f"registrar {decl.name!r} is already declared by {d.source}",
@@ -136,7 +142,15 @@ def register_method(decl: MethodDeclaration) -> None:
 
 
 def register_registrar(name: str, factory: Callable[..., Registrar]) -> None:
-    """Make a registrar class or factory available as ``name`` in this process."""
+    """Make a registrar class or factory available as ``name`` in this process.
+
+    Parameters
+    ----------
+    name : str
+        The registry name.
+    factory : callable
+        A registrar class, or a callable that takes the options and returns a registrar.
+    """
     register_method(declaration_of(name, factory))
 
 
@@ -216,7 +230,19 @@ def resolved_settings(name: str, options: dict):
 
 
 def get_registrar(name: str | Registrar, **options) -> Registrar:
-    """A registrar by name, constructed with ``options``; a Registrar object is returned as is."""
+    """A registrar by name, constructed with ``options``; a Registrar object is returned as is.
+
+    Parameters
+    ----------
+    name : str or Registrar
+        A registry name (``regkit list``), a chain ``"a+b"``, or a registrar object.
+    **options
+        Keyword options of the registrar (e.g. ``iterations=300`` for ``mi``).
+
+    Returns
+    -------
+    Registrar
+    """
     if not isinstance(name, str):
         if isinstance(name, Registrar):
             if options:

@@ -51,6 +51,9 @@ def main():
     Transforms map fixed (MR) points to moving (TRUS) points, in LPS millimetres. Without --data, commands use
     the built-in synthetic benchmark (rendered and cached on first use).
     """
+    from regkit.progress import note_slow_imports
+
+    note_slow_imports()
 
 
 @main.command("list")
@@ -332,9 +335,10 @@ def parse_checkpoints(items) -> dict[str, str]:
 
 
 def _register_subcommands() -> None:
-    from regkit.app.cli_import import import_group
+    from regkit.app.cli_import import import_group, inspect_cmd
 
     main.add_command(import_group)
+    main.add_command(inspect_cmd)
 
 
 _register_subcommands()

@@ -13,6 +13,7 @@ from regkit.case import Case
 from regkit.consistency import Consistency
 from regkit.errors import InputError
 from regkit.image import read_image, write_image
+from regkit.image_checks import check_image
 from regkit.initial_alignment import ALIGNMENTS, SPELLINGS, initial_alignment
 from regkit.registrar import RegistrationResult
 from regkit.transform import RigidTransform
@@ -75,16 +76,16 @@ def register(fixed, moving, fixed_label=None, method: str = "mi", initial_transf
         a few times near its result; it costs that many more registrations) and mark it suspect when it is worse
         than the threshold: ``result.json``'s ``consistency`` and ``suspect``, and the output's ``consistency``.
     """
+    from regkit.app.overlays import overlay
     from regkit.consistency import check_safely
     from regkit.evaluation.arguments import prepare_out
-    from regkit.evaluation.plots import overlay
     from regkit.registrar import check_results
     from regkit.registry import get_registrar
 
     def load(x, what):
         if x is not None and not isinstance(x, sitk.Image | str | Path):
             raise InputError(f"the {what} must be a file path or a SimpleITK image, got {type(x).__name__}")
-        return x if isinstance(x, sitk.Image) or x is None else read_image(x, what)
+        return check_image(x, what) if isinstance(x, sitk.Image) else None if x is None else read_image(x, what)
 
     keyword = "initial_transform"
     if "init" in options:
