@@ -78,7 +78,8 @@ COLUMNS = [f.name for f in fields(ResultRow) if f.name != "transform"]
 COLUMNS[COLUMNS.index("final_dice"):COLUMNS.index("final_dice")] = MATRIX
 RENAMED = {"final_tre": "landmark_tre_mm"}  # columns of an earlier regkit, and their names today
 TEXT = ("method", "case", "init", "status", "message", "stages")
-KINDS = {c: "whole" if c == "start_id" else "text" if c in TEXT else "number" for c in COLUMNS}
+KINDS = {c: "whole" if c == "start_id" else "text" if c in TEXT else "flag" if c == "suspect" else "number"
+         for c in COLUMNS}
 FIX = ("repair the line named, or move results.csv away (its rows stay there) and run again to redo the samples")
 
 
@@ -174,11 +175,10 @@ class ResultStore:
         """The rows (the first of any repeated key), ``suspect`` as True, False or missing."""
         if not self._started():
             return pd.DataFrame(columns=COLUMNS)
-        read_table(self.path, "results table", {c: KINDS[c] for c in REQUIRED}, optional=KINDS, fix=FIX)  # or named
+        checked = read_table(self.path, "results table", {c: KINDS[c] for c in REQUIRED}, optional=KINDS, fix=FIX)
         # only an empty cell is missing: a method labelled "nan" or a case called "NA" stays what it is
         frame = pd.read_csv(self.path, dtype={"method": str, "case": str, "init": str, "status": str,
                                               "message": str}, keep_default_na=False, na_values=[""])
         if "suspect" in frame:
-            frame["suspect"] = frame["suspect"].map(lambda v: v if isinstance(v, bool) else
-                                                    {"true": True, "false": False}.get(str(v).strip().lower()))
+            frame["suspect"] = pd.Series(checked["suspect"].tolist(), index=frame.index, dtype=object)
         return frame.drop_duplicates(subset=KEY, keep="first").reset_index(drop=True)
