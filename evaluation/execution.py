@@ -41,6 +41,7 @@ class Task:
     case: str
     starts: list[Start]
     attempt: int = 0
+    qa: bool = False  # measure each result's consistency (regkit.consistency)
 
 
 _WORKER_CACHE: dict = {}
@@ -72,6 +73,7 @@ def run_task(task: Task) -> list[ResultRow]:
     (:class:`InputError`), or that raises a :class:`ConfigurationError` (it cannot run with its options at all, e.g.
     elastix refuses its parameter map) raises: that is a configuration error, the same for every sample.
     """
+    from regkit.consistency import check_safely
     from regkit.dataset import load_dataset
     from regkit.registrar import RegistrationResult, check_results
 
@@ -90,6 +92,8 @@ def run_task(task: Task) -> list[ResultRow]:
                                      "same command again (rows written before are kept)") from None
     except (Exception, SystemExit) as exc:  # a broken method or case is recorded, never fatal (even sys.exit())
         error = f"{type(exc).__name__}: {exc}"
+    checks, note = check_safely(reg, pairs, results) if task.qa and results is not None else \
+        ([None] * len(task.starts), "")
     rows = []
     for k, s in enumerate(task.starts):
         r = results[k] if results is not None else RegistrationResult.failure(s.transform, float("nan"), error)
@@ -105,6 +109,10 @@ def run_task(task: Task) -> list[ResultRow]:
                 row.stages = _stages_column(r.info, [sre(t, gt, pts) for t in stages])
         if case is not None:
             _add_measures(row, case, r.transform)
+        if checks[k] is not None:
+            row.consistency_mm, row.suspect = checks[k].value_mm, checks[k].suspect
+        elif note:
+            row.message = "; ".join(m for m in (row.message, note) if m)
         rows.append(row)
     return rows
 

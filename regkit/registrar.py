@@ -230,6 +230,11 @@ class IdentityRegistrar(RegistrarBase):
     def _register(self, case: Case, initial: RigidTransform) -> tuple[RigidTransform, dict]:
         return initial, {}
 
+    def consistency(self, pairs: Sequence[tuple[Case, RigidTransform]], results: Sequence[RegistrationResult],
+                    **settings) -> list[None]:
+        """Not measured (:mod:`regkit.consistency`): returning the start is no registration to check."""
+        return [None] * len(results)
+
 
 METHODS = (MethodDeclaration("identity", IdentityRegistrar, title="No registration", kind="reference",
                              summary="no registration: returns the starting transform",

@@ -10,6 +10,7 @@ from pathlib import Path
 import SimpleITK as sitk
 
 from regkit.case import Case
+from regkit.consistency import Consistency
 from regkit.errors import ConfigurationError, InputError
 from regkit.image import read_image, write_image
 from regkit.image_checks import check_image
@@ -25,8 +26,18 @@ RESULT_FILES = ("transform.tfm", "transform.txt", "moving_resampled.nii.gz")
 
 @dataclass
 class RegisterOutput:
+    """The registration's result, the files written, and its consistency (None when not measured: ``qa=False``,
+    a failed registration, a method that does not register, or a measure that failed: ``consistency_note`` says
+    why)."""
+
     result: RegistrationResult
     files: dict[str, Path]
+    consistency: Consistency | None = None
+    consistency_note: str = ""
+
+    @property
+    def suspect(self) -> bool:
+        return self.consistency is not None and self.consistency.suspect
 
 
 def _plain(info: dict) -> dict:
@@ -41,7 +52,7 @@ def _plain(info: dict) -> dict:
 
 def register(fixed, moving, fixed_label=None, method: str = "mi", initial_transform=None,
              out: str | Path = "regkit-register", moving_label=None, moving_modality: str | None = None,
-             method_options: dict | None = None, **options) -> RegisterOutput:
+             method_options: dict | None = None, qa: bool = True, **options) -> RegisterOutput:
     """Register a moving TRUS to a fixed MR and write the results.
 
     Parameters
@@ -67,6 +78,10 @@ def register(fixed, moving, fixed_label=None, method: str = "mi", initial_transf
     out : path
         Output folder: ``transform.tfm`` (ITK, read by 3D Slicer and ITK-SNAP), ``transform.txt`` (4×4),
         ``moving_resampled.nii.gz`` (the TRUS in MR space), ``overlay.png`` and ``result.json``.
+    qa : bool
+        Measure the result's consistency without the ground truth (:mod:`regkit.consistency`: the method restarted
+        a few times near its result; it costs that many more registrations) and mark it suspect when it is worse
+        than the threshold: ``result.json``'s ``consistency`` and ``suspect``, and the output's ``consistency``.
 
     Returns
     -------
@@ -76,6 +91,7 @@ def register(fixed, moving, fixed_label=None, method: str = "mi", initial_transf
         that could be taken for a result. ``regkit register`` then exits with status 3.
     """
     from regkit.app.overlays import overlay
+    from regkit.consistency import check_safely
     from regkit.evaluation.arguments import prepare_out
     from regkit.registrar import check_results
     from regkit.registry import get_registrar
@@ -142,14 +158,18 @@ def register(fixed, moving, fixed_label=None, method: str = "mi", initial_transf
     resampled = sitk.Resample(m, f, result.transform.to_sitk(), sitk.sitkLinear, 0.0, m.GetPixelID())
     if result.status != FAILED:
         files["moving_resampled"] = write_image(resampled, out / "moving_resampled.nii.gz")
+    consistency, note = check_safely(reg, pairs, [result]) if qa else ([None], "")
+    consistency = consistency[0]
+    flag = ", suspect" if consistency is not None and consistency.suspect else ""
     files["overlay"] = overlay(f, resampled, lab, out / "overlay.png",
-                               title_text=f"{method}: {result.status}, {result.runtime:.2f} s"
+                               title_text=f"{method}: {result.status}{flag}, {result.runtime:.2f} s"
                                           + (" (the start)" if result.status == FAILED else ""))
     doc = {"method": method, "options": options, "moving_modality": moving_modality, "status": result.status,
            "message": result.message,
            "runtime_s": result.runtime, "start": start.matrix.tolist(), "transform": result.transform.matrix.tolist(),
-           "info": _plain(result.info),
+           "info": _plain(result.info), "suspect": None if consistency is None else consistency.suspect,
+           "consistency": None if consistency is None else consistency.to_dict(), "consistency_note": note,
            "convention": "maps fixed (MR) physical points to moving (TRUS) physical points, LPS mm"}
     (out / "result.json").write_text(json.dumps(doc, indent=2, default=str) + "\n")
     files["json"] = out / "result.json"
-    return RegisterOutput(result, files)
+    return RegisterOutput(result, files, consistency, note)
