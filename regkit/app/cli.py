@@ -314,8 +314,9 @@ def register(fixed, moving, fixed_label, method, initial_transform, init, out, m
                    f"{res.files['json']} records the start and the reason)", err=True)
         sys.exit(EXIT_FAILED)
     if r.status == NOT_CONVERGED:
-        click.echo(f"regkit register: warning: {method} did not converge ({r.message or 'no reason given'}); the transform is "
-                   "written, but check it (e.g. overlay.png), or try another start (--initial-transform) or method",
+        click.echo(f"regkit register: warning: {method} did not converge ({r.message or 'no reason given'}); "
+                   "the transform is written, but check it (e.g. overlay.png), or try another start "
+                   "(--initial-transform) or method",
                    err=True)
 
 
