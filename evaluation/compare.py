@@ -125,6 +125,7 @@ def compare(methods: str | Sequence = "mi,mind,attreg", init: str = "8mm", data:
     from regkit.evaluation import provenance
     from regkit.evaluation.comparisons import comparisons
     from regkit.evaluation.execution import check_main_guard
+    from regkit.importers.writing import reference_summary
     from regkit.registry import resolved_settings
 
     out = Path(out)  # made by @one_run_per_folder
@@ -152,6 +153,7 @@ def compare(methods: str | Sequence = "mi,mind,attreg", init: str = "8mm", data:
         split=split, cases=ids, init=init, starts_per_case=starts_per_case, workers=workers,
         starts_file=str(starts_file) if starts_file else None,
         threads_per_worker=threads, scheduler=str(scheduler) if scheduler else None, qa=_qa_record(qa),
+        ground_truth=reference_summary(ds.root, ids),
         methods=[{"label": s.label, "registrar": s.registrar if isinstance(s.registrar, str) else repr(s.registrar),
                   "options": s.options, "settings": settings[s.label], "ran_with": ran_with.get(s.label)}
                  for s in specs])
@@ -319,6 +321,7 @@ def _write_outputs(samples: pd.DataFrame, specs: list[MethodSpec], ds, out: Path
     from regkit.evaluation.measures import backfill
     from regkit.evaluation.metrics import write_metrics
     from regkit.evaluation.report import write_report
+    from regkit.importers.writing import reference_note
     from regkit.registry import declaration, parameter_count
 
     backfill(samples, ds.load)  # Dice / TRE of rows from a run made before regkit measured them
@@ -329,11 +332,11 @@ def _write_outputs(samples: pd.DataFrame, specs: list[MethodSpec], ds, out: Path
     counts = {s.label: parameter_count(declaration(s.registrar)) for s in specs if isinstance(s.registrar, str)}
     titles = {s.label: s.title for s in specs}
     md = tables.write_tables(out, summary, tests, titles, {k: v for k, v in counts.items() if v}, write_text,
-                             ranks)
+                             ranks, reference_note(record.get("ground_truth")))
     plots.boxplot(samples, out / "boxplot.png", titles)
     plots.scatter(samples, out / "scatter.png", titles)
     plots.differences(samples, tests, out / "differences.png", titles)
-    write_metrics(samples, out / "metrics.json", titles)
+    write_metrics(samples, out / "metrics.json", titles, ground_truth=record.get("ground_truth"))
     record["wall_time_s"] = round(time.perf_counter() - t0, 1)
     record["statistics"] = {
         "compare": compare if compare is None or isinstance(compare, str) else [str(c) for c in compare],

@@ -4,6 +4,7 @@ Layout::
 
     {"regkit_metrics": 1,
      "notes": {...},
+     "ground_truth": {...},   # only when the dataset's references were derived from its labels
      "methods": {LABEL: {"title": ..., "inits": {INIT: {
          "cases": {CASE: {"SRE": 2.1, "SRE_initial": 8.0, "SRE_stage1": 3.2, "runtime": 0.6, "starts": 3,
                           "failures": 0, "Dice": 0.84, "landmark_TRE_mm": 2.3, "consistency_mm": 0.4, "suspect": 0}},
@@ -94,9 +95,14 @@ def learn2reg_metrics(samples: pd.DataFrame, titles: dict[str, str] | None = Non
 
 
 def write_metrics(samples: pd.DataFrame, path: str | Path, titles: dict[str, str] | None = None, write=None,
-                  seed: int = BOOTSTRAP_SEED) -> Path:
-    """Write ``metrics.json`` (through ``write(path, text)``, an atomic writer, when given)."""
+                  seed: int = BOOTSTRAP_SEED, ground_truth: dict | None = None) -> Path:
+    """Write ``metrics.json`` (through ``write(path, text)``, an atomic writer, when given); ``ground_truth``,
+    the quality of a label-derived ground truth (:func:`regkit.importers.writing.reference_summary`), goes under
+    its key of that name."""
     from regkit.atomic import write_text
 
-    text = json.dumps(learn2reg_metrics(samples, titles, seed), indent=1) + "\n"
+    doc = learn2reg_metrics(samples, titles, seed)
+    if ground_truth:
+        doc["ground_truth"] = ground_truth
+    text = json.dumps(doc, indent=1) + "\n"
     return (write or write_text)(Path(path), text)

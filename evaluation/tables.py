@@ -182,13 +182,17 @@ def tests_note(n: int) -> str:
 
 
 def write_tables(out, summary: pd.DataFrame, tests: pd.DataFrame, titles: Titles, parameter_counts: dict,
-                 write: Callable[[object, str], object], ranks: pd.DataFrame | None = None) -> dict[str, str]:
+                 write: Callable[[object, str], object], ranks: pd.DataFrame | None = None,
+                 ground_truth_note: str = "") -> dict[str, str]:
     """Write Table 1, Table 2, the tests (and the significance ranks) as CSV, LaTeX and Markdown; returns them
-    as Markdown. ``tests_raw.csv`` holds every statistic of every comparison."""
+    as Markdown. ``tests_raw.csv`` holds every statistic of every comparison. ``ground_truth_note`` (how good
+    a label-derived ground truth is: :func:`regkit.importers.writing.reference_note`) goes under Table 1 and into
+    its caption."""
     t1, t2, tt = table1(summary, titles), table2(summary, parameter_counts, titles), tests_table(tests, titles)
     items = [
         ("table1", t1, "Final SRE by method and starting error (cf. Song et al. 2021, Table 1); 95 % CI of the "
-         "mean by a cluster bootstrap over cases.", "Initialization", ""),
+         "mean by a cluster bootstrap over cases." + (f" {ground_truth_note}" if ground_truth_note else ""),
+         "Initialization", f"\n{ground_truth_note}\n" if ground_truth_note else ""),
         ("table2", t2, "Stage 1 / stage 2 SRE, parameter count and runtime per sample (cf. Table 2).",
          "Initial.", ""),
         ("tests", tt, f"Paired tests on final SRE. {tests_note(len(tests))}", "Initialization",

@@ -201,6 +201,21 @@ def test_paired_labels_reference_and_the_identity_beside_it(tmp_path):
     assert meta["label_reference"]["sre_from_identity_mm"] > 1.0 and "--reference labels" in meta["note"]
 
 
+def test_the_ground_truth_note_says_how_good_a_derived_reference_is_and_names_flagged_cases():
+    from regkit.importers.writing import reference_note
+
+    summary = {"cases": 3, "methods": {"landmarks+icp": 2, "icp": 1},
+               "landmark_residual_mean_mm": {"median": 0.8, "worst": 1.9},
+               "surface_distance_p95_mm": {"median": 1.2, "worst": 2.5}, "dice": {"median": 0.91, "worst": 0.62},
+               "flagged": {"c2": ["dice"]}}
+    note = reference_note(summary)
+    assert note.startswith("Ground truth derived from the labels for 3 case(s) (landmarks+icp 2, icp 1)")
+    assert "landmark residual median 0.8 mm (worst 1.9 mm)" in note and "Dice of the mapped labels median 0.91" in note
+    assert "flagged: c2 (dice)" in note
+    assert "none flagged" in reference_note({**summary, "flagged": {}})
+    assert reference_note(None) == ""  # given references (synthetic, UroNav): nothing to say
+
+
 # --------------------------------------------------------------------------- compare and train on imported data
 @pytest.mark.slow
 def test_compare_and_train_run_on_imported_muregpro(muregpro_data, tmp_path):

@@ -3,6 +3,7 @@ and a fixture in the published layout imported end to end (see :mod:`regkit.impo
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -226,6 +227,11 @@ def test_compare_runs_on_the_imported_cases(imported, tmp_path):
     assert np.isfinite(rows[rows["method"] == "mi"]["final_sre"]).all()
     with_targets = rows[rows["case"] == "Prostate-MRI-US-Biopsy-0001"]  # Target1 on both series: landmark TRE
     assert with_targets["landmark_tre_mm"].notna().all()
+    # how good the derived ground truth is travels with the results: run.json, metrics.json, Table 1's note
+    truth = json.loads((out / "metrics.json").read_text())["ground_truth"]
+    assert truth["cases"] == 2 and sum(truth["methods"].values()) == 2 and truth["dice"]["worst"] > 0.5
+    assert json.loads((out / "run.json").read_text())["ground_truth"] == truth
+    assert "Ground truth derived from the labels for 2 case(s)" in (out / "table1.md").read_text()
 
 
 # --------------------------------------------------------------------------- other layouts, options and bad inputs

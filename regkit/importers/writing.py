@@ -12,7 +12,7 @@ folder merges them.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -227,18 +227,35 @@ def image_stem(path: Path) -> str | None:
     return path.name[: -len(suffix)]
 
 
-def reference_summary(dst: str | Path) -> dict | None:
-    """The quality of a dataset's label-derived references, for the tables' metadata: how many cases per method,
-    the median and worst landmark residual, surface distance and Dice, and the flagged cases. None when no case
-    has a label-derived reference (synthetic data, UroNav)."""
+def reference_summary(dst: str | Path, cases: Iterable[str] | None = None) -> dict | None:
+    """The quality of a dataset's label-derived references (the "ground truth" regkit derived, see
+    :mod:`regkit.importers.reference`), for a comparison's ``run.json``, ``metrics.json`` and Table 1's note.
+
+    Parameters
+    ----------
+    dst : path
+        The dataset folder.
+    cases : iterable of str, optional
+        The cases to summarise (a comparison's); every case of the manifest by default.
+
+    Returns
+    -------
+    dict or None
+        How many cases per reference method, the median and worst landmark residual, gland surface distance
+        (95th percentile) and Dice of the mapped labels, and the flagged cases with their flags. None when no
+        case has a label-derived reference (synthetic data, UroNav, paired folders with a given transform).
+    """
     import numpy as np
 
     from regkit.dataset import load_dataset
 
     ds = load_dataset(dst)
+    chosen = None if cases is None else set(cases)
     rows = []
     for split, ids in ds.splits.items():
         for case_id in ids:
+            if chosen is not None and case_id not in chosen:
+                continue
             meta = metadata_or_nothing(ds.root / case_id / "case.json")
             if (meta.get("reference") or {}).get("method"):
                 rows.append(reference_row(case_id, split, meta))
@@ -257,3 +274,24 @@ def reference_summary(dst: str | Path) -> dict | None:
             "surface_distance_p95_mm": stats("surface_distance_p95_mm", np.max),
             "dice": stats("dice", np.min),
             "flagged": {r["case"]: r["flags"].split("; ") for r in rows if r["flags"]}}
+
+
+def reference_note(summary: dict | None) -> str:
+    """One sentence on how far a comparison's ground truth can be trusted (from :func:`reference_summary`);
+    empty when the references were given, not derived."""
+    if not summary:
+        return ""
+
+    def figure(key: str, what: str, unit: str) -> str:
+        v = summary.get(key)
+        return f"{what} median {v['median']:g}{unit} (worst {v['worst']:g}{unit})" if v else ""
+
+    how = ", ".join(f"{m} {n}" for m, n in summary["methods"].items())
+    figures = "; ".join(f for f in (figure("landmark_residual_mean_mm", "landmark residual", " mm"),
+                                    figure("surface_distance_p95_mm", "gland surface distance (p95)", " mm"),
+                                    figure("dice", "Dice of the mapped labels", "")) if f)
+    flagged = summary.get("flagged") or {}
+    flags = ("; flagged: " + ", ".join(f"{c} ({', '.join(f)})" for c, f in flagged.items())) if flagged \
+        else "; none flagged"
+    return (f"Ground truth derived from the labels for {summary['cases']} case(s) ({how}): {figures}{flags}. "
+            "SRE and landmark TRE are measured against it, so they are no more certain than it is.")
