@@ -126,19 +126,19 @@ def register(fixed, moving, fixed_label=None, method: str = "mi", initial_transf
                          f"got {initial_transform!r}")
     out = prepare_out(out)  # before any work: a path through a file fails now, not after the registration
 
+    reg = get_registrar(method, **options)  # its options are checked before any image is read
     f, m = load(fixed, "MR image"), load(moving, "TRUS image")
     lab, mlab = load(fixed_label, "MR prostate label"), load(moving_label, "TRUS label")
+    case = Case("pair", f, m, lab, moving_label=mlab,
+                metadata={"moving_modality": moving_modality} if moving_modality else {},
+                files={k: Path(v) for k, v in (("fixed", fixed), ("moving", moving), ("fixed_label", fixed_label))
+                       if isinstance(v, (str, Path))})
     if isinstance(initial_transform, RigidTransform):
         start = initial_transform
     elif str(initial_transform) in (*ALIGNMENTS, *SPELLINGS):
         start = initial_alignment(f, m, str(initial_transform), lab)
     else:
         start = read_transform(initial_transform)
-    case = Case("pair", f, m, lab, moving_label=mlab,
-                metadata={"moving_modality": moving_modality} if moving_modality else {},
-                files={k: Path(v) for k, v in (("fixed", fixed), ("moving", moving), ("fixed_label", fixed_label))
-                       if isinstance(v, (str, Path))})
-    reg = get_registrar(method, **options)
     if reg.capabilities.needs_fixed_label and lab is None:
         raise InputError(f"method {method!r} needs the MR prostate label", fix="pass --fixed-label")
     pairs = [(case, start)]
