@@ -1,7 +1,13 @@
-"""One safe way to run itk-elastix for rigid registration.
+"""One safe way to run itk-elastix for rigid registration: ITK loaded once, elastix run, its log read.
 
-* **Import once.** ``import itk`` plus elastix's lazy load costs ~11 s and ~1 GB; :func:`itk_module` pays it
-  once per process, and nothing in regkit imports ITK until a registration runs.
+* **Load once, and only what elastix needs.** :func:`itk_module` loads ITK once per process, and nothing in
+  regkit imports ITK until a registration runs. ITK's own lazy load of elastix first loads the 29 ITK modules
+  that elastix's wrapping declares (intensity filters, FFT, meshes, every image-IO plug-in, ...), then torch,
+  IPython and dask's ``distributed`` for its array hooks: about 15 s and 1 GB, most of it for Python classes
+  regkit never touches (the elastix library links the ITK code it runs). regkit loads ITK's core and elastix
+  alone, through ITK's own loader (:func:`_load_elastix_alone`): about 2 s and 250 MB, and the same results bit
+  for bit. Where the installed ITK is not laid out as expected, or with ``REGKIT_ITK_FULL_LOAD=1``, ITK loads
+  elastix its usual way.
 * **Pool threader.** ITK's default TBB threader segfaults in multi-metric registrations when a thread count
   is set (ITKElastix#160), so the Pool threader is selected before ITK loads (unless the user chose one with
   ``ITK_GLOBAL_DEFAULT_THREADER``).
@@ -13,17 +19,9 @@
 * **No stray files.** Each run logs into a temporary folder that is deleted on success and kept on failure
   (its path is in the error message). The log is read before it is deleted: its per-iteration metric values
   say whether the optimiser converged (:func:`convergence`).
-* **A smoothing pyramid in millimetres.** :func:`rigid_parameter_map` uses elastix's *generic* pyramid with a
-  smoothing schedule of physical Gaussian sigmas and no down-sampling. elastix's ``FixedSmoothingImagePyramid``
-  (the ``"rigid"`` default map's) ignores ``FixedImagePyramidSmoothingSchedule`` altogether: it smooths with
-  ``0.5 × factor × spacing`` per axis from the rescale schedule, so a schedule written in millimetres silently
-  becomes half a voxel at every level, or 7.5 mm across a 15 mm slice (checked with elastix 5.3.1 in
-  itk-elastix 0.25.4: the metric at the start does not change with that key).
-* **Results that do not depend on the thread count.** elastix's metrics sum their samples per thread, so the
-  rounding, and after a few hundred stochastic iterations the result, follows the number of threads (and so
-  ``regkit compare -j``). :func:`rigid_parameter_map` turns the metrics' threading off
-  (``UseMultiThreadingForMetrics false``); the pyramid and everything else still use every thread given, and
-  the result is bit for bit the same with 1 or 2 threads (``bench/determinism.py``).
+
+The parameter maps and recipes are in :mod:`regkit.baselines.recipes`, the masks and the moving image's modality
+in :mod:`regkit.baselines.masks`.
 """
 
 from __future__ import annotations
@@ -31,8 +29,9 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import sys
 import tempfile
-from collections.abc import Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,16 +55,85 @@ class ElastixError(RegkitError):
 
 
 def itk_module():
-    """The ``itk`` module with elastix loaded and the Pool threader selected (loaded once per process)."""
+    """The ``itk`` module with elastix loaded and the Pool threader selected (loaded once per process).
+
+    Only ITK's core and elastix are loaded (module docstring); ITK's other modules still load on first use, as
+    usual. In a process that had not imported torch, ITK's array-like filters (``itk.median_image_filter(...)``)
+    then take a torch tensor as a NumPy array and return NumPy arrays.
+    """
     global _ITK
     if _ITK is None:
         os.environ.setdefault("ITK_GLOBAL_DEFAULT_THREADER", "Pool")
-        import itk
+        with _without_optional_imports():
+            import itk
 
-        itk.ElastixRegistrationMethod  # noqa: B018 - triggers ITK's lazy load of elastix now, once
-        itk.GetImageFromArray(np.zeros((2, 2, 2), np.float32))  # and of its NumPy bridge (~1.5 s), not in a timing
+            _skip_array_hooks()
+            if os.environ.get("REGKIT_ITK_FULL_LOAD") or not _load_elastix_alone(itk):
+                itk.ElastixRegistrationMethod  # noqa: B018 - ITK's lazy load of elastix and its 29 modules
+            itk.GetImageFromArray(np.zeros((2, 2, 2), np.float32))  # and its NumPy bridge, not in a timing
         _ITK = itk
     return _ITK
+
+
+#: What elastix's wrapping needs below it: ITK's core (images, points, matrices, the transforms' base classes).
+ELASTIX_NEEDS = ("ITKPyBase", "ITKCommon")
+
+
+def _load_elastix_alone(itk, base=None) -> bool:
+    """Load elastix's wrapping with only :data:`ELASTIX_NEEDS` below it, through ITK's own loader.
+
+    ITK's loader loads a module's declared dependencies first, then its wrapper, whose first lines import each
+    dependency's wrapper. Here the dependency list is cut to :data:`ELASTIX_NEEDS` for this one load, and each
+    other dependency's wrapper is left unexecuted in ``sys.modules``, as ITK's loader itself leaves a module
+    before it loads it (it loads there, as usual, on first use). Returns False, with nothing changed, where
+    the installed ITK is not laid out this way; the caller then loads elastix as ITK does.
+    """
+    try:
+        if base is None:
+            from itk.support import base
+        info = base.itk_base_global_module_data["Elastix"]
+        declared = tuple(info._depends)
+        stand_in = base.create_itk_module
+    except (ImportError, AttributeError, KeyError, TypeError):
+        return False
+    if not set(ELASTIX_NEEDS) <= set(declared):
+        return False
+    for dep in declared:
+        if dep not in ELASTIX_NEEDS:
+            sys.modules.setdefault(f"itk.{dep}Python", stand_in(dep))
+    info._depends = ELASTIX_NEEDS
+    try:
+        itk.ElastixRegistrationMethod[itk.Image[itk.F, 3], itk.Image[itk.F, 3]]  # loads elastix's wrapping
+    except Exception:  # it needs more than ITK's core in this version: ITK's usual load follows
+        return False
+    finally:
+        info._depends = declared
+    return True
+
+
+@contextmanager
+def _without_optional_imports():
+    """While ITK loads: no IPython (ITK imports it to extend IPython's completer, useless outside IPython) and
+    no dask ``distributed`` (its serialisers for ITK's array views; regkit never sends those) where they are
+    not imported already."""
+    blocked = [name for name in ("IPython", "distributed") if name not in sys.modules]
+    for name in blocked:
+        sys.modules[name] = None  # an import of it raises ImportError, which ITK expects and skips
+    try:
+        yield
+    finally:
+        for name in blocked:
+            if name in sys.modules and sys.modules[name] is None:
+                del sys.modules[name]
+
+
+def _skip_array_hooks() -> None:
+    """ITK's array-like filter wrappers import torch and xarray (when installed) as each wrapper is defined,
+    to accept their arrays: not where this process has not imported them already (torch alone is ~2 s)."""
+    helpers = sys.modules.get("itk.support.helpers")
+    for module, flag in (("torch", "_HAVE_TORCH"), ("xarray", "_HAVE_XARRAY")):
+        if module not in sys.modules and getattr(helpers, flag, None) is True:
+            setattr(helpers, flag, False)
 
 
 def to_itk(image: sitk.Image, pixel: str = "F"):
@@ -93,83 +161,6 @@ def itk_transform_to_rigid(transform) -> RigidTransform:
     m[:3, :3] = np.stack([tp(e) - origin for e in np.eye(3)], axis=1)
     m[:3, 3] = origin
     return RigidTransform.from_matrix(m, orthonormalize=True, tolerance=1e-4)
-
-
-def rigid_parameter_map(metric: str = "AdvancedMattesMutualInformation", *,
-                        smoothing_mm: Sequence[float] | None = (2.0, 1.0, 0.0), iterations: int | Sequence[int] = 300,
-                        spatial_samples: int = 3000, histogram_bins: int = 32, seed: int = 121212,
-                        n_metrics: int = 1, fixed_spacing: Sequence[float] | None = None,
-                        moving_spacing: Sequence[float] | None = None, min_sigma_voxels: float = 0.0
-                        ) -> dict[str, list[str]]:
-    """elastix's rigid map (EulerTransform, ASGD, random-coordinate sampler) with a physical smoothing pyramid.
-
-    Parameters
-    ----------
-    metric : str
-        The elastix metric; with ``n_metrics > 1`` it is repeated, one per image pair, with weight 1 each
-        (``MultiMetricMultiResolutionRegistration``: the sum of the metrics).
-    smoothing_mm : sequence of float, or None
-        One Gaussian sigma (mm, the same along every axis) per resolution level, coarse to fine; 0 leaves the
-        level unsmoothed. Images are never down-sampled. ``None`` keeps elastix's own one-level smoothing
-        pyramid (sigma = half a voxel per axis), the behaviour of regkit's phantom preset.
-    iterations : int or sequence of int
-        ASGD iterations per level (one value for every level, or one per level).
-    spatial_samples, histogram_bins, seed : int
-        Random samples per iteration (new ones every iteration), Mattes MI bins, sampler seed.
-    fixed_spacing, moving_spacing, min_sigma_voxels :
-        With the images' voxel spacings, no axis of an image is smoothed by less than ``min_sigma_voxels`` of
-        its voxels at any level (e.g. 0.5: elastix's own finest level, half a voxel, which keeps linear
-        interpolation's artefacts out of MI on thick slices).
-    """
-    itk = itk_module()
-    levels = 1 if smoothing_mm is None else len(smoothing_mm)
-    if levels < 1:
-        raise ValueError("smoothing_mm needs at least one level")
-    pm = {k: list(v) for k, v in dict(itk.ParameterObject.GetDefaultParameterMap("rigid", levels)).items()}
-    its = [iterations] * levels if isinstance(iterations, int | np.integer) else list(iterations)
-    if len(its) != levels:
-        raise ValueError(f"{len(its)} iteration counts for {levels} levels")
-    pm.update({
-        "MaximumNumberOfIterations": [str(int(i)) for i in its],
-        "NumberOfSpatialSamples": [str(spatial_samples)],
-        "NumberOfHistogramBins": [str(histogram_bins)],
-        "RandomSeed": [str(seed)],
-        "WriteResultImage": ["false"],
-        "ResultImageFormat": ["nii"],
-        "AutomaticTransformInitialization": ["false"],
-        "ComputeZYX": ["true"],
-        "ErodeMask": ["false"],
-        # keep going when part of the samples map outside the moving field of view (a cut TRUS fan)
-        "RequiredRatioOfValidSamples": ["0.05"],
-        "MaximumNumberOfSamplingAttempts": ["8"],
-        # the metric's per-thread sums would make the result depend on the thread count (module docstring)
-        "UseMultiThreadingForMetrics": ["false"],
-    })
-    pyramids = ("FixedSmoothingImagePyramid", "MovingSmoothingImagePyramid")
-    if smoothing_mm is not None:
-        pyramids = ("FixedGenericImagePyramid", "MovingGenericImagePyramid")
-
-        def schedule(spacing):
-            floor = np.zeros(3) if spacing is None else min_sigma_voxels * np.asarray(spacing, float)
-            return [repr(float(max(s, f))) for s in smoothing_mm for f in floor]
-
-        pm.update({
-            "FixedImagePyramidSmoothingSchedule": schedule(fixed_spacing),
-            "MovingImagePyramidSmoothingSchedule": schedule(moving_spacing),
-            "FixedImagePyramidRescaleSchedule": ["1"] * (3 * levels),
-            "MovingImagePyramidRescaleSchedule": ["1"] * (3 * levels),
-        })
-    pm.update({"FixedImagePyramid": [pyramids[0]] * n_metrics, "MovingImagePyramid": [pyramids[1]] * n_metrics,
-               "Metric": [metric] * n_metrics})
-    if n_metrics > 1:
-        pm.update({
-            "Registration": ["MultiMetricMultiResolutionRegistration"],
-            "Interpolator": ["LinearInterpolator"] * n_metrics,
-            "ImageSampler": ["RandomCoordinate"] * n_metrics,
-        })
-        for i in range(n_metrics):
-            pm[f"Metric{i}Weight"] = ["1.0"]
-    return pm
 
 
 def initial_transform_map(initial: RigidTransform, center: np.ndarray) -> dict[str, list[str]]:
@@ -297,7 +288,8 @@ def run_elastix(fixed: list[sitk.Image], moving: list[sitk.Image], parameter_map
         Binary masks: samples are drawn inside the fixed mask and kept only where they map inside the
         moving mask.
     threads : int, optional
-        elastix threads (safe with the Pool threader); results depend on it (see the module docstring).
+        elastix threads (safe with the Pool threader); :func:`regkit.baselines.recipes.rigid_parameter_map`'s
+        maps make the result independent of it.
     keep_log_dir : path, optional
         Where to move the log of a failed run (default: the temporary folder is kept in place).
 
@@ -376,182 +368,3 @@ def _keep_log(workdir: Path, keep_dir: str | Path | None) -> Path | None:
     shutil.copy(logs[0], dst)
     shutil.rmtree(workdir, ignore_errors=True)
     return dst
-
-
-def dilated_mask(label: sitk.Image, radius_mm: float) -> sitk.Image:
-    """The label dilated by ``radius_mm`` (a ball, in physical units), as a 0/1 UInt8 image."""
-    radius = [max(1, round(radius_mm / s)) for s in label.GetSpacing()]
-    mask = sitk.BinaryDilate(sitk.Cast(label > 0, sitk.sitkUInt8), radius, sitk.sitkBall)
-    return mask
-
-
-def fan_mask(image: sitk.Image, erode_mm: float = 1.0) -> sitk.Image:
-    """The field of view of an ultrasound volume (its fan), slightly eroded, as a 0/1 mask.
-
-    The fan is the non-zero region with its holes filled, slice by slice: anechoic tissue inside the fan is
-    stored as 0 too, and must stay inside the mask; only the zero region connected to a slice's border (the
-    outside of the fan) is left out.
-    """
-    from scipy.ndimage import binary_fill_holes
-
-    mask = sitk.Cast(image > 0, sitk.sitkUInt8)
-    mask = sitk.BinaryMorphologicalClosing(mask, [2, 2, 2])
-    arr = sitk.GetArrayFromImage(mask).astype(bool)
-    filled = np.stack([binary_fill_holes(s) for s in arr]).astype(np.uint8)
-    out = sitk.GetImageFromArray(filled)
-    out.CopyInformation(image)
-    radius = [max(1, round(erode_mm / s)) for s in image.GetSpacing()]
-    return sitk.BinaryErode(out, radius)
-
-
-#: ``preset="auto"`` chooses between these two recipes, case by case (:func:`recipe_for`).
-AUTO_PRESETS = ("general", "ultrasound")
-
-
-def recipe_of(presets: dict[str, dict], preset: str, defaults: dict, **given) -> dict:
-    """A registrar's recipe: ``preset``'s value for every option of ``given`` still at its default.
-
-    An option the caller set to something else than its default wins over the preset. ``moving_mask`` is
-    checked here, with the preset's name, so a bad value fails when the registrar is built.
-    """
-    from regkit.errors import InputError
-
-    if preset not in presets:
-        raise InputError(f"unknown preset {preset!r}", fix=f"use one of: auto, {', '.join(presets)}")
-    chosen = presets[preset]
-    out = {k: (chosen[k] if k in chosen and _same(v, defaults.get(k)) else v) for k, v in given.items()}
-    if "moving_mask" in out:
-        out["moving_mask"] = check_moving_mask(out["moving_mask"])
-    return out
-
-
-def recipes_of(presets: dict[str, dict], preset: str, defaults: dict, levels, **given) -> dict[str, dict]:
-    """The recipes a registrar may run, by preset name: ``preset``'s alone, or with ``"auto"`` both of
-    :data:`AUTO_PRESETS`, to be chosen case by case (:func:`recipe_for`). Each is :func:`recipe_of`'s, with its
-    ``iterations`` made one count per level (:func:`per_level_iterations`; ``levels(recipe)`` counts them)."""
-    from regkit.errors import InputError
-
-    out = {}
-    for name in (AUTO_PRESETS if preset == "auto" else (preset,)):
-        recipe = recipe_of(presets, name, defaults, **given)
-        try:
-            recipe["iterations"] = per_level_iterations(recipe["iterations"], levels(recipe), defaults["iterations"])
-        except InputError as exc:
-            if preset != "auto":
-                raise
-            both = " and ".join(AUTO_PRESETS)
-            raise InputError(f"{exc.what} in the {name!r} recipe (preset='auto' may run both {both})",
-                             fix="give one count for every level, give the levels too (smoothing_mm or spacing_mm), "
-                                 "or choose one recipe (e.g. preset='general')") from None
-        out[name] = recipe
-    return out
-
-
-def recipe_for(recipes: dict[str, dict], case, ultrasound: tuple[bool, str] | None = None) -> tuple[str, dict, str]:
-    """The recipe a case runs, its name, and why: the one recipe of a named preset, or, for ``"auto"``, the
-    ultrasound recipe when the moving image is ultrasound (:func:`moving_is_ultrasound`, or ``ultrasound``: its
-    answer, when the caller has it already), the general one otherwise."""
-    if len(recipes) == 1:
-        name = next(iter(recipes))
-        return name, recipes[name], f"preset={name}"
-    us, why = ultrasound or moving_is_ultrasound(case)
-    name = AUTO_PRESETS[1] if us else AUTO_PRESETS[0]
-    return name, recipes[name], f"preset=auto, {why}"
-
-
-def per_level_iterations(iterations, levels: int, default) -> tuple[int, ...]:
-    """Iteration counts, one per level, from one count for every level or one per level.
-
-    The default's per-level counts (each coarse level's, then the finest's) follow any number of levels; any
-    other list must have one count per level. An :class:`InputError` names a bad count.
-    """
-    from regkit.errors import InputError
-
-    its = [iterations] if np.ndim(iterations) == 0 else list(iterations)
-    check_settings(**({"iterations": its[0]} if len(its) == 1 else
-                      {f"iterations[{i}]": n for i, n in enumerate(its)}))
-    if len(its) != levels and tuple(its) == tuple(np.atleast_1d(default).tolist()):
-        its = [its[0]] * (levels - 1) + [its[-1]]
-    if len(its) == 1:
-        its = its * levels
-    if len(its) != levels:
-        raise InputError(f"{len(its)} iteration counts for {levels} levels",
-                         fix="give one count, or one per level (per smoothing_mm level, or per spacing_mm scale)")
-    return tuple(int(n) for n in its)
-
-
-def check_moving_mask(mode) -> str:
-    """``mode`` as one of ``"auto"``, ``"fan"`` or ``"none"``, or an :class:`InputError`."""
-    from regkit.errors import InputError
-
-    mode = str(mode).lower()
-    if mode not in ("auto", "fan", "none"):
-        raise InputError(f"unknown moving_mask {mode!r}", fix="use 'auto', 'fan' or 'none'")
-    return mode
-
-
-def _same(a, b) -> bool:
-    if isinstance(a, list | tuple) or isinstance(b, list | tuple):
-        return a is not None and b is not None and list(np.atleast_1d(a)) == list(np.atleast_1d(b))
-    return a == b
-
-
-ULTRASOUND = ("us", "ultrasound", "trus")
-
-
-def looks_like_ultrasound(image: sitk.Image, min_zero_fraction: float = 0.05) -> bool:
-    """A guess from the image alone: B-mode volumes are scan-converted to 8 bits with the outside of the fan
-    set to 0, so an 8-bit image with at least ``min_zero_fraction`` of its voxels exactly 0 is taken for one.
-
-    MR and CT are stored with 12 to 16 bits (or floats); an 8-bit MR with a zeroed background would be taken for
-    ultrasound, so say what the moving image is when it matters (the case's ``moving_modality``, or the
-    registrar's ``moving_mask`` option).
-    """
-    if image.GetPixelID() not in (sitk.sitkUInt8, sitk.sitkInt8):
-        return False
-    return float((sitk.GetArrayViewFromImage(image) == 0).mean()) >= min_zero_fraction
-
-
-def moving_is_ultrasound(case) -> tuple[bool, str]:
-    """Whether a case's moving image is ultrasound, and how that is known.
-
-    The case's ``metadata["moving_modality"]`` decides when it is there ("US", "ultrasound" or "TRUS" mean
-    ultrasound; regkit's dataset layout sets "US", since its moving image is ``trus.*``, and ``regkit register
-    --moving-modality`` sets what the user says); otherwise :func:`looks_like_ultrasound` guesses from the image.
-    """
-    declared = (case.metadata or {}).get("moving_modality")
-    if declared:
-        return str(declared).strip().lower() in ULTRASOUND, f"moving_modality={declared}"
-    guess = looks_like_ultrasound(case.moving)
-    return guess, f"image test: {'8-bit with a zero-filled outside' if guess else 'not an 8-bit fan image'}"
-
-
-def moving_mask_for(case, mode: str, erode_mm: float = 1.0,
-                    ultrasound: tuple[bool, str] | None = None) -> tuple[sitk.Image | None, str]:
-    """The moving mask a registrar uses: the fan of an ultrasound moving image, or none.
-
-    ``mode``: ``"auto"`` (the fan only when :func:`moving_is_ultrasound`, or ``ultrasound``: its answer, when
-    the caller has it already), ``"fan"`` (always) or ``"none"``.
-    Returns the mask (or None) and a note saying why, for the registration's info.
-    """
-    mode = check_moving_mask(mode)
-    if mode == "none":
-        return None, "none (moving_mask=none)"
-    if mode == "fan":
-        return fan_mask(case.moving, erode_mm), "fan (moving_mask=fan)"
-    us, why = ultrasound or moving_is_ultrasound(case)
-    return (fan_mask(case.moving, erode_mm), f"fan ({why})") if us else (None, f"none ({why})")
-
-
-def check_settings(fixed: str = "image", mask_mm: float | None = None, **counts) -> None:
-    """Range checks of a classical registrar's settings, before ITK loads: an :class:`InputError` naming the first
-    bad one (``counts`` are whole numbers of at least 1, e.g. ``iterations=500``; ``histogram_bins`` at least 2)."""
-    from regkit.errors import InputError, check_whole
-
-    if fixed not in ("image", "label"):
-        raise InputError(f"unknown fixed input {fixed!r}", fix="use fixed='image' (the MR) or fixed='label'")
-    if mask_mm is not None and not (isinstance(mask_mm, int | float) and np.isfinite(mask_mm) and mask_mm >= 0):
-        raise InputError(f"mask_mm must be a distance of at least 0 mm, or None for no mask; got {mask_mm!r}")
-    for name, value in counts.items():
-        low = 2 if name == "histogram_bins" else (0 if name == "seed" else 1)
-        check_whole(name, value, low, optional=True, types=(int, np.integer))

@@ -17,9 +17,9 @@ Masks, only where they are right:
 
 * **fixed**: the MR prostate label dilated by ``mask_mm`` when the case has a label (the gland and its
   surroundings: capsule, periprostatic fat, rectal wall); the whole image otherwise;
-* **moving**: the ultrasound fan (:func:`regkit.baselines.elastix.fan_mask`) only when the moving image is
+* **moving**: the ultrasound fan (:func:`regkit.baselines.masks.fan_mask`) only when the moving image is
   ultrasound, as the case declares it (``metadata["moving_modality"]``; regkit datasets say "US") or, when it
-  does not, as an image test guesses (:func:`regkit.baselines.elastix.moving_is_ultrasound`). On an MR the
+  does not, as an image test guesses (:func:`regkit.baselines.masks.moving_is_ultrasound`). On an MR the
   zero background is anatomy's edge, not a field-of-view border, and masking it biases the optimum.
 
 Two recipes, chosen case by case (``preset="auto"``, the default):
@@ -47,9 +47,10 @@ from collections.abc import Sequence
 import numpy as np
 import SimpleITK as sitk
 
-from regkit.baselines.elastix import check_settings
+from regkit.baselines.masks import MovingMask
+from regkit.baselines.recipes import Preset, check_settings
 from regkit.case import Case
-from regkit.registrar import RegistrarBase
+from regkit.registrar import RegistrarBase, Variant
 from regkit.transform import RigidTransform
 
 #: Named recipes; a preset sets every recipe option the caller leaves at its default.
@@ -147,7 +148,7 @@ class MIRegistrar(RegistrarBase):
         The random sampler's seed (elastix's ``RandomSeed``).
     threads : int, optional
         elastix threads (default: ITK's, which ``regkit compare`` sets to its cores per worker). The result does
-        not depend on it: the metric's sums run on one thread (see :mod:`regkit.baselines.elastix`).
+        not depend on it: the metric's sums run on one thread (see :mod:`regkit.baselines.recipes`).
     elastix : dict, optional
         Extra elastix parameter-map entries, which win over the recipe's (e.g. ``{"NumberOfHistogramBins": 64}``).
     log_dir : path, optional
@@ -157,13 +158,13 @@ class MIRegistrar(RegistrarBase):
     name = "mi"
     presets = PRESETS  # the recipes ``preset`` chooses from (resolved settings include them)
 
-    def __init__(self, fixed: str = "image", preset: str = "auto", smoothing_mm=(4.0, 2.0, 1.0, 0.0),
+    def __init__(self, fixed: Variant = "image", preset: Preset = "auto", smoothing_mm=(4.0, 2.0, 1.0, 0.0),
                  iterations: int | tuple[int, ...] = (100, 100, 100, 150), spatial_samples: int = 2000,
                  histogram_bins: int = 32,
-                 mask_mm: float | None = 15.0, moving_mask: str = "auto", min_sigma_voxels: float = 0.5,
+                 mask_mm: float | None = 15.0, moving_mask: MovingMask = "auto", min_sigma_voxels: float = 0.5,
                  seed: int = 121212, threads: int | None = None, elastix: dict | None = None,
                  log_dir: str | None = None):
-        from regkit.baselines.elastix import recipes_of
+        from regkit.baselines.recipes import recipes_of
 
         self.recipes = recipes_of(PRESETS, preset, _DEFAULTS, _levels, smoothing_mm=smoothing_mm,
                                   iterations=iterations, spatial_samples=spatial_samples, mask_mm=mask_mm,
@@ -186,24 +187,25 @@ class MIRegistrar(RegistrarBase):
 
         from regkit.baselines.elastix import itk_module
 
-        itk_module()  # pay ITK's ~11 s start-up here, once per process, not inside a timed registration
+        itk_module()  # pay ITK's start-up (~2 s) here, once per process, not inside a timed registration
 
     def _register(self, case: Case, initial: RigidTransform) -> tuple[RigidTransform, dict]:
         from regkit.baselines import elastix as ex
+        from regkit.baselines import masks, recipes
 
-        ultrasound = ex.moving_is_ultrasound(case)  # asked once: the recipe and the moving mask both depend on it
-        name, recipe, why = ex.recipe_for(self.recipes, case, ultrasound)
+        ultrasound = masks.moving_is_ultrasound(case)  # asked once: the recipe and the moving mask both depend on it
+        name, recipe, why = recipes.recipe_for(self.recipes, case, ultrasound)
         settings = dict(smoothing_mm=recipe["smoothing_mm"], iterations=recipe["iterations"],
                         spatial_samples=recipe["spatial_samples"], histogram_bins=self.histogram_bins, seed=self.seed)
         fixed = case.fixed_input(self.fixed)
-        pm = ex.rigid_parameter_map("AdvancedMattesMutualInformation", **settings,
+        pm = recipes.rigid_parameter_map("AdvancedMattesMutualInformation", **settings,
                                     fixed_spacing=fixed.GetSpacing(), moving_spacing=case.moving.GetSpacing(),
                                     min_sigma_voxels=self.min_sigma_voxels)
         pm.update(self.elastix)
         mask_mm = recipe["mask_mm"]
         use_mask = mask_mm is not None and case.fixed_label is not None
-        fmask = ex.dilated_mask(case.fixed_label, mask_mm) if use_mask else None
-        mmask, mmask_note = ex.moving_mask_for(case, recipe["moving_mask"], ultrasound=ultrasound)
+        fmask = masks.dilated_mask(case.fixed_label, mask_mm) if use_mask else None
+        mmask, mmask_note = masks.moving_mask_for(case, recipe["moving_mask"], ultrasound=ultrasound)
         run = ex.run_elastix([fixed], [case.moving], pm, initial, fixed_mask=fmask, moving_mask=mmask,
                              threads=self.threads, keep_log_dir=self.log_dir)
         before, after = mutual_information(fixed, case.moving, [initial, run.transform], fmask, mmask,

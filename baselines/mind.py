@@ -22,7 +22,7 @@ previous one ended (default 3 mm, then 1.5 mm):
    biases the optimum by millimetres). Samples are drawn in the MR (in the prostate region, the label dilated
    by ``mask_mm``, when there is a label) and kept only where they map inside the moving image, eroded by the
    descriptor's reach so that no descriptor sees what lies outside it; for an ultrasound moving image, inside
-   its fan (masks as for ``mi``: :func:`regkit.baselines.elastix.moving_mask_for`).
+   its fan (masks as for ``mi``: :func:`regkit.baselines.masks.moving_mask_for`).
 
 Whether the last scale converged is judged as for ``mi``: its deterministic SSD at the result against the start,
 and its trend at the iteration limit (:func:`regkit.baselines.elastix.convergence`).
@@ -45,10 +45,11 @@ from collections.abc import Sequence
 import numpy as np
 import SimpleITK as sitk
 
-from regkit.baselines.elastix import check_settings
+from regkit.baselines.masks import MovingMask
+from regkit.baselines.recipes import Preset, check_settings
 from regkit.case import Case
 from regkit.image import ImageGeometry
-from regkit.registrar import RegistrarBase
+from regkit.registrar import RegistrarBase, Variant
 from regkit.transform import RigidTransform
 
 
@@ -213,11 +214,12 @@ class MINDRegistrar(RegistrarBase):
     name = "mind"
     presets = PRESETS  # the recipes ``preset`` chooses from (resolved settings include them)
 
-    def __init__(self, fixed: str = "image", preset: str = "auto", spacing_mm=(3.0, 1.5), radius: int = 1,
-                 dilation: int = 2, margin_mm: float = 20.0, mask_mm: float | None = 15.0, moving_mask: str = "auto",
-                 iterations=(100, 150), spatial_samples: int = 500, seed: int = 121212, threads: int | None = None,
-                 elastix: dict | None = None, log_dir: str | None = None):
-        from regkit.baselines.elastix import recipes_of
+    def __init__(self, fixed: Variant = "image", preset: Preset = "auto", spacing_mm=(3.0, 1.5), radius: int = 1,
+                 dilation: int = 2, margin_mm: float = 20.0, mask_mm: float | None = 15.0,
+                 moving_mask: MovingMask = "auto", iterations=(100, 150), spatial_samples: int = 500,
+                 seed: int = 121212, threads: int | None = None, elastix: dict | None = None,
+                 log_dir: str | None = None):
+        from regkit.baselines.recipes import recipes_of
 
         self.recipes = recipes_of(PRESETS, preset, _DEFAULTS, _levels, spacing_mm=spacing_mm, iterations=iterations,
                                   spatial_samples=spatial_samples, mask_mm=mask_mm, moving_mask=moving_mask)
@@ -241,7 +243,7 @@ class MINDRegistrar(RegistrarBase):
 
         from regkit.baselines.elastix import itk_module
 
-        itk_module()  # pay ITK's ~11 s start-up here, once per process, not inside a timed registration
+        itk_module()  # pay ITK's start-up (~2 s) here, once per process, not inside a timed registration
 
     def __getstate__(self) -> dict:
         return {**self.__dict__, "_fixed_cache": {}}  # a registrar sent to a worker leaves its cache behind
@@ -253,11 +255,11 @@ class MINDRegistrar(RegistrarBase):
         """Fixed and moving MIND channels at one scale, and the masks on their grids.
 
         ``mask_mm``: the fixed mask's dilation of the label (None: no label mask); ``fan``: the moving image's
-        field of view as a mask (:func:`regkit.baselines.elastix.moving_mask_for`), or None; ``fixed_digest``:
+        field of view as a mask (:func:`regkit.baselines.masks.moving_mask_for`), or None; ``fixed_digest``:
         :meth:`fixed_digest` of the case, when the caller has it already (a registration asks once, not per
         scale).
         """
-        from regkit.baselines.elastix import dilated_mask
+        from regkit.baselines.masks import dilated_mask
 
         spacing = float(spacing)
         # each grid covers its image only where the other image lies under the estimate (grown by margin_mm):
@@ -307,15 +309,16 @@ class MINDRegistrar(RegistrarBase):
 
     def _register(self, case: Case, initial: RigidTransform) -> tuple[RigidTransform, dict]:
         from regkit.baselines import elastix as ex
+        from regkit.baselines import masks, recipes
 
-        ultrasound = ex.moving_is_ultrasound(case)  # asked once: the recipe and the moving mask both depend on it
-        name, recipe, why = ex.recipe_for(self.recipes, case, ultrasound)
-        fan, fan_note = ex.moving_mask_for(case, recipe["moving_mask"], ultrasound=ultrasound)
+        ultrasound = masks.moving_is_ultrasound(case)  # asked once: the recipe and the moving mask both depend on it
+        name, recipe, why = recipes.recipe_for(self.recipes, case, ultrasound)
+        fan, fan_note = masks.moving_mask_for(case, recipe["moving_mask"], ultrasound=ultrasound)
         estimate, scales, digest = initial, [], self.fixed_digest(case)
         for spacing, iterations in zip(recipe["spacing_mm"], recipe["iterations"], strict=True):
             fixed, moving, fixed_mask, moving_mask = self.descriptors(case, estimate, spacing, recipe["mask_mm"], fan,
                                                                       digest)
-            pm = ex.rigid_parameter_map("AdvancedMeanSquares", n_metrics=len(fixed), smoothing_mm=(0.0,),
+            pm = recipes.rigid_parameter_map("AdvancedMeanSquares", n_metrics=len(fixed), smoothing_mm=(0.0,),
                                         iterations=int(iterations), spatial_samples=recipe["spatial_samples"],
                                         seed=self.seed)
             pm.update(self.elastix)

@@ -60,7 +60,8 @@ def sitk_mi(fixed, moving, start, sigmas, samples, iterations, fixed_mask=None, 
 
 
 def careful(case, start):
-    from regkit.baselines.elastix import rigid_parameter_map, run_elastix
+    from regkit.baselines.elastix import run_elastix
+    from regkit.baselines.recipes import rigid_parameter_map
 
     pm = rigid_parameter_map(smoothing_mm=(2.0, 1.0, 0.0), iterations=1000, spatial_samples=6000)
     return run_elastix([case.fixed], [case.moving], pm, start, threads=1).transform

@@ -25,6 +25,7 @@ Before and after alternate, ``--repeats`` times each, so load from other users f
 
 import argparse
 import json
+import tempfile
 from pathlib import Path
 
 from _util import machine, run_child
@@ -32,7 +33,7 @@ from _util import machine, run_child
 WEIGHTS = Path(__file__).resolve().parents[1] / "deep" / "weights"
 
 PRELUDE = r"""
-import json, os, sys, time
+import json, os, sys, tempfile, time
 import numpy as np
 import torch
 BEFORE = {before}
@@ -60,8 +61,8 @@ from regkit.deep.methods import WEIGHTS_DIR
 from regkit.deep.training import Trainer, TrainOptions
 from regkit.benchmark import builtin_benchmark
 ds = builtin_benchmark(("train", "val"), show_progress=False)
-tr = Trainer(TrainOptions(method="attreg", out="/tmp/regkit-bench-speedups", batch_size=8, bf16=True,
-                          show_progress=False))
+tr = Trainer(TrainOptions(method="attreg", out=os.path.join(tempfile.gettempdir(), "regkit-bench-speedups"),
+                          batch_size=8, bf16=True, show_progress=False))
 if "{weights}" == "bundled":
     p = WEIGHTS_DIR / "attreg-stage1.safetensors"
     load_into(tr.model, read_tensors(p), p, "attention_reg")
@@ -170,10 +171,11 @@ def main():
         import shutil
 
         for version in ("before", "after"):
-            shutil.rmtree(f"/tmp/regkit-bench-curve-{version}", ignore_errors=True)
+            curve_out = Path(tempfile.gettempdir()) / f"regkit-bench-curve-{version}"
+            shutil.rmtree(curve_out, ignore_errors=True)
             init = None if a.curve_init == "random" else repr(str(WEIGHTS / "attreg-stage1"))
             r, _ = run_child(CURVE.format(before=version == "before", threads=a.threads, init=init,
-                                          out=f"/tmp/regkit-bench-curve-{version}", samples=8 * a.curve_steps))
+                                          out=str(curve_out), samples=8 * a.curve_steps))
             print(f"  {r['samples']} samples, {version}: validation SRE {r['val_sre_start']:.3f} -> "
                   f"{r['val_sre_last']:.3f} mm in {r['train_s']:.0f} s", flush=True)
             out[f"curve-{version}"] = r

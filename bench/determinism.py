@@ -7,7 +7,7 @@ Runs the same comparison (the built-in benchmark's first test cases, 8 mm starts
 final transform bit for bit; then the one-worker comparison again with ``threads=1`` given to each method, so
 that one worker count is run with 1 and with 2 threads. elastix's metrics sum their samples per thread, so before
 the fix the result followed the thread count;
-``regkit.baselines.elastix.rigid_parameter_map`` now turns the metrics' threading off
+``regkit.baselines.recipes.rigid_parameter_map`` now turns the metrics' threading off
 (``UseMultiThreadingForMetrics false``), while the pyramid and the rest of elastix keep every thread. The speed
 of a registration with 1 and with 2 threads is measured in the same run.
 """

@@ -20,8 +20,6 @@ from regkit.transform import RigidTransform
 PAIRS = ("prostatex0001_t2_adc", "prostatex0218_t2_adc", "spine_t2_t2s")  # pair_index = position here
 DEV = Path(os.environ.get("REGKIT_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")) \
     / "real_multimodal_dev"
-if not DEV.exists():
-    DEV = Path("/work/shared/data/real_multimodal_dev")
 
 
 @dataclass
@@ -88,7 +86,8 @@ def start(pair: DevPair, target: float, seed: int = 0, k: int = 0) -> RigidTrans
 
 
 def write_start(t: RigidTransform, center: np.ndarray, path: Path) -> Path:
-    """The start as an ITK ``Euler3DTransform`` file about ``center`` (what ``regkit register --init`` reads)."""
+    """The start as an ITK ``Euler3DTransform`` file about ``center`` (what ``regkit register --initial-transform``
+    reads)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     sitk.WriteTransform(t.to_sitk(center), str(path))
     return path

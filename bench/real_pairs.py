@@ -7,7 +7,7 @@ For each pair of ``../shared/data/real_multimodal_dev`` (its README: layout, err
 and start k (seed 0, ``numpy.random.default_rng([0, pair_index, k])``), the start ``ref ∘ P`` is written as an ITK
 ``Euler3DTransform`` file and registered with
 
-    regkit register --fixed PAIR/fixed.nii.gz --moving PAIR/moving.nii.gz --method M --init start.tfm --out DIR
+    regkit register --fixed PAIR/fixed.nii.gz --moving PAIR/moving.nii.gz -m M --initial-transform start.tfm -o DIR
 
 The final error is the mean distance between the result and the reference over the pair's evaluation points,
 read from ``DIR/transform.tfm``; the status and the seconds per registration (registration only, ITK's start-up
@@ -50,7 +50,7 @@ def one(method: str, pair, level: float, k: int, out: Path, in_process: bool, op
     folder = out / method / f"{pair.name}-{level:g}mm-k{k}"
     tfm = write_start(start(pair, level, 0, k), pair.points.mean(axis=0), folder / "start.tfm")
     args = ["register", "--fixed", str(pair.fixed), "--moving", str(pair.moving), "--method", method,
-            "--init", str(tfm), "--out", str(folder / "result"), *options]
+            "--initial-transform", str(tfm), "--out", str(folder / "result"), *options]
     t0 = time.perf_counter()
     code, text = register(args, in_process)
     wall = time.perf_counter() - t0

@@ -13,6 +13,7 @@ machine's memory for training; it runs at batch 2. Median of ``--steps`` steps a
 
 import argparse
 import json
+import tempfile
 import time
 
 import numpy as np
@@ -48,7 +49,7 @@ def bench(method, batch, steps, plain, data, compile_=False):
     from regkit.deep.training import Trainer, TrainOptions, load_training_data
     from regkit.starts import draw_start
 
-    opts = TrainOptions(method=method, out="/tmp/regkit-bench-train", data=data, batch_size=batch,
+    opts = TrainOptions(method=method, out=f"{tempfile.gettempdir()}/regkit-bench-train", data=data, batch_size=batch,
                         bf16=(not plain) and native_bf16(torch.device("cpu")), show_progress=False, compile=compile_)
     tr = Trainer(opts)
     if plain and hasattr(tr.model, "set_attention"):

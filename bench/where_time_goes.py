@@ -25,6 +25,7 @@ take if its two attention blocks ran at that rate: the most a faster attention k
 from __future__ import annotations
 
 import argparse
+import tempfile
 import time
 from collections import defaultdict
 
@@ -70,7 +71,8 @@ def training_step(threads: int, repeats: int) -> None:
     from regkit.deep.training import Trainer, TrainOptions
 
     ds = builtin_benchmark(("train",), show_progress=False)
-    tr = Trainer(TrainOptions(method="attreg", out="/tmp/regkit-where-time-goes", batch_size=8, show_progress=False))
+    tr = Trainer(TrainOptions(method="attreg", out=f"{tempfile.gettempdir()}/regkit-where-time-goes", batch_size=8,
+                              show_progress=False))
     path = WEIGHTS_DIR / "attreg-stage1.safetensors"
     load_into(tr.model, read_tensors(path), path, "attention_reg")
     cases = [CaseInput(ds.load(c), "image", compact=True) for c in ds.case_ids("train")[:8]]

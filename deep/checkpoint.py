@@ -19,8 +19,12 @@ from regkit.deep.crop import ENLARGE, INPUT_SHAPE, NORMALIZATION
 from regkit.deep.methods import Architecture
 from regkit.deep.networks import architecture, build_network
 from regkit.errors import CheckpointError
+from regkit.records import is_json_type, read_json
 
 FORMAT = 1
+CONFIG_FIELDS = {"architecture": str, "variant": str, "stage": int, "init_range": str, "input_shape": list,
+                 "enlarge": float, "normalization": str, "correction": str, "parameter_count": int, "dtype": str,
+                 "training": dict, "regkit_checkpoint": int}  # the JSON type of each CheckpointConfig field
 
 
 @dataclass
@@ -89,13 +93,14 @@ def read_config(path: str | Path) -> CheckpointConfig:
     if not cfg_path.exists():
         raise CheckpointError("the checkpoint has no JSON config beside its weights", cfg_path,
                               "keep name.json next to name.safetensors")
-    try:
-        doc = json.loads(cfg_path.read_text())
-    except json.JSONDecodeError as exc:
-        raise CheckpointError(f"the checkpoint config is not valid JSON ({exc})", cfg_path) from None
-    if doc.get("regkit_checkpoint") != FORMAT or "architecture" not in doc:
-        raise CheckpointError("not a regkit checkpoint config (no 'regkit_checkpoint': 1 / 'architecture')", cfg_path)
-    doc["input_shape"] = tuple(doc.get("input_shape", INPUT_SHAPE))
+    doc = read_json(cfg_path, "checkpoint config", CONFIG_FIELDS, required=("architecture", "variant"),
+                    version_key="regkit_checkpoint", version=FORMAT, version_required=True, error=CheckpointError,
+                    fix="give the .json that was saved with these weights (regkit writes it beside them)")
+    shape = doc.get("input_shape", INPUT_SHAPE)
+    if len(shape) != 3 or not all(is_json_type(v, int) and v >= 1 for v in shape):
+        raise CheckpointError(f"the checkpoint config's 'input_shape' must be 3 whole numbers ≥ 1, got {shape!r}",
+                              cfg_path, "give the .json that was saved with these weights")
+    doc["input_shape"] = tuple(shape)
     known = CheckpointConfig.__dataclass_fields__
     return CheckpointConfig(**{k: v for k, v in doc.items() if k in known})
 

@@ -94,6 +94,7 @@ def explain(methods=("attreg",), case: str | None = None, data: str | Path | Non
     from regkit.deep.crop import CaseInput
     from regkit.deep.registrar import DeepRegistrar
     from regkit.errors import InputError
+    from regkit.progress import note
     from regkit.registry import declaration, get_registrar
     from regkit.starts import make_starts
 
@@ -110,6 +111,7 @@ def explain(methods=("attreg",), case: str | None = None, data: str | Path | Non
         reg = get_registrar(m, **opts)
         if not isinstance(reg, DeepRegistrar) or not isinstance(reg.networks[0], AttentionReg):
             raise InputError(f"explain works on Attention-Reg and Feature-Reg registrars, not {m!r}")
+        note(f"{m}: Grad-CAM of case {cid}, start {start_id} at {init} (one pass through the network and back)...")
         x = CaseInput(c, reg.variant, reg.device, **reg.configs[0].input_options).inputs(start)
         g = grad_cam(reg.networks[0].float(), x.float())
         cams.append((m, g))
@@ -117,6 +119,7 @@ def explain(methods=("attreg",), case: str | None = None, data: str | Path | Non
         arrays[f"{m}_fixed"], arrays[f"{m}_moving"] = g.fixed, g.moving
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    note(f"drawing {out / 'explain.png'}...")
     fig = explain_figure(cams, out / "explain.png", title=f"Grad-CAM, case {cid}, start {start_id} at {init}")
     np.savez_compressed(out / "gradcam.npz", **arrays)
     return {"figure": fig, "arrays": out / "gradcam.npz"}

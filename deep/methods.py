@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from regkit.registrar import Capabilities, MethodDeclaration
+from regkit.registrar import Capabilities, MethodDeclaration, Variant
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 DEEP_CAPABILITIES = Capabilities(batched=True, needs_fixed_label=True, uses_device=True)
@@ -62,22 +62,50 @@ ARCHITECTURES = {
 }
 
 
-def deep_method(name: str, title: str, architecture: str | Architecture, variant: str = "image", summary: str = "",
-                stages: int = 2, weights_dir: str | Path = WEIGHTS_DIR) -> MethodDeclaration:
-    """The declaration of a network with a fixed-input variant; its bundled weights are
-    ``weights_dir/<name>-stage<k>`` for k = 1..stages (stages without a file are skipped)."""
+def deep_method(name: str, title: str, architecture: str | Architecture, variant: Variant = "image", summary: str = "",
+                stages: int = 2, weights_dir: str | Path = WEIGHTS_DIR, claims: tuple[str, ...] = ()
+                ) -> MethodDeclaration:
+    """The declaration of a network with a fixed-input variant.
+
+    Parameters
+    ----------
+    name : str
+        Registry name (``regkit compare --methods NAME``, ``regkit train --method NAME``).
+    title : str
+        Row title in the tables.
+    architecture : str or Architecture
+        A built-in architecture's name, or the :class:`Architecture` itself (a plug-in's).
+    variant : {"image", "label"}
+        The fixed input: the MR image or the MR prostate label.
+    summary : str
+        One line for ``regkit list``.
+    stages : int
+        Stages of the cascade (1 or 2).
+    weights_dir : path
+        Where the bundled weights lie: ``weights_dir/<name>-stage<k>`` for k = 1..stages (stages without a
+        file are skipped).
+    claims : tuple of str
+        The arms the paper claims it beats (see :class:`~regkit.registrar.MethodDeclaration`).
+
+    Returns
+    -------
+    MethodDeclaration
+    """
     weights = tuple(str(Path(weights_dir) / f"{name}-stage{k}") for k in range(1, stages + 1))
     return MethodDeclaration(
         name, "regkit.deep.registrar:DeepRegistrar", title=title, kind="deep", summary=summary,
-        capabilities=DEEP_CAPABILITIES, architecture=architecture, variant=variant, weights=weights,
+        capabilities=DEEP_CAPABILITIES, architecture=architecture, variant=variant, weights=weights, claims=claims,
         options={"name": name, "architecture": architecture, "variant": variant, "weights": weights})
 
 
+# The paper's claims (Song et al. 2021): Attention-Reg against the baselines, attention against no attention
+# (Feature-Reg), label against image input, and the second stage against the first.
 METHODS = (
     deep_method("attreg", "Attention-Reg (image)", "attention_reg", "image",
-                "Attention-Reg (image), two-stage cascade"),
+                "Attention-Reg (image), two-stage cascade",
+                claims=("mi", "mind", "msreg", "dvnet", "featreg", "attreg@1")),
     deep_method("attreg-label", "Attention-Reg (label)", "attention_reg", "label",
-                "Attention-Reg (label), two-stage cascade"),
+                "Attention-Reg (label), two-stage cascade", claims=("featreg-label", "attreg", "attreg-label@1")),
     deep_method("featreg", "Feature-Reg (image)", "feature_reg", "image",
                 "Feature-Reg (image): Attention-Reg without attention"),
     deep_method("featreg-label", "Feature-Reg (label)", "feature_reg", "label",

@@ -43,5 +43,6 @@ def build_network(name: str | Architecture, attention: str = "fused") -> nn.Modu
 
 @cache
 def parameter_count(name: str | Architecture) -> int:
-    """All registered parameters, as the paper counts them (MSReg includes its unused layers)."""
+    """All registered parameters, as the paper counts them (MSReg includes its unused layers): the one place a
+    network's parameters are counted (the registry asks a method through :func:`regkit.registry.parameter_count`)."""
     return sum(p.numel() for p in build_network(name).parameters())

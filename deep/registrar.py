@@ -14,6 +14,7 @@ import time
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -27,8 +28,13 @@ from regkit.deep.methods import DEEP_CAPABILITIES, Architecture
 from regkit.deep.networks import architecture as find_architecture
 from regkit.deep.networks import build_network, parameter_count
 from regkit.errors import InputError, check_whole
-from regkit.registrar import RegistrarBase, RegistrationResult
+from regkit.registrar import RegistrarBase, RegistrationResult, Variant
 from regkit.transform import RigidTransform
+
+#: Arithmetic of inference: ``"auto"`` (bf16 on a CPU where it is native, else float32), ``"float32"``, ``"bf16"``.
+Precision = Literal["auto", "float32", "bf16"]
+#: The attention's implementation: torch's fused kernel, or the explicit ``softmax(QKᵀ)V`` (a reference).
+AttentionImplementation = Literal["fused", "explicit"]
 
 
 def default_device() -> torch.device:
@@ -108,6 +114,12 @@ class DeepRegistrar(RegistrarBase):
         Stage-2 weights; stage 2 runs on the TRUS resampled again under stage 1's result.
     stages : int, optional
         Run only the first ``stages`` stages.
+    device : str, optional
+        ``"cpu"``, ``"cuda"`` or ``"cuda:N"`` [CUDA when present].
+    batch_size : int
+        Starts registered per forward pass.
+    attention : {"fused", "explicit"}
+        The attention's implementation: torch's fused kernel, or the explicit formula (a reference; slower).
     name : str
         The registry name (set by the declaration).
     weights : sequence of paths
@@ -118,16 +130,18 @@ class DeepRegistrar(RegistrarBase):
         ``"auto"``: bf16 on a CPU where it is native (:func:`native_bf16`), float32 otherwise (and on GPUs).
         A result's ``info["precision"]`` says which ran.
 
+    Notes
+    -----
     Inference folds each batch norm into the convolution before it and keeps 3-D tensors channels-last
     (same results, faster on the CPU).
     """
 
     capabilities = DEEP_CAPABILITIES
 
-    def __init__(self, architecture: str | Architecture = "attention_reg", variant: str = "image",
+    def __init__(self, architecture: str | Architecture = "attention_reg", variant: Variant = "image",
                  checkpoint: str | Path | None = None, stage2: str | Path | None = None, stages: int | None = None,
-                 device: str | None = None, batch_size: int = 16, attention: str = "fused", name: str = "deep",
-                 weights: Sequence[str | Path] = (), precision: str = "auto"):
+                 device: str | None = None, batch_size: int = 16, attention: AttentionImplementation = "fused",
+                 name: str = "deep", weights: Sequence[str | Path] = (), precision: Precision = "auto"):
         flush_denormals()
         if variant not in ("image", "label"):
             raise InputError(f"unknown fixed-input variant {variant!r}; use 'image' or 'label'")
@@ -185,9 +199,15 @@ class DeepRegistrar(RegistrarBase):
             self.networks.append(net)
             self.configs.append(cfg)
 
+    @property
+    def ran_with(self) -> dict:
+        """What this registrar runs with, its ``"auto"`` settings resolved: recorded in a comparison's run.json."""
+        return {"precision": self.precision, "device": str(self.device)}
+
     @classmethod
     def parameter_count(cls, architecture: str | Architecture = "attention_reg", **_) -> int:
-        """Parameters of one stage's network, as the paper's Table 2 counts them."""
+        """The registry's hook (:func:`regkit.registry.parameter_count`): the parameters of one stage's network,
+        counted by :func:`regkit.deep.networks.parameter_count` (as the paper's Table 2 counts them)."""
         return parameter_count(architecture)
 
     # ------------------------------------------------------------------ inference

@@ -108,7 +108,11 @@ def main() -> None:
     for c in cases:
         a = sitk.GetArrayFromImage(c.moving)
         rows.append((f"phantom TRUS {c.case_id}", stats(a), speckle_snr(a)))
-    lines = ["| image | median | 5th pct | 95th pct | CV | zero fraction | speckle SNR |",
+    lines = ["# Realism against real images", "",
+             "Intensity statistics of the phantom against real images from `../shared/data` (written by "
+             "`python docs/make_figures.py`; speckle SNR of the log-compressed TRUS; CV: coefficient of variation).",
+             "",
+             "| image | median | 5th pct | 95th pct | CV | zero fraction | speckle SNR |",
              "|---|---|---|---|---|---|---|"]
     for name, s, snr in rows:
         lines.append(f"| {name} | {s['median']:.0f} | {s['p5']:.0f} | {s['p95']:.0f} | {s['cv']:.2f} | "
@@ -144,8 +148,8 @@ def register_and_explain() -> None:
     start = make_starts([case], "8mm", 1, seed=0)[0].transform
     files = ds.case_files(cid)
     with tempfile.TemporaryDirectory() as tmp:
-        out = regkit.register(files["fixed"], files["moving"], files["fixed_label"], method="mind", init=start,
-                              out=tmp)
+        out = regkit.register(files["fixed"], files["moving"], files["fixed_label"], method="mind",
+                              initial_transform=start, out=tmp)
         shutil.copy(out.files["overlay"], HERE / "register_overlay.png")
         ex = explain(("attreg", "featreg"), case=cid, out=tmp)
         shutil.copy(ex["figure"], HERE / "explain.png")

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import functools
 import inspect
-import os
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from regkit.errors import InputError, check_whole
+from regkit.errors import InputError, check_path, check_whole
 from regkit.lock import hold_folder
 
 SCHEDULER_ADDRESS = re.compile(r"^(?:(?:tcp|tls|ucx|ws|wss)://)?[^\s/:]+:\d+/?$|^inproc://\S+$")
@@ -39,13 +38,6 @@ def one_run_per_folder(run: Callable) -> Callable:
     return checked
 
 
-def _path_like(name: str, value, optional: bool = True) -> None:
-    if optional and value is None:
-        return
-    if not isinstance(value, str | os.PathLike) or not str(value).strip():
-        raise InputError(f"{name} must be a path (a string or pathlib.Path), got {value!r}")
-
-
 def check_compare_arguments(args: Mapping) -> None:
     """Types and ranges of :func:`~regkit.evaluation.compare.compare`'s arguments (``args`` by name).
 
@@ -60,15 +52,15 @@ def check_compare_arguments(args: Mapping) -> None:
     if not isinstance(init, str):
         raise InputError(f"init must be text such as '8mm', '0-20mm' or '8mm,16mm', got {init!r}",
                          fix=f"write init='{init}mm'" if isinstance(init, int | float) else "e.g. init='8mm'")
-    _path_like("data", args.get("data"))
+    check_path("data", args.get("data"), optional=True)
     if not isinstance(args.get("split"), str) or not args.get("split"):
         raise InputError(f"split must be a split's name such as 'test', got {args.get('split')!r}")
     check_whole("cases", args.get("cases"), 1, optional=True)
     check_whole("starts_per_case", args.get("starts_per_case"), 1)
     check_whole("seed", args.get("seed"), 0)
     check_whole("workers", args.get("workers"), 1, optional=True)
-    _path_like("out", args.get("out"), optional=False)
-    _path_like("starts_file", args.get("starts_file"))
+    check_path("out", args.get("out"))
+    check_path("starts_file", args.get("starts_file"), optional=True)
     options = args.get("method_options")
     if options is not None and (not isinstance(options, Mapping)
                                 or not all(isinstance(k, str) and isinstance(v, Mapping) for k, v in options.items())):

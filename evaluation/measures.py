@@ -3,9 +3,10 @@
 * **TRUS-label Dice**: the TRUS prostate label (``trus_label``) resampled into MR space under the estimate
   (nearest neighbour; the estimate maps MR points to TRUS points) against the MR label. Even the ground truth
   scores below 1 when the gland is deformed between the images.
-* **Landmark TRE**: the mean distance between the estimate's image of each MR landmark and its TRUS
-  counterpart, for cases whose ``case.json`` holds ``"landmarks": {"fixed": [[x, y, z], ...],
-  "moving": [[x, y, z], ...]}`` (paired rows, LPS millimetres).
+* **Landmark TRE** (``landmark_tre_mm``): the mean distance in millimetres between the estimate's image of each
+  MR landmark and its TRUS counterpart, for cases whose ``case.json`` holds ``"landmarks": {"fixed": [[x, y, z],
+  ...], "moving": [[x, y, z], ...]}`` (paired rows, LPS millimetres). It is not the voxel-index distance of label
+  centroids that the µ-RegPro challenge's code calls "TRE".
 """
 
 from __future__ import annotations
@@ -50,18 +51,19 @@ def landmark_tre(case, transform: RigidTransform) -> float | None:
 
 
 def backfill(samples, load_case) -> None:
-    """Fill ``final_dice`` and ``final_tre`` in place where they are missing (rows of a run made before these
+    """Fill ``final_dice`` and ``landmark_tre_mm`` in place where they are missing (rows of a run made before these
     measures existed), from each row's stored result matrix, for cases that have TRUS labels or landmarks."""
     import pandas as pd
 
-    cols = [f"t_m{i}{j}" for i in range(3) for j in range(4)]
+    from regkit.evaluation.store import MATRIX as cols
+
     if not set(cols) <= set(samples.columns):
         return
-    for name in ("final_dice", "final_tre"):
+    for name in ("final_dice", "landmark_tre_mm"):
         if name not in samples:
             samples[name] = np.nan
         samples[name] = pd.to_numeric(samples[name], errors="coerce")
-    todo = samples["final_dice"].isna() | samples["final_tre"].isna()
+    todo = samples["final_dice"].isna() | samples["landmark_tre_mm"].isna()
     for case_id, rows in samples[todo].groupby("case", sort=False):
         case = load_case(case_id)
         if case.moving_label is None and landmarks(case) is None:
@@ -71,6 +73,6 @@ def backfill(samples, load_case) -> None:
             if not np.isfinite(m).all():
                 continue
             t = RigidTransform.from_matrix(m, orthonormalize=True, tolerance=1e-4)
-            for name, f in (("final_dice", label_dice), ("final_tre", landmark_tre)):
+            for name, f in (("final_dice", label_dice), ("landmark_tre_mm", landmark_tre)):
                 if pd.isna(samples.at[ix, name]) and (v := f(case, t)) is not None:
                     samples.at[ix, name] = v

@@ -6,7 +6,7 @@ Layout::
      "notes": {...},
      "methods": {LABEL: {"title": ..., "inits": {INIT: {
          "cases": {CASE: {"SRE": 2.1, "SRE_initial": 8.0, "SRE_stage1": 3.2, "runtime": 0.6, "starts": 3,
-                          "failures": 0, "Dice": 0.84, "TRE": 2.3}},
+                          "failures": 0, "Dice": 0.84, "landmark_TRE_mm": 2.3}},
          "aggregates": {"SRE": {"mean": ..., "std": ..., "30": ..., "median": ..., "ci95": [lo, hi]}, ...}}}}}}
 
 A case's value is the mean over its starts (Learn2Reg's case is one image pair); the aggregates are over cases,
@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from regkit.evaluation.stats import BOOTSTRAP_SEED, cluster_bootstrap_ci, stage_columns
+from regkit.evaluation.comparisons import stage_columns
+from regkit.evaluation.stats import BOOTSTRAP_SEED, cluster_bootstrap_ci
 
 FORMAT_VERSION = 1
 
@@ -33,7 +34,7 @@ def _measures(samples: pd.DataFrame) -> dict[str, str]:
     """Output name → results column, for the measures present."""
     out = {"SRE": "final_sre", "SRE_initial": "initial_sre"}
     out.update({f"SRE_stage{k}": c for k, c in stage_columns(samples).items()})
-    out.update({"Dice": "final_dice", "TRE": "final_tre", "runtime": "runtime_s"})
+    out.update({"Dice": "final_dice", "landmark_TRE_mm": "landmark_tre_mm", "runtime": "runtime_s"})
     return {k: c for k, c in out.items() if c in samples and pd.to_numeric(samples[c], errors="coerce").notna().any()}
 
 
@@ -73,7 +74,7 @@ def learn2reg_metrics(samples: pd.DataFrame, titles: dict[str, str] | None = Non
     return {"regkit_metrics": FORMAT_VERSION,
             "notes": {"case": "mean over the case's starts", "aggregates": "over case means; ci95: cluster "
                       "bootstrap over cases of the mean over samples", "30": "30 % worst case value: 0.7 quantile "
-                      "(errors, runtime) or 0.3 quantile (Dice)", "units": "SRE and TRE in mm, runtime in s"},
+                      "(errors, runtime) or 0.3 quantile (Dice)", "units": "SRE and landmark TRE in mm, runtime in s"},
             "methods": methods}
 
 

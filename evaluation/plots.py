@@ -11,6 +11,9 @@ import pandas as pd
 from regkit.atomic import atomic_path
 from regkit.evaluation.tables import Titles, title
 
+# the statuses other than "ok", circled in the scatter plot under the names Table 1 counts them by
+STATUS_MARKERS = {"failed": ("o", "red"), "not converged": ("s", "darkorange")}
+
 
 def _save(fig, path: Path) -> Path:
     with atomic_path(path) as tmp:
@@ -63,10 +66,11 @@ def scatter(samples: pd.DataFrame, path: str | Path, titles: Titles | None = Non
         for init in dict.fromkeys(s["init"]):
             g = s[s["init"] == init]
             ax.scatter(g["initial_sre"], g["final_sre"], s=12, alpha=0.7, label=str(init))
-        failed = s[s["status"] != "ok"]
-        if len(failed):
-            ax.scatter(failed["initial_sre"], failed["final_sre"], s=40, facecolors="none", edgecolors="red",
-                       label="failed")
+        for status, (marker, colour) in STATUS_MARKERS.items():  # named as Table 1 names them
+            flagged = s[s["status"] == status]
+            if len(flagged):
+                ax.scatter(flagged["initial_sre"], flagged["final_sre"], s=40, marker=marker, facecolors="none",
+                           edgecolors=colour, label=status)
         ax.plot([0, top], [0, top], color="grey", lw=1, ls="--")
         ax.set_xlim(0, top)
         ax.set_ylim(0, top)
@@ -94,7 +98,8 @@ def differences(samples: pd.DataFrame, tests: pd.DataFrame, path: str | Path, ti
     import matplotlib.pyplot as plt
     from scipy.stats import t as t_dist
 
-    from regkit.evaluation.stats import Arm, paired_frame
+    from regkit.evaluation.comparisons import Arm
+    from regkit.evaluation.stats import paired_frame
 
     n = max(len(tests), 1)
     cols = min(n, 3)
@@ -124,68 +129,6 @@ def differences(samples: pd.DataFrame, tests: pd.DataFrame, path: str | Path, ti
         ax.legend(fontsize=6, frameon=False, loc="best")
     for ax in axes.ravel()[len(tests):]:
         ax.axis("off")
-    fig.tight_layout()
-    out = _save(fig, Path(path))
-    plt.close(fig)
-    return out
-
-
-def _normalise(a: np.ndarray) -> np.ndarray:
-    v = a[a != 0]
-    lo, hi = (np.percentile(v, [1, 99]) if v.size else (0.0, 1.0))
-    return np.clip((a - lo) / max(hi - lo, 1e-6), 0, 1)
-
-
-def overlay(fixed, moving_resampled, fixed_label, path: str | Path, tiles: int = 8, title_text: str = "") -> Path:
-    """Three orthogonal slices through the prostate: a checkerboard of MR and resampled TRUS (top) and the TRUS
-    with the MR's edges and prostate contour (bottom). Misregistration shows as broken edges at tile borders and
-    MR edges that do not follow TRUS structures."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import SimpleITK as sitk
-    from skimage.feature import canny
-
-    mr = _normalise(sitk.GetArrayFromImage(fixed).astype(float))
-    us = _normalise(sitk.GetArrayFromImage(moving_resampled).astype(float))
-    lab = sitk.GetArrayFromImage(fixed_label) > 0 if fixed_label is not None else None
-    sp = np.array(fixed.GetSpacing())[::-1]  # (z, y, x)
-    if lab is not None and lab.any():
-        nz = np.nonzero(lab)
-        centre = [round(np.mean(ix)) for ix in nz]
-        # show the prostate and 25 mm around it
-        lo = [max(0, int(ix.min() - 25 / s)) for ix, s in zip(nz, sp, strict=True)]
-        hi = [min(n, int(ix.max() + 25 / s) + 1) for ix, s, n in zip(nz, sp, mr.shape, strict=True)]
-        box = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
-        mr, us, lab = mr[box], us[box], lab[box]
-        centre = [c - a for c, a in zip(centre, lo, strict=True)]
-    else:
-        centre = [s // 2 for s in mr.shape]
-    planes = [("axial", lambda a: a[centre[0]], sp[1] / sp[2]),
-              ("coronal", lambda a: a[:, centre[1], :][::-1], sp[0] / sp[2]),
-              ("sagittal", lambda a: a[:, :, centre[2]][::-1], sp[0] / sp[1])]
-    fig, axes = plt.subplots(2, 3, figsize=(13, 8.5))
-    for col, (name, cut, aspect) in enumerate(planes):
-        m, u = cut(mr), cut(us)
-        ty, tx = (np.indices(m.shape) * tiles // np.array(m.shape)[:, None, None])
-        board = np.where((ty + tx) % 2 == 0, m, u)
-        axes[0, col].imshow(board, cmap="gray", aspect=aspect, vmin=0, vmax=1)
-        axes[0, col].set_title(f"{name}: checkerboard MR / TRUS")
-        axes[1, col].imshow(u, cmap="gray", aspect=aspect, vmin=0, vmax=1)
-        edges = canny(m, sigma=1.5, low_threshold=0.85, high_threshold=0.95, use_quantiles=True)
-        rgba = np.zeros((*edges.shape, 4))
-        rgba[edges] = (0.1, 0.9, 1.0, 0.8)
-        axes[1, col].imshow(rgba, aspect=aspect)
-        axes[1, col].set_title(f"{name}: TRUS with MR edges")
-        if lab is not None:
-            for ax in axes[:, col]:
-                ax.contour(cut(lab.astype(float)), [0.5], colors="red", linewidths=1.2)
-        for ax in axes[:, col]:
-            ax.set_xticks([])
-            ax.set_yticks([])
-    if title_text:
-        fig.suptitle(title_text)
     fig.tight_layout()
     out = _save(fig, Path(path))
     plt.close(fig)

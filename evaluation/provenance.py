@@ -10,6 +10,10 @@ import time
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+RUN_FORMAT = 1  # the version of run.json's layout ("regkit_run"; a record from before it was stated has none)
+RUN_FIELDS = {"regkit_run": int, "methods": list, "cases": list, "dataset": (str, None), "split": (str, None),
+              "starts_per_case": int, "seeds": dict, "statistics": dict}
+METHOD_FIELDS = {"label": str, "registrar": str, "options": dict, "settings": (dict, None)}
 PACKAGES = ("regkit", "numpy", "scipy", "pandas", "SimpleITK", "itk-elastix", "itk", "torch", "scikit-image",
             "statsmodels", "click", "dask", "distributed")
 
@@ -48,6 +52,7 @@ def record(**facts) -> dict:
     except ImportError:  # pragma: no cover
         torch_threads = None
     return {
+        "regkit_run": RUN_FORMAT,
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "command": sys.argv,
         "cwd": os.getcwd(),
@@ -60,3 +65,22 @@ def record(**facts) -> dict:
         "packages": package_versions(),
         **facts,
     }
+
+
+def read_record(path: str | Path) -> dict:
+    """The run record ``run.json`` at ``path``, checked (see :mod:`regkit.records`): a JSON object of format
+    :data:`RUN_FORMAT`, whose ``methods`` are objects with a textual ``label`` and ``registrar``, an ``options``
+    object and a ``settings`` object (or null)."""
+    from regkit.errors import InputError
+    from regkit.records import check_fields, read_json
+
+    fix = "move run.json away (the results are kept in results.csv) and run again, or use a new output folder"
+    doc = read_json(path, "run record", RUN_FIELDS, version_key="regkit_run", version=RUN_FORMAT, fix=fix)
+    for i, method in enumerate(doc.get("methods", [])):
+        if not isinstance(method, dict):
+            raise InputError(f"the run record's methods[{i}] must be an object, got {method!r}"[:200], path, fix)
+        check_fields(method, METHOD_FIELDS, f"run record's methods[{i}]", path)
+        missing = [k for k in ("label", "registrar", "options") if k not in method]
+        if missing:
+            raise InputError(f"the run record's methods[{i}] has no {', '.join(map(repr, missing))}", path, fix)
+    return doc

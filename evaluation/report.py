@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from regkit.evaluation.provenance import read_record
+
 TABLES = (
     ("table1", "Final SRE (cf. the paper's Table 1)",
      "Mean ± std over samples; 95 % CI of the mean by a cluster bootstrap over cases."),
@@ -59,7 +61,7 @@ def render(out: str | Path, title: str = "regkit comparison") -> str:
     out = Path(out)
     parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
              f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>"]
-    record = json.loads((out / "run.json").read_text()) if (out / "run.json").exists() else {}
+    record = read_record(out / "run.json") if (out / "run.json").exists() else {}
     if record:
         facts = [("dataset", record.get("dataset")), ("split", record.get("split")),
                  ("cases", len(record.get("cases") or [])), ("starting error", record.get("init")),

@@ -60,7 +60,7 @@ def table1(summary: pd.DataFrame, titles: Titles | None = None) -> pd.DataFrame:
                "Median (mm)": f"{r['median']:.2f}", "30% worst (mm)": f"{r['worst30']:.2f}",
                "Failures": f"{int(r['failures'])}/{int(r['n'])}",
                "Not converged": f"{int(r.get('not_converged', 0))}/{int(r['n'])}"}
-        for col, name in (("final_tre", "Landmark TRE (mm)"), ("final_dice", "TRUS-label Dice")):
+        for col, name in (("landmark_tre_mm", "Landmark TRE (mm)"), ("final_dice", "TRUS-label Dice")):
             if f"{col}_mean" in summary and summary[f"{col}_mean"].notna().any():
                 row[name] = pm(r[f"{col}_mean"], r[f"{col}_std"])
         rows.append(row)

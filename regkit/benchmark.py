@@ -38,10 +38,17 @@ def benchmark_path() -> Path:
 
 
 @contextmanager
-def _locked(path: Path):
+def _locked(path: Path, show_progress: bool = True):
     path.mkdir(parents=True, exist_ok=True)
     with open(path / ".lock", "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            from regkit.progress import note
+
+            note(f"waiting for another process that is writing the built-in benchmark ({path})...",
+                 disable=not show_progress)
+            fcntl.flock(fh, fcntl.LOCK_EX)
         try:
             yield
         finally:
@@ -50,20 +57,35 @@ def _locked(path: Path):
 
 def builtin_benchmark(splits: tuple[str, ...] | list[str] | None = None, workers: int | None = None,
                       show_progress: bool = True) -> Dataset:
-    """The built-in benchmark with (at least) ``splits`` rendered; all splits when None."""
+    """The built-in benchmark with (at least) ``splits`` rendered; all splits when None.
+
+    Parameters
+    ----------
+    splits : sequence of str, optional
+        The splits to render (``"train"``, ``"val"``, ``"test"``) if they are not cached yet; None: all.
+    workers : int, optional
+        Processes that render cases [the CPU count].
+    show_progress : bool
+        Show a progress bar while rendering.
+
+    Returns
+    -------
+    Dataset
+        The cached benchmark (``$REGKIT_CACHE``, default ``~/.cache/regkit``).
+    """
     from regkit.synth.dataset import synth_dataset
 
     want = list(splits) if splits else list(SPLITS)
     full = benchmark_splits()
     path = benchmark_path()
     workers = workers or min(2, os.cpu_count() or 1)
-    with _locked(path):
+    with _locked(path, show_progress):
         have = set()
         manifest = path / "dataset.json"
         if manifest.exists():
-            import json
+            from regkit.dataset import read_manifest
 
-            have = set(json.loads(manifest.read_text()).get("splits", {}))
+            have = set(read_manifest(manifest)["splits"])
         keep = {s: full[s] for s in SPLITS if s in have or s in want}
         # case seeds follow the case's index in the full benchmark, so partial renders agree with full ones
         return synth_dataset(path, sum(BENCHMARK_SIZES.values()), seed=BENCHMARK_SEED, splits=keep,

@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from regkit.errors import InputError
-from regkit.image import ImageGeometry, check_voxels, read_image
+from regkit.errors import InputError, check_path
+from regkit.image import ImageGeometry, read_image
+from regkit.image_checks import check_image, check_label, check_voxels
 from regkit.surface import MESH_SUFFIXES, read_mesh_points, surface_from_label
 from regkit.transform import RigidTransform
 from regkit.transform_io import read_transform
@@ -55,46 +56,61 @@ class Case:
             self._check_surface()
 
     def validate(self) -> None:
-        """Check the images' content, the labels' geometry and content, and that labels, surface and ground truth
-        fall on their images; raise :class:`InputError` naming the file."""
+        """Check the images (:mod:`regkit.image_checks`: type, dimension, geometry, voxels, labels), that each label
+        matches its image's grid, and that labels, surface and ground truth fall on their images; raise
+        :class:`InputError` naming the file."""
+        self._check_types()
         self._check_images()
-        if self.fixed_label is not None:
-            diff = ImageGeometry.of(self.fixed).matches(ImageGeometry.of(self.fixed_label))
+        for image, label, what, role, fix in (
+                (self.fixed, self.fixed_label, "MR", "fixed_label",
+                 "resample the label onto the MR grid (nearest neighbour) or give the matching label"),
+                (self.moving, self.moving_label, "TRUS", "moving_label",
+                 "resample the label onto the TRUS grid or leave it out")):
+            diff = label is not None and ImageGeometry.of(image).matches(ImageGeometry.of(label))
             if diff:
-                raise InputError(
-                    f"the MR label's geometry does not match the MR image: {diff}",
-                    self.files.get("fixed_label"),
-                    "resample the label onto the MR grid (nearest neighbour) or give the matching label",
-                )
-            if not (sitk.GetArrayViewFromImage(self.fixed_label) > 0).any():
-                raise InputError("the MR prostate label is empty", self.files.get("fixed_label"))
-        if self.moving_label is not None:
-            diff = ImageGeometry.of(self.moving).matches(ImageGeometry.of(self.moving_label))
-            if diff:
-                raise InputError(
-                    f"the TRUS label's geometry does not match the TRUS image: {diff}",
-                    self.files.get("moving_label"),
-                    "resample the label onto the TRUS grid or leave it out",
-                )
-            if not (sitk.GetArrayViewFromImage(self.moving_label) > 0).any():
-                raise InputError("the TRUS prostate label is empty", self.files.get("moving_label"))
+                raise InputError(f"the {what} label's geometry does not match the {what} image: {diff}",
+                                 self.files.get(role), fix)
         if self.surface_points is not None:
-            pts = np.asarray(self.surface_points, dtype=float)
+            try:
+                pts = np.asarray(self.surface_points, dtype=float)
+            except (TypeError, ValueError):
+                pts = np.zeros((0,))
             if pts.ndim != 2 or pts.shape[1] != 3 or len(pts) < 4:
-                raise InputError(f"surface points must be an (N, 3) array, N ≥ 4; got {pts.shape}",
+                raise InputError(f"surface points must be an (N, 3) array of numbers, N ≥ 4; got {pts.shape}",
                                  self.files.get("surface"))
+            if not np.all(np.isfinite(pts)):
+                raise InputError("the surface points hold NaN or infinite coordinates", self.files.get("surface"))
             self.surface_points = pts
         self._check_label_overlaps()
         self._check_surface()
 
+    def _check_types(self) -> None:
+        """The Python API's arguments: an id, a transform, metadata (the images are checked with their content)."""
+        if not isinstance(self.case_id, str) or not self.case_id:
+            raise InputError(f"a case id must be text, got {self.case_id!r}", fix="e.g. Case('case000', ...)")
+        if self.ground_truth is not None and not isinstance(self.ground_truth, RigidTransform):
+            raise InputError(f"the ground truth must be a RigidTransform, got {type(self.ground_truth).__name__}",
+                             self.files.get("ground_truth"),
+                             "read it with regkit.read_transform or build it with RigidTransform.from_matrix")
+        if self.ground_truth is not None and self.ground_truth.batch_shape:
+            raise InputError("the ground truth must be one transform, not a batch", self.files.get("ground_truth"))
+        if not isinstance(self.metadata, dict) or not isinstance(self.files, dict):
+            raise InputError(f"a case's metadata and files must be dicts, got {type(self.metadata).__name__} and "
+                             f"{type(self.files).__name__}")
+
     def _check_images(self) -> None:
-        """Non-finite voxels and constant images are errors (see :func:`regkit.image.check_voxels`)."""
+        """Each image and label as :mod:`regkit.image_checks` states: a 3-D scalar image with a sane geometry and
+        finite, non-constant voxels; a label a binary mask of one region."""
+        check_image(self.fixed, "MR image", self.files.get("fixed"))
+        check_image(self.moving, "TRUS image", self.files.get("moving"))
         check_voxels(self.fixed, "MR image", self.files.get("fixed"))
         check_voxels(self.moving, "TRUS image", self.files.get("moving"))
         for label, what, role in ((self.fixed_label, "MR prostate label", "fixed_label"),
                                   (self.moving_label, "TRUS prostate label", "moving_label")):
             if label is not None:
+                check_image(label, what, self.files.get(role))
                 check_voxels(label, what, self.files.get(role), allow_constant=True)
+                check_label(label, what, self.files.get(role))
 
     def _check_label_overlaps(self) -> None:
         """A label must lie on its image's content: otherwise it belongs to another case, or another
@@ -123,13 +139,28 @@ class Case:
                 self.files.get("surface", self.files.get("fixed_label")),
                 "give the surface in the MR's physical coordinates (LPS mm; a mesh in RAS has x and y negated)")
         if self.ground_truth is not None:
-            mapped = self.ground_truth.apply(self.surface_points)
-            if not _any_inside(ImageGeometry.of(self.moving), mapped):
-                raise InputError(
-                    "the ground truth maps the MR prostate entirely outside the TRUS volume",
-                    self.files.get("ground_truth"),
-                    "check the transform's direction (it maps fixed MR points to moving TRUS points) and its units "
-                    "(mm)")
+            self.check_overlap(self.ground_truth, "the ground truth", self.files.get("ground_truth"),
+                               "check the transform's direction (it maps fixed MR points to moving TRUS points) and "
+                               "its units (mm)")
+
+    def check_overlap(self, transform: RigidTransform, what: str, path: str | Path | None = None,
+                      fix: str | None = None) -> None:
+        """Raise :class:`InputError` when ``transform`` maps the MR prostate (its surface points; else the MR
+        image's corners) entirely outside the TRUS volume: the images then share no physical space, and no
+        registration can start from there."""
+        points = self.surface_points if self.surface_points is not None else ImageGeometry.of(self.fixed).corners()
+        moving = ImageGeometry.of(self.moving)
+        mapped = transform.apply(points)
+        if _any_inside(moving, mapped):
+            return
+        low, high = np.min(moving.corners(), axis=0), np.max(moving.corners(), axis=0)
+        span = ", ".join(f"{a} [{lo:.0f}, {hi:.0f}]" for a, lo, hi in zip("xyz", low, high, strict=True))
+        centre = ", ".join(f"{v:.0f}" for v in mapped.mean(axis=0))
+        raise InputError(
+            f"{what} maps the MR prostate entirely outside the TRUS volume: its centre lands at ({centre}) mm, while "
+            f"the TRUS image ({self.files.get('moving', 'in memory')}) spans {span} mm", path,
+            f"{fix or 'check the transform'}; if the transform is right, the TRUS image's origin or spacing is not "
+            "(check its header)")
 
     @property
     def surface_centroid(self) -> np.ndarray:
@@ -176,11 +207,15 @@ def load_case(
     moving_label : path-like, optional
         TRUS prostate label on the TRUS grid.
     """
-    files = {"fixed": Path(fixed), "moving": Path(moving)}
+    if not isinstance(case_id, str):
+        raise InputError(f"a case id must be text, got {type(case_id).__name__} {case_id!r}", fix="e.g. 'case000'")
+    if metadata is not None and not isinstance(metadata, dict):
+        raise InputError(f"metadata must be a dict, got {type(metadata).__name__}")
+    files = {"fixed": check_path("fixed", fixed), "moving": check_path("moving", moving)}
     for key, value in (("fixed_label", fixed_label), ("ground_truth", ground_truth),
                        ("surface", surface), ("moving_label", moving_label)):
         if value is not None:
-            files[key] = Path(value)
+            files[key] = check_path(key, value)
     if surface is not None and Path(surface).suffix.lower() not in MESH_SUFFIXES:
         raise InputError(f"unknown surface mesh format {Path(surface).suffix!r}", surface,
                          f"use one of {', '.join(MESH_SUFFIXES)}")

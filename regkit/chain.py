@@ -2,9 +2,9 @@
 
 Any registrars chain: a network's estimate refined by an intensity method (``attreg+mind``), a coarse method
 before a fine one (``mind+mi``), or the same method twice. The registry resolves a name with ``+`` to a
-:class:`ChainRegistrar` (see :func:`regkit.registry.declaration`), so a chain works wherever a name does:
-``regkit compare --methods attreg+mind``, ``regkit register --method attreg+mind``,
-``regkit.get_registrar("attreg+mind")``.
+:class:`ChainRegistrar` of its members (see :func:`regkit.registry.declaration`; this module knows no registry),
+so a chain works wherever a name does: ``regkit compare --methods attreg+mind``,
+``regkit register --method attreg+mind``, ``regkit.get_registrar("attreg+mind")``.
 
 * **Options** go to a member as ``MEMBER.OPTION`` (``mind.iterations=100``), or ``K.OPTION`` with the member's
   1-based position when a registrar appears twice (``2.iterations=100`` in ``mi+mi``).
@@ -23,7 +23,7 @@ from collections.abc import Sequence
 
 from regkit.case import Case
 from regkit.errors import InputError
-from regkit.registrar import FAILED, Capabilities, MethodDeclaration, Registrar, RegistrationResult
+from regkit.registrar import FAILED, Capabilities, Registrar, RegistrationResult
 from regkit.transform import RigidTransform
 
 SEPARATOR = "+"
@@ -69,31 +69,6 @@ def split_options(members: Sequence[str], options: dict) -> list[dict]:
     return out
 
 
-def chain_declaration(name: str) -> MethodDeclaration:
-    """The declaration of a chain name, from its members' declarations (nothing is constructed)."""
-    from regkit.registry import declaration
-
-    members = members_of(name)
-    decls = [declaration(m) for m in members]
-    caps = combined_capabilities([d.capabilities for d in decls])
-    source = "local" if any(d.source == "local" for d in decls) else "chain"
-
-    def factory(**options) -> ChainRegistrar:
-        return ChainRegistrar.from_names(members, **options)
-
-    return MethodDeclaration(name, factory, title=" → ".join(d.display_title for d in decls), kind="chain",
-                             summary=" then ".join(members), capabilities=caps, source=source)
-
-
-def check_chain_options(name: str, options: dict) -> None:
-    """Each member's options checked against its registrar (nothing is constructed)."""
-    from regkit.registry import check_options, declaration
-
-    members = members_of(name)
-    for member, opts in zip(members, split_options(members, options), strict=True):
-        check_options(declaration(member), opts, f"{name}: {member}")
-
-
 class ChainRegistrar:
     """Registrars run in turn, each from the previous one's result (see the module docstring)."""
 
@@ -106,13 +81,6 @@ class ChainRegistrar:
         self.name = name or SEPARATOR.join(m.name for m in self.members)
         self.capabilities = combined_capabilities([getattr(m, "capabilities", Capabilities())
                                                    for m in self.members])
-
-    @classmethod
-    def from_names(cls, names: Sequence[str], **options) -> ChainRegistrar:
-        from regkit.registry import get_registrar
-
-        per_member = split_options(names, options)
-        return cls([get_registrar(n, **o) for n, o in zip(names, per_member, strict=True)], SEPARATOR.join(names))
 
     def register(self, case: Case, initial: RigidTransform) -> RegistrationResult:
         return self.register_many([(case, initial)])[0]

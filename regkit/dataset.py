@@ -42,8 +42,9 @@ from pathlib import Path
 
 from regkit.atomic import write_text
 from regkit.case import Case, load_case
-from regkit.errors import InputError
+from regkit.errors import InputError, check_path
 from regkit.image import IMAGE_SUFFIXES
+from regkit.records import read_json
 
 MANIFEST = "dataset.json"
 SPLITS = ("train", "val", "test")
@@ -59,6 +60,8 @@ CASE_FILES = {
     "surface": (("mr_surface",), (".stl", ".vtk", ".vtp", ".obj", ".ply")),
 }
 REQUIRED = ("fixed", "moving", "fixed_label")
+MANIFEST_FIELDS = {"regkit_dataset": int, "name": str, "splits": dict, "cases": (dict, None)}
+CASE_FIELDS = {"case_id": str, "moving_modality": (str, None)}  # case.json: free-form, but these have a type
 
 
 def find_case_file(folder: Path, role: str) -> Path | None:
@@ -74,7 +77,25 @@ def find_case_file(folder: Path, role: str) -> Path | None:
 
 @dataclass
 class Dataset:
-    """A dataset folder: its splits, and cases loaded on demand (a few are kept in memory)."""
+    """A dataset folder: its splits, and cases loaded on demand (a few are kept in memory).
+
+    Open one with :func:`load_dataset`.
+
+    Attributes
+    ----------
+    root : Path
+        The dataset folder.
+    splits : dict of str to list of str
+        Case ids per split (``"train"``, ``"val"``, ``"test"``).
+    name : str
+        The dataset's name, from its manifest.
+    overrides : dict
+        Per-case file overrides from the manifest: case id → {role: path relative to ``root``}.
+    info : dict
+        The rest of the manifest (generator, source, ...).
+    cache_size : int
+        How many loaded cases are kept in memory.
+    """
 
     root: Path
     splits: dict[str, list[str]]
@@ -130,7 +151,7 @@ class Dataset:
             raise InputError(f"no case {case_id!r} in the dataset", self.root / MANIFEST)
         files = self.case_files(case_id)
         meta_path = self.root / case_id / "case.json"
-        meta = _read_case_json(meta_path) if meta_path.exists() else {}
+        meta = read_case_metadata(meta_path) if meta_path.exists() else {}
         meta.setdefault("moving_modality", "US")  # the layout's moving image is trus.*; case.json may say otherwise
         case = load_case(case_id, metadata=meta, **{k: v for k, v in files.items()})
         self._cache[case_id] = case
@@ -148,26 +169,43 @@ class Dataset:
             yield self.load(cid)
 
 
-def _read_case_json(path: Path) -> dict:
-    try:
-        doc = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise InputError(f"the case's metadata is not valid JSON ({exc})", path, "repair it, or remove it") from None
-    if not isinstance(doc, dict):
-        raise InputError(f"the case's metadata must be a JSON object, got {type(doc).__name__}", path,
-                         "repair it, or remove it")
+def read_case_metadata(path: str | Path) -> dict:
+    """A case folder's ``case.json``, checked: a JSON object (free-form, but see :data:`CASE_FIELDS`)."""
+    return read_json(path, "case's metadata", CASE_FIELDS, fix="repair it, or remove it")
+
+
+def read_manifest(path: str | Path, fix: str = "repair it (see regkit.dataset for the layout), or write it again"
+                  ) -> dict:
+    """The checked ``dataset.json`` at ``path``: a JSON object of format :data:`FORMAT_VERSION` (a manifest
+    written by hand may leave ``regkit_dataset`` out), with a ``splits`` object of lists of case ids, a ``cases``
+    object of ``{role: path}`` objects and a textual ``name``; ``fix`` is the advice for a damaged one."""
+    path = Path(path)
+    doc = read_json(path, "manifest", MANIFEST_FIELDS, required=("splits",), version_key="regkit_dataset",
+                    version=FORMAT_VERSION, fix=fix)
+    for split, ids in doc["splits"].items():
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            raise InputError(f"split {split!r} must be a list of case ids", path, f'write "{split}": ["case000", ...]')
     return doc
 
 
 def load_dataset(path: str | Path) -> Dataset:
     """Open a dataset folder (see the module docstring for the layout).
 
+    Parameters
+    ----------
+    path : str or Path
+        The dataset folder, holding ``dataset.json`` and a folder per case.
+
+    Returns
+    -------
+    Dataset
+
     Raises
     ------
     InputError
         The folder or its manifest is missing or malformed, or a listed case folder does not exist.
     """
-    root = Path(path)
+    root = check_path("the dataset folder", path)
     if not root.is_dir():
         raise InputError("the dataset folder does not exist", root, "give a folder made by `regkit synth` or an "
                          "importer, or laid out as documented in regkit.dataset")
@@ -175,18 +213,8 @@ def load_dataset(path: str | Path) -> Dataset:
     if not manifest.exists():
         raise InputError(f"the dataset has no {MANIFEST} manifest", root,
                          f"write {MANIFEST} with the splits (see regkit.dataset), or import with `regkit import`")
-    try:
-        doc = json.loads(manifest.read_text())
-    except json.JSONDecodeError as exc:
-        raise InputError(f"the manifest is not valid JSON ({exc})", manifest) from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("splits"), dict):
-        raise InputError("the manifest has no 'splits' object", manifest,
-                         'add "splits": {"train": [...], "val": [...], "test": [...]}')
-    splits = {}
-    for split, ids in doc["splits"].items():
-        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
-            raise InputError(f"split {split!r} must be a list of case ids", manifest)
-        splits[split] = list(ids)
+    doc = read_manifest(manifest)
+    splits = {split: list(ids) for split, ids in doc["splits"].items()}
     check_splits(splits, manifest)
     overrides = doc.get("cases", {}) or {}
     check_overrides(root, overrides, manifest)
@@ -216,6 +244,9 @@ def check_case_id(case_id, where: str | Path | None = None) -> str:
 
 def check_splits(splits: dict[str, list[str]], where: str | Path | None = None) -> None:
     """Every id valid (:func:`check_case_id`), listed once in its split, and in one split only."""
+    if not isinstance(splits, dict) or not all(isinstance(ids, list | tuple) for ids in splits.values()):
+        raise InputError(f"splits must map split names to lists of case ids, got {splits!r}"[:300], where,
+                         'e.g. {"train": ["case000"], "test": ["case001"]}')
     first: dict[str, str] = {}
     for split, ids in splits.items():
         seen: set[str] = set()

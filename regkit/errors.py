@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -45,6 +46,17 @@ def check_whole(name: str, value, low: int = 1, *, optional: bool = False, fix: 
     if isinstance(value, bool) or not isinstance(value, types) or value < low:
         raise InputError(f"{name} must be a whole number of at least {low}, got {value!r}",
                          fix=fix or f"e.g. {name}={max(low, 1)}")
+
+
+def check_path(name: str, value, *, optional: bool = False) -> Path | None:
+    """``value`` as a :class:`~pathlib.Path`, or an :class:`InputError` naming ``name`` unless it is a path (text or
+    ``os.PathLike``, not empty); ``None`` passes (and is returned) when ``optional``."""
+    if optional and value is None:
+        return None
+    if isinstance(value, bytes) or not isinstance(value, str | os.PathLike) or not str(value).strip():
+        raise InputError(f"{name} must be a path (text or a pathlib.Path), got {type(value).__name__} {value!r}"[:300],
+                         fix=f"give {name} as a path, e.g. {name}='folder/file'")
+    return Path(value)
 
 
 class CheckpointError(InputError):

@@ -9,7 +9,7 @@ import time
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
 from regkit.case import Case
 from regkit.transform import RigidTransform
@@ -19,7 +19,10 @@ FAILED = "failed"
 #: The registration ran, but its optimiser did not improve on the start, or stopped on its iteration limit
 #: far from convergence; its transform is kept (and counted in the tables), its status says it stalled.
 NOT_CONVERGED = "not converged"
-STATUSES = (OK, NOT_CONVERGED, FAILED)
+#: A registration's outcome, :attr:`RegistrationResult.status`: ``"ok"``, ``"not converged"`` or ``"failed"``.
+Status = Literal["ok", "not converged", "failed"]
+#: The fixed input of a method: the MR image, or the MR prostate label.
+Variant = Literal["image", "label"]
 
 
 @dataclass
@@ -45,7 +48,7 @@ class RegistrationResult:
 
     transform: RigidTransform
     runtime: float
-    status: str = OK
+    status: Status = OK
     message: str = ""
     info: dict = field(default_factory=dict)
 
@@ -128,6 +131,10 @@ class MethodDeclaration:
         architecture can be trained with ``regkit train``.
     weights : tuple of str
         Bundled checkpoints (stems or ``.safetensors`` paths), in stage order; missing files are skipped.
+    claims : tuple of str
+        The arms this method is claimed to beat in the paper it reproduces (registry names; ``NAME@K`` is stage
+        ``K`` of a cascade, ``self``'s own name included): ``regkit compare --compare paper`` tests those whose
+        methods are in the run.
     source : str
         Who declared it: a distribution's name, or ``"local"`` (filled in by the registry).
     """
@@ -140,8 +147,9 @@ class MethodDeclaration:
     capabilities: Capabilities = Capabilities()
     options: dict = field(default_factory=dict)
     architecture: Any = None  # a network's name, or the architecture object itself
-    variant: str | None = None
+    variant: Variant | None = None
     weights: tuple[str, ...] = ()
+    claims: tuple[str, ...] = ()
     source: str = ""
 
     @property

@@ -11,6 +11,10 @@ An entry point of the group names one of:
       [project.entry-points."regkit.registrars"]
       my-method = "my_package.module:MyRegistrar"
 
+A registrar class or factory with a network may also have ``parameter_count(**options) -> int``, called with the
+declaration's options: it is how the registry asks a method for its parameter count (:func:`parameter_count`,
+shown by ``regkit list`` and Table 2).
+
 A name declared twice (by two packages, or a plug-in named like a built-in) is an error that names both
 sources. Entry-point targets should import quickly: heavy libraries belong inside ``register``.
 """
@@ -23,6 +27,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 from importlib.metadata import entry_points
 
+from regkit.chain import SEPARATOR, ChainRegistrar, combined_capabilities, is_chain, members_of, split_options
 from regkit.errors import InputError
 from regkit.registrar import Capabilities, MethodDeclaration, Registrar
 
@@ -99,16 +104,36 @@ def declaration(name: str) -> MethodDeclaration:
     infos = available_registrars()
     if name in infos:
         return infos[name]
-    from regkit.chain import chain_declaration, is_chain
-
     if is_chain(name):
-        return chain_declaration(name)
+        return _chain_declaration(name)
     known = ", ".join(infos) or "none (is regkit installed? run `pip install -e .`)"
     raise InputError(f"unknown registrar {name!r}", fix=f"use one of: {known} (see `regkit list`)")
 
 
+def _chain_declaration(name: str) -> MethodDeclaration:
+    """The declaration of a chain name, from its members' declarations (nothing is constructed)."""
+    members = members_of(name)
+    decls = [declaration(m) for m in members]
+    caps = combined_capabilities([d.capabilities for d in decls])
+    source = LOCAL if any(d.source == LOCAL for d in decls) else "chain"
+
+    def factory(**options) -> ChainRegistrar:
+        per_member = split_options(members, options)
+        return ChainRegistrar([get_registrar(m, **o) for m, o in zip(members, per_member, strict=True)],
+                              SEPARATOR.join(members))
+
+    return MethodDeclaration(name, factory, title=" → ".join(d.display_title for d in decls), kind="chain",
+                             summary=" then ".join(members), capabilities=caps, source=source)
+
+
 def register_method(decl: MethodDeclaration) -> None:
-    """Declare a method in this process (no packaging needed); re-declaring a local name replaces it."""
+    """Declare a method in this process (no packaging needed); re-declaring a local name replaces it.
+
+    Parameters
+    ----------
+    decl : MethodDeclaration
+        The method's declaration (name, factory, title, kind, capabilities, ...).
+    """
     for d in _entry_point_declarations():
         if d.name == decl.name:
             raise InputError(f"registrar {decl.name!r} is already declared by {d.source}",
@@ -117,7 +142,15 @@ def register_method(decl: MethodDeclaration) -> None:
 
 
 def register_registrar(name: str, factory: Callable[..., Registrar]) -> None:
-    """Make a registrar class or factory available as ``name`` in this process."""
+    """Make a registrar class or factory available as ``name`` in this process.
+
+    Parameters
+    ----------
+    name : str
+        The registry name.
+    factory : callable
+        A registrar class, or a callable that takes the options and returns a registrar.
+    """
     register_method(declaration_of(name, factory))
 
 
@@ -126,9 +159,10 @@ def check_options(decl: MethodDeclaration, options: dict, label: str | None = No
     constructing it). Types come from the factory's annotations, or else from its defaults (see
     :func:`check_option_types`)."""
     if decl.kind == "chain":  # a chain's options go to its members, each checked as a registrar
-        from regkit.chain import check_chain_options
-
-        return check_chain_options(decl.name, options)
+        members = members_of(decl.name)
+        for member, opts in zip(members, split_options(members, options), strict=True):
+            check_options(declaration(member), opts, f"{decl.name}: {member}")
+        return
     factory = decl.load()
     target = _factory_target(factory)
     where = _qualified_name(target)
@@ -149,11 +183,10 @@ def check_options(decl: MethodDeclaration, options: dict, label: str | None = No
 
 
 def parameter_count(decl: MethodDeclaration) -> int | None:
-    """Trainable parameters of a registrar's network, from its factory's ``parameter_count`` (None if none);
-    a chain's is the sum over its members that have one."""
+    """Trainable parameters of a registrar's network, from its factory's ``parameter_count(**options)`` hook
+    (None without one); a chain's is the sum over its members that have one. ``regkit list`` and Table 2 ask
+    this, and only this."""
     if decl.kind == "chain":
-        from regkit.chain import members_of
-
         counts = [parameter_count(declaration(m)) for m in members_of(decl.name)]
         return sum(c for c in counts if c) or None
     counter = getattr(_factory_target(decl.load()), "parameter_count", None)
@@ -178,8 +211,6 @@ def resolved_settings(name: str, options: dict):
 
     decl = declaration(name)
     if decl.kind == "chain":
-        from regkit.chain import members_of, split_options
-
         members = members_of(name)
         return [resolved_settings(m, o) for m, o in zip(members, split_options(members, options), strict=True)]
     factory = decl.load()
@@ -199,7 +230,19 @@ def resolved_settings(name: str, options: dict):
 
 
 def get_registrar(name: str | Registrar, **options) -> Registrar:
-    """A registrar by name, constructed with ``options``; a Registrar object is returned as is."""
+    """A registrar by name, constructed with ``options``; a Registrar object is returned as is.
+
+    Parameters
+    ----------
+    name : str or Registrar
+        A registry name (``regkit list``), a chain ``"a+b"``, or a registrar object.
+    **options
+        Keyword options of the registrar (e.g. ``iterations=300`` for ``mi``).
+
+    Returns
+    -------
+    Registrar
+    """
     if not isinstance(name, str):
         if isinstance(name, Registrar):
             if options:
@@ -286,7 +329,7 @@ def _fits(annotation, value) -> bool | None:
     return None
 
 
-def _type_name(annotation, article: bool = False) -> str:
+def _type_name(annotation) -> str:
     """``int | None`` → "an integer or null"; ``float`` → "a number" (what a value of it may be)."""
     import types
     import typing

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 import zlib
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,8 +27,8 @@ import numpy as np
 from scipy.optimize import brentq
 
 from regkit.atomic import atomic_path
-from regkit.errors import InputError, check_whole
-from regkit.sre import displacement_sre
+from regkit.errors import InputError, check_path, check_whole
+from regkit.sre import displacement_sre, sre
 from regkit.transform import RigidTransform
 
 TRANSLATION_RANGE_MM = 5.0
@@ -157,9 +158,19 @@ class Start:
     transform: RigidTransform
 
 
-def make_starts(cases, init: InitSpec | str, per_case: int, seed: int = 0) -> list[Start]:
-    """Draw ``per_case`` starts for each case (anything with ``case_id``, ``ground_truth``, ``surface_points``)."""
-    specs = parse_init(init) if isinstance(init, str) else [init]
+def make_starts(cases, init: str | InitSpec | Sequence[InitSpec], per_case: int, seed: int = 0) -> list[Start]:
+    """Draw ``per_case`` starts for each case (anything with ``case_id``, ``ground_truth``, ``surface_points``)
+    and starting error (``init``: text such as ``8mm,16mm``, or settings already read by :func:`parse_init`)."""
+    cases = _check_cases(cases)
+    if isinstance(init, str):
+        specs = parse_init(init)
+    elif isinstance(init, InitSpec):
+        specs = [init]
+    elif isinstance(init, Sequence) and init and all(isinstance(i, InitSpec) for i in init):
+        specs = list(init)
+    else:
+        raise InputError(f"init must be a starting error such as '8mm' (or InitSpec settings), got {init!r}",
+                         fix="e.g. make_starts(cases, '8mm', 3)")
     check_whole("starts per case", per_case, 1, fix="e.g. per_case=3")
     check_whole("the seed", seed, 0, fix="e.g. seed=0")
     out = []
@@ -175,6 +186,22 @@ def make_starts(cases, init: InitSpec | str, per_case: int, seed: int = 0) -> li
     return out
 
 
+def _check_cases(cases) -> list:
+    """``cases`` as a list of cases (anything with ``case_id``, ``ground_truth`` and ``surface_points``)."""
+    fix = "give a list of cases, e.g. [dataset.load('case000')] or list(dataset)"
+    if isinstance(cases, str | bytes) or not isinstance(cases, Iterable):
+        raise InputError(f"cases must be a list of cases, got {type(cases).__name__} {cases!r}"[:200], fix=fix)
+    cases = list(cases)
+    for case in cases:
+        if not all(hasattr(case, a) for a in ("case_id", "ground_truth", "surface_points")):
+            raise InputError(f"cases must be cases (with case_id, ground_truth and surface_points), got "
+                             f"{type(case).__name__} {case!r}"[:200], fix=fix)
+        if case.ground_truth is not None and not isinstance(case.ground_truth, RigidTransform):
+            raise InputError(f"case {case.case_id!r}'s ground truth must be a RigidTransform, got "
+                             f"{type(case.ground_truth).__name__}", fix=fix)
+    return cases
+
+
 def starts_to_frame(starts: list[Start]):
     import pandas as pd
 
@@ -185,6 +212,7 @@ def starts_to_frame(starts: list[Start]):
 
 
 def starts_from_frame(frame, source: str | None = None) -> list[Start]:
+    """The starts of a table of :data:`START_COLUMNS` (numbers already numbers: see :func:`read_starts`)."""
     missing = [c for c in START_COLUMNS if c not in frame.columns]
     if missing:
         raise InputError(f"the starts file lacks columns {missing}", source,
@@ -199,20 +227,62 @@ def starts_from_frame(frame, source: str | None = None) -> list[Start]:
 
 def write_starts(starts: list[Start], path: str | Path) -> Path:
     """Save a test set of starts as CSV (one row per start, the 4×4 matrix in 16 columns, full precision)."""
-    path = Path(path)
+    path = check_path("the starts path", path)
+    if not isinstance(starts, list | tuple) or not all(isinstance(s, Start) for s in starts):
+        raise InputError("write_starts takes a list of Start objects (from make_starts or read_starts)", path)
     with atomic_path(path) as tmp:
         starts_to_frame(starts).to_csv(tmp, index=False, float_format="%.17g")
     return path
 
 
-def read_starts(path: str | Path) -> list[Start]:
-    import pandas as pd
+STARTS_FIX = "write it with regkit.starts.write_starts (or let regkit compare draw the starts)"
 
-    path = Path(path)
-    if not path.exists():
-        raise InputError("the starts file does not exist", path)
-    try:
-        frame = pd.read_csv(path, dtype={"case": str, "init": str}, keep_default_na=False, na_values=[""])
-    except Exception as exc:
-        raise InputError(f"cannot read the starts file: {exc}", path) from None
-    return starts_from_frame(frame, str(path))
+
+def read_starts(path: str | Path, cases=None) -> list[Start]:
+    """A test set of starts from a file written by :func:`write_starts`, checked.
+
+    Each start is keyed by (case, start id, starting error) once; its target SRE is a finite number ≥ 0 and its
+    matrix a finite rigid transform. With ``cases`` (anything with ``case_id``, ``ground_truth`` and
+    ``surface_points``), each start of one of those cases must have the SRE it states against that case's ground
+    truth (within :data:`STORED_SRE_TOLERANCE_MM`): otherwise the starts belong to another dataset or ground truth.
+    """
+    from regkit.records import read_table
+
+    path = check_path("the starts file", path)
+    kinds = {"case": "text", "start_id": "whole", "init": "text", "target_sre": "number", "seed": "whole",
+             **{c: "number" for c in MATRIX_COLUMNS}}
+    frame = read_table(path, "starts file", kinds, fix=STARTS_FIX)
+    bad = frame.index[~(frame["target_sre"] >= 0) | ~np.isfinite(frame["target_sre"])]
+    if len(bad):
+        raise InputError(f"the starts file's target_sre on line {bad[0] + 2} is {frame['target_sre'][bad[0]]!r}: a "
+                         "target SRE is a finite number of mm, ≥ 0", path, STARTS_FIX)
+    twice = frame.duplicated(subset=["case", "start_id", "init"], keep=False)
+    if twice.any():
+        rows = frame.index[twice][:2]
+        key = frame.loc[rows[0], ["case", "start_id", "init"]].tolist()
+        raise InputError(f"the starts file lists start {key[1]} of case {key[0]!r} ({key[2]}) more than once (lines "
+                         f"{', '.join(str(r + 2) for r in rows)}): each (case, start_id, init) is one start", path,
+                         "give each start its own start_id, or remove the repeated rows")
+    starts = starts_from_frame(frame, str(path))
+    if cases is not None:
+        check_stored_sre(starts, _check_cases(cases), path)
+    return starts
+
+
+STORED_SRE_TOLERANCE_MM = 1e-3  # regkit draws starts to within 1e-4 mm of their target and stores 17 digits
+
+
+def check_stored_sre(starts: list[Start], cases, source: str | Path | None = None) -> None:
+    """Each start of one of ``cases`` has the SRE its ``target_sre`` states, against the case's ground truth."""
+    by_id = {c.case_id: c for c in cases}
+    for s in starts:
+        case = by_id.get(s.case)
+        if case is None or case.ground_truth is None or case.surface_points is None:
+            continue
+        actual = float(sre(s.transform, case.ground_truth, case.surface_points))
+        if abs(actual - s.target_sre) > STORED_SRE_TOLERANCE_MM:
+            raise InputError(
+                f"start {s.start_id} of case {s.case!r} ({s.init}) states a target SRE of {s.target_sre:g} mm, but its "
+                f"matrix is {actual:.4g} mm from this case's ground truth: the starts belong to another dataset or "
+                "ground truth, or were edited", source,
+                "draw the starts for this dataset (leave out --starts), or give the starts file made for it")

@@ -81,6 +81,19 @@ def rotation_angles(rotation: np.ndarray) -> np.ndarray:
     return np.rad2deg(np.stack([ax, ay, az], axis=-1))
 
 
+def _as_numbers(value, what: str, shape: str, source: str | None = None) -> np.ndarray:
+    """``value`` as a float array, or an :class:`InputError` naming ``what`` when it is not numbers."""
+    if isinstance(value, str | bytes | dict | set) or value is None:
+        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+        raise InputError(f"{what} must be an array of numbers of shape {shape}, got {type(value).__name__} {shown}",
+                         source, f"give a numpy array of shape {shape} (e.g. numpy.eye(4) for a matrix)")
+    try:
+        return np.asarray(value, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{what} must be an array of numbers of shape {shape}: {exc}", source,
+                         f"give a numpy array of shape {shape}") from None
+
+
 def _check_rigid(matrix: np.ndarray, tolerance: float, source: str | None) -> None:
     if matrix.shape[-2:] != (4, 4):
         raise InputError(f"a rigid transform needs a 4×4 matrix, got shape {matrix.shape}", source)
@@ -138,7 +151,7 @@ class RigidTransform:
     matrix: np.ndarray
 
     def __post_init__(self) -> None:
-        m = np.array(self.matrix, dtype=float, copy=True)
+        m = _as_numbers(self.matrix, "a transform matrix", "(4, 4)").copy()
         _check_rigid(m, ORTHONORMAL_TOLERANCE, None)
         m.setflags(write=False)
         object.__setattr__(self, "matrix", m)
@@ -171,12 +184,15 @@ class RigidTransform:
         source : str, optional
             Where the matrix came from, for error messages.
         """
-        m = np.asarray(matrix, dtype=float)
+        m = _as_numbers(matrix, "a transform matrix", "(4, 4) or (3, 4)", source)
+        if not isinstance(tolerance, int | float) or isinstance(tolerance, bool) or not tolerance >= 0:
+            raise InputError(f"tolerance must be a number ≥ 0, got {tolerance!r}", source, "e.g. tolerance=1e-5")
         if m.shape[-2:] == (3, 4):
             bottom = np.broadcast_to([0.0, 0.0, 0.0, 1.0], m.shape[:-2] + (1, 4))
             m = np.concatenate([m, bottom], axis=-2)
         if m.shape[-2:] != (4, 4):
-            raise InputError(f"expected 4×4 matrices, got shape {m.shape}", source)
+            raise InputError(f"a transform matrix must be 4×4 (or 3×4, or a batch of these), got shape {m.shape}",
+                             source, "give a numpy array of shape (4, 4)")
         _check_rigid(m, tolerance, source)
         if orthonormalize:
             m = _orthonormalize(m)
@@ -189,9 +205,14 @@ class RigidTransform:
     @classmethod
     def from_rotation_translation(cls, rotation: np.ndarray, translation: np.ndarray) -> RigidTransform:
         """``T(p) = R p + t``."""
-        r = np.asarray(rotation, dtype=float)
-        t = np.asarray(translation, dtype=float)
-        batch = np.broadcast_shapes(r.shape[:-2], t.shape[:-1])
+        r = _as_numbers(rotation, "a rotation", "(3, 3)")
+        t = _as_numbers(translation, "a translation", "(3,)")
+        if r.shape[-2:] != (3, 3) or t.shape[-1:] != (3,):
+            raise InputError(f"a rotation (3, 3) and a translation (3,) are needed, got shapes {r.shape} and {t.shape}")
+        try:
+            batch = np.broadcast_shapes(r.shape[:-2], t.shape[:-1])
+        except ValueError:
+            raise InputError(f"the batches of rotations {r.shape} and translations {t.shape} do not match") from None
         m = np.zeros(batch + (4, 4))
         m[..., :3, :3] = r
         m[..., :3, 3] = t
@@ -209,10 +230,12 @@ class RigidTransform:
         center : array_like, shape (3,) or (*batch, 3)
             Centre of rotation in millimetres: ``T(p) = R (p − c) + c + t``.
         """
-        p = np.asarray(params, dtype=float)
-        if p.shape[-1] != 6:
+        p = _as_numbers(params, "the parameters", "(6,)")
+        if p.ndim == 0 or p.shape[-1] != 6:
             raise InputError(f"six parameters [tx, ty, tz, ax, ay, az] are needed, got shape {p.shape}")
-        c = np.asarray(center, dtype=float)
+        c = _as_numbers(center, "the centre", "(3,)")
+        if c.ndim == 0 or c.shape[-1] != 3:
+            raise InputError(f"the centre of rotation has 3 coordinates, got shape {c.shape}")
         r = rotation_matrix(p[..., 3:])
         t = p[..., :3] + c - np.einsum("...ij,...j->...i", r, c)
         return cls.from_rotation_translation(r, t)
@@ -285,8 +308,8 @@ class RigidTransform:
         -------
         ndarray, shape (*batch, N, 3) (or (*batch, 3) for a single point)
         """
-        p = np.asarray(points, dtype=float)
-        if p.shape[-1] != 3:
+        p = _as_numbers(points, "points", "(N, 3)")
+        if p.ndim == 0 or p.shape[-1] != 3:
             raise InputError(f"points must have 3 coordinates in the last axis, got shape {p.shape}")
         r, t = self.rotation, self.translation
         return np.einsum("...ij,nj->...ni", r, p.reshape(-1, 3)).reshape(
@@ -337,6 +360,9 @@ class RigidTransform:
         """
         import SimpleITK as sitk
 
+        if not isinstance(transform, sitk.Transform):
+            raise InputError(f"from_sitk takes a SimpleITK transform, got {type(transform).__name__}", source,
+                             "read it with SimpleITK.ReadTransform, or use regkit.read_transform for a file")
         if transform.GetDimension() != 3:
             raise InputError(f"a 3-D transform is needed, got a {transform.GetDimension()}-D one", source)
         if transform.GetName() == "CompositeTransform":
@@ -374,10 +400,13 @@ def fit_rigid(source_points: np.ndarray, target_points: np.ndarray) -> RigidTran
     source_points, target_points : ndarray, shape (N, 3)
         Corresponding points, N ≥ 3 and not collinear.
     """
-    a = np.asarray(source_points, dtype=float)
-    b = np.asarray(target_points, dtype=float)
+    a = _as_numbers(source_points, "source_points", "(N, 3)")
+    b = _as_numbers(target_points, "target_points", "(N, 3)")
+    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
+        raise InputError("fit_rigid's points hold NaN or infinite coordinates")
     if a.shape != b.shape or a.ndim != 2 or a.shape[1] != 3 or len(a) < 3:
-        raise InputError(f"fit_rigid needs two (N, 3) arrays with N ≥ 3, got {a.shape} and {b.shape}")
+        raise InputError(f"fit_rigid's source_points and target_points must be two (N, 3) arrays with N ≥ 3, got "
+                         f"shapes {a.shape} and {b.shape}")
     ca, cb = a.mean(0), b.mean(0)
     h = (a - ca).T @ (b - cb)
     u, _, vt = np.linalg.svd(h)

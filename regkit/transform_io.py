@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from regkit.atomic import atomic_path
-from regkit.errors import InputError, itk_message
+from regkit.errors import InputError, check_path, itk_message
 from regkit.transform import RigidTransform
 
 ITK_SUFFIXES = (".tfm", ".h5", ".hdf5", ".mat")
@@ -58,7 +58,7 @@ def matrix_from_text(text: str, source: str | Path | None = None) -> np.ndarray:
 
 def read_matrix(path: str | Path) -> np.ndarray:
     """A 4×4 matrix from a text file (see :func:`matrix_from_text`), not yet checked to be rigid."""
-    path = Path(path)
+    path = check_path("the transform path", path)
     if not path.exists():
         raise InputError("the transform file does not exist", path)
     try:
@@ -102,10 +102,14 @@ def _values(pmap: dict, key: str, source: str | None) -> list[str]:
 def _numbers(pmap: dict, key: str, source: str | None) -> np.ndarray:
     values = _values(pmap, key, source)
     try:
-        return np.array([float(v) for v in values])
+        numbers = np.array([float(v) for v in values])
     except ValueError:
         raise InputError(f"the elastix parameter ({key} ...) holds a value that is not a number: {values}", source,
                          "repair the parameter file (elastix writes numbers there)") from None
+    if not np.all(np.isfinite(numbers)):
+        raise InputError(f"the elastix parameter ({key} ...) holds NaN or infinite values: {values}", source,
+                         "give a transform of finite numbers")
+    return numbers
 
 
 def transform_from_elastix_map(pmap: dict, source: str | None = None) -> RigidTransform:
@@ -199,8 +203,21 @@ def read_transform(path: str | Path) -> RigidTransform:
     * Text starting with ``(`` (``(Transform "EulerTransform")``...): an elastix TransformParameters file;
       a file it names in ``InitialTransformParameterFileName`` is read and composed too.
     * Any other text: a 4×4 (or 3×4) matrix.
+
+    Every number is checked to be finite, and the transform to be rigid (:class:`RigidTransform`), before anything
+    reaches ITK: ITK's own reader of a text transform crashes the process on a NaN.
+
+    Parameters
+    ----------
+    path : str or Path
+        The transform file.
+
+    Returns
+    -------
+    RigidTransform
+        Fixed → moving physical points (LPS, mm).
     """
-    path = Path(path)
+    path = check_path("the transform path", path)
     if not path.exists():
         raise InputError("the transform file does not exist", path)
     if path.is_dir():
@@ -227,22 +244,30 @@ def read_transform(path: str | Path) -> RigidTransform:
             if ipath.resolve() in seen:
                 raise InputError("the elastix initial-transform chain loops", path)
             seen.add(ipath.resolve())
-            ipmap = parse_elastix_text(read_text_or_fail(ipath), str(ipath))
+            ipmap = parse_elastix_text(read_text_or_fail(ipath, path), str(ipath))
             chain.insert(0, ipmap)
             init = ipmap.get("InitialTransformParameterFileName", ["NoInitialTransform"])[0]
         return transform_from_elastix_maps(chain, str(path))
     return parse_matrix_text(text, str(path))
 
 
-def read_text_or_fail(path: Path) -> str:
+def read_text_or_fail(path: Path, named_by: Path | None = None) -> str:
+    """The text of an elastix parameter file that ``named_by`` names as its initial transform."""
+    by = f" that {named_by.name} names as its InitialTransformParameterFileName" if named_by else ""
     if not path.exists():
-        raise InputError("a transform file named in a parameter file does not exist", path)
-    return path.read_text()
+        raise InputError(f"the transform file{by} does not exist", path)
+    try:
+        return path.read_text()
+    except UnicodeDecodeError:
+        raise InputError(f"the transform file{by} is not text (an elastix parameter file is)", path,
+                         "name the elastix TransformParameters file of the initial transform") from None
 
 
 def _read_itk(path: Path) -> RigidTransform:
     import SimpleITK as sitk
 
+    if path.suffix.lower() not in (".h5", ".hdf5", ".mat"):
+        _check_itk_text(path)
     try:
         tx = sitk.ReadTransform(str(path))
     except RuntimeError as exc:
@@ -253,6 +278,32 @@ def _read_itk(path: Path) -> RigidTransform:
     if path.suffix.lower() not in (".h5", ".hdf5", ".mat"):
         _check_itk_text_parameters(path, tx)
     return RigidTransform.from_sitk(tx, source=str(path))
+
+
+def _check_itk_text(path: Path) -> None:
+    """A text ITK transform file holds a ``Transform:`` line and, on its ``Parameters:`` and ``FixedParameters:``
+    lines, finite numbers only: ITK's reader crashes the process (a segmentation fault) on ``nan`` or ``inf``."""
+    fix = "write the transform again (e.g. with SimpleITK.WriteTransform), with finite numbers"
+    try:
+        lines = path.read_text().splitlines()
+    except UnicodeDecodeError:
+        raise InputError("the ITK transform file is not text (a .tfm/.txt ITK transform is)", path,
+                         "give a text .tfm, or an ITK .h5/.mat file with its own suffix") from None
+    if not any(line.startswith("Transform:") for line in lines):
+        raise InputError("not an ITK transform file: it has no 'Transform:' line", path, fix)
+    for number, line in enumerate(lines, 1):
+        key, _, values = line.partition(":")
+        if key.strip() not in ("Parameters", "FixedParameters"):
+            continue
+        for token in values.split():
+            try:
+                value = float(token)
+            except ValueError:
+                raise InputError(f"line {number} of the ITK transform file ({key.strip()}) holds {token!r}, which is "
+                                 "not a number", path, fix) from None
+            if not math.isfinite(value):
+                raise InputError(f"line {number} of the ITK transform file ({key.strip()}) holds {token!r}: a "
+                                 "transform's parameters must be finite numbers", path, fix)
 
 
 def _check_itk_text_parameters(path: Path, transform) -> None:
@@ -279,6 +330,20 @@ def write_transform(transform: RigidTransform, path: str | Path, center: np.ndar
 
     ``.tfm``, ``.h5``, ``.hdf5`` and ``.mat`` get an ITK ``Euler3DTransform`` (ComputeZYX on) about
     ``center``, which ITK, SimpleITK, 3D Slicer and ITK-SNAP read; anything else (``.txt``) gets 4×4 text.
+
+    Parameters
+    ----------
+    transform : RigidTransform
+        Fixed → moving physical points (LPS, mm).
+    path : str or Path
+        The file to write; its suffix chooses the format.
+    center : array-like (3,)
+        The Euler transform's centre of rotation in mm (ITK formats only).
+
+    Returns
+    -------
+    Path
+        The file written.
     """
     path = Path(path)
     if path.suffix.lower() in ITK_SUFFIXES:

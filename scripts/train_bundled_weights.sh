@@ -27,7 +27,7 @@
 # (--rollout) [0]. S2_ROLLOUT_FROM: whose one pass moves them: `stage1` (this run's stage 1 best, the network
 # the stage 2 follows in the cascade), DIR (DIR/<method>-stage1), or empty (the stage 2's own 1-3 passes) [].
 #
-# One invocation per stage, on a fixed time plan (what scripts/gpu_run.sh uses on a lent GPU):
+# One invocation per stage, on a fixed time plan (what scripts/train_all.sh uses):
 #   ONCE=1        each stage is one `regkit train` of its budget; a stop by the time budget ends the stage
 #                 (no resume loop). A stage with a summary.json counts as done when the script is run again.
 #   S1_BUDGET, S2_BUDGET, DVNET_BUDGET

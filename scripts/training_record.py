@@ -129,8 +129,8 @@ def model_card(run_dir: Path, weights: Path, method: str, stage: int, host: str 
         "",
         "| | |",
         "|---|---|",
-        f"| data | {data} (rendered by `scripts/make_training_data.sh`, or by `scripts/gpu_run.sh` on a lent "
-        f"GPU; training splits pooled) |",
+        f"| data | {data} (rendered by `scripts/make_training_data.sh`, or by `scripts/train_all.sh`; training "
+        f"splits pooled) |",
         f"| data seed, training seed | see the datasets' `dataset.json`; training seed {tr['seed']} |",
         f"| stage, starting SRE of training starts | {stage}, {cfg['init_range']} (uniform) |",
         f"| initial weights | {_initial_weights(tr.get('init_weights'))} |",

@@ -12,6 +12,37 @@ SHARED_DATA = Path(os.environ.get("REGKIT_SHARED_DATA")
                    or Path(__file__).resolve().parents[1].parent / "shared" / "data")
 
 
+def _checkout_entries() -> set[str]:
+    """New top-level paths in the checkout, untracked or ignored (``git status``), beside what git tracks: what a
+    test writes into the working directory or the source tree (``build/``, ``regkit-register/``). Empty outside a
+    git checkout."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    try:
+        status = subprocess.run(["git", "status", "--porcelain", "--ignored", "--untracked-files=normal"], cwd=root,
+                                capture_output=True, text=True, timeout=60)
+        tracked = subprocess.run(["git", "ls-files"], cwd=root, capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return set()
+    if status.returncode or tracked.returncode:
+        return set()
+    top = {p.split("/")[0] for p in tracked.stdout.splitlines()}
+    skip = ("__pycache__", ".pytest_cache", ".ruff_cache", ".egg-info", ".venv")
+    return {line[3:] for line in status.stdout.splitlines()
+            if line[:2] in ("??", "!!") and line[3:].rstrip("/").split("/")[0] not in top
+            and not any(s in line for s in skip)}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def checkout_stays_clean():
+    """The tests write only into temporary folders: nothing new may appear in the checkout."""
+    before = _checkout_entries()
+    yield
+    left = sorted(_checkout_entries() - before)
+    assert not left, f"the tests left these in the checkout: {left}"
+
+
 @pytest.fixture(scope="session")
 def phantom_dataset(tmp_path_factory):
     """Four phantom cases: train 2, val 1, test 1."""
@@ -43,7 +74,7 @@ def itk_loaded():
 
 
 def pytest_collection_modifyitems(config, items):
-    """Tests that start ITK/elastix (~11 s once per process) are slow by definition: `-m "not slow"` skips them."""
+    """Tests that start ITK/elastix (seconds, once per process) are slow by definition: `-m "not slow"` skips them."""
     for item in items:
         if "itk_loaded" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.slow)

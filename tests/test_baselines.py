@@ -64,7 +64,8 @@ def test_phantom_preset_recovers_the_same_motion(itk_loaded, phantom_case, metho
 def test_the_pyramid_smooths_in_millimetres(itk_loaded, phantom_case):
     """elastix's smoothing pyramid ignores a smoothing schedule; regkit's generic one applies it, in mm: the
     metric at the first iteration changes with sigma, and a sigma scaled with the spacing gives the same."""
-    from regkit.baselines.elastix import rigid_parameter_map, run_elastix
+    from regkit.baselines.elastix import run_elastix
+    from regkit.baselines.recipes import rigid_parameter_map
 
     pm = rigid_parameter_map(smoothing_mm=(2.0, 0.0), iterations=1)
     assert pm["FixedImagePyramid"] == ["FixedGenericImagePyramid"]
@@ -98,7 +99,8 @@ def test_label_as_fixed_input(itk_loaded, phantom_case):
 
 
 def test_start_passes_through_exactly_with_zero_iterations(itk_loaded, phantom_case):
-    from regkit.baselines.elastix import rigid_parameter_map, run_elastix
+    from regkit.baselines.elastix import run_elastix
+    from regkit.baselines.recipes import rigid_parameter_map
 
     pm = rigid_parameter_map(iterations=0, smoothing_mm=(0.0,))
     for params in ([0, 0, 0, 0, 0, 0], [5, -3, 2, 10, 20, 30]):

@@ -8,7 +8,8 @@ import pytest
 from regkit import RigidTransform, get_registrar, register_registrar
 from regkit.chain import ChainRegistrar, split_options
 from regkit.errors import InputError
-from regkit.evaluation.compare import compare, parse_methods
+from regkit.evaluation.compare import compare
+from regkit.evaluation.method_specs import parse_methods
 from regkit.registrar import FAILED, OK, Capabilities, RegistrarBase
 from regkit.sre import sre
 

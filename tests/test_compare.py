@@ -118,7 +118,7 @@ def test_metrics_json_in_the_learn2reg_style(run):
     case_means = sel.groupby("case")["final_sre"].mean()
     assert agg["mean"] == pytest.approx(case_means.mean(), abs=1e-5)
     assert agg["30"] == pytest.approx(np.quantile(case_means, 0.7), abs=1e-5)
-    assert {"runtime", "Dice", "SRE_initial"} <= set(half["aggregates"]) and "TRE" not in half["aggregates"]
+    assert {"runtime", "Dice", "SRE_initial"} <= set(half["aggregates"]) and "landmark_TRE_mm" not in half["aggregates"]
     assert doc["methods"]["third"]["inits"]["8mm"]["cases"]["case001"]["failures"] == 4
 
 
@@ -294,7 +294,7 @@ def test_dice_of_rows_from_an_earlier_run_is_filled_from_their_matrices(run, pha
     old["final_dice"] = np.nan  # as written by a regkit that did not measure Dice
     backfill(old, phantom_dataset.load)
     np.testing.assert_allclose(old["final_dice"], run.samples["final_dice"], atol=1e-3)
-    assert old["final_tre"].isna().all()  # the phantom has no landmarks
+    assert old["landmark_tre_mm"].isna().all()  # the phantom has no landmarks
 
 
 def test_store_of_an_earlier_regkit_gains_the_new_columns(tmp_path):
@@ -304,3 +304,16 @@ def test_store_of_an_earlier_regkit_gains_the_new_columns(tmp_path):
     store.append({"method": "m", "case": "c", "start_id": 1, "init": "8mm", "final_sre": 2.5, "final_dice": 0.8})
     frame = ResultStore(path).read()
     assert list(frame["final_sre"]) == [1.5, 2.5] and frame["final_dice"].isna().tolist() == [True, False]
+
+
+def test_run_json_records_what_ran_not_auto(phantom_dataset, tmp_path):
+    import torch
+
+    from regkit.deep.registrar import native_bf16
+
+    run = compare(methods="attreg", data=phantom_dataset.root, split="test", starts_per_case=1,
+                  out=tmp_path / "out", show_progress=False, echo=None)
+    method, = json.loads((run.out / "run.json").read_text())["methods"]
+    assert method["settings"]["precision"] == "auto"  # what was asked (a resume compares it)
+    assert method["ran_with"] == {"precision": "bf16" if native_bf16(torch.device("cpu")) else "float32",
+                                  "device": "cpu"}

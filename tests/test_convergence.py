@@ -7,14 +7,8 @@ import pytest
 import SimpleITK as sitk
 
 from regkit import RigidTransform, get_registrar, register_registrar
-from regkit.baselines.elastix import (
-    LevelTrace,
-    convergence,
-    looks_like_ultrasound,
-    moving_mask_for,
-    parse_log,
-    still_improving,
-)
+from regkit.baselines.elastix import LevelTrace, convergence, parse_log, still_improving
+from regkit.baselines.masks import looks_like_ultrasound, moving_mask_for
 from regkit.case import Case
 from regkit.errors import InputError
 from regkit.evaluation.compare import compare
@@ -99,8 +93,8 @@ def test_a_dataset_case_declares_an_ultrasound_moving_image(phantom_dataset):
 
 
 def test_presets_fill_only_the_options_left_at_their_default():
-    from regkit.baselines.elastix import recipe_of
     from regkit.baselines.mi import _DEFAULTS, PRESETS
+    from regkit.baselines.recipes import recipe_of
 
     r = recipe_of(PRESETS, "phantom", _DEFAULTS, smoothing_mm=(4.0, 2.0, 1.0, 0.0), iterations=77,
                   spatial_samples=2000, mask_mm=15.0, moving_mask="auto")
@@ -179,7 +173,7 @@ def test_a_stalled_result_is_not_ok():
 
 
 def test_per_level_iteration_counts():
-    from regkit.baselines.elastix import per_level_iterations
+    from regkit.baselines.recipes import per_level_iterations
 
     default = (100, 150)
     assert per_level_iterations((100, 150), 3, default) == (100, 100, 150)  # the default follows the levels
@@ -195,7 +189,7 @@ def test_per_level_iteration_counts():
 
 @pytest.mark.parametrize("method", ["mi", "mind"])
 def test_auto_chooses_the_ultrasound_recipe_for_an_ultrasound_moving_image(itk_loaded, method):
-    from regkit.baselines.elastix import recipe_for
+    from regkit.baselines.recipes import recipe_for
 
     reg = get_registrar(method)
     assert reg.preset == "auto" and set(reg.recipes) == {"general", "ultrasound"}
@@ -233,11 +227,11 @@ def test_resolved_settings_include_the_recipes_a_preset_chooses_from():
 @pytest.mark.parametrize("method", ["mi", "mind"])
 def test_one_registration_asks_once_whether_the_moving_image_is_ultrasound(itk_loaded, phantom_case, method,
                                                                           monkeypatch):
-    from regkit.baselines import elastix as ex
+    from regkit.baselines import masks, recipes
 
     asked = []
-    real = ex.moving_is_ultrasound
-    monkeypatch.setattr(ex, "moving_is_ultrasound", lambda case: asked.append(case) or real(case))
+    real = masks.moving_is_ultrasound
+    monkeypatch.setattr(masks, "moving_is_ultrasound", lambda case: asked.append(case) or real(case))
     hashed = []
     if method == "mind":  # and hashes the fixed image once, not once per scale
         from regkit.baselines.mind import MINDRegistrar
@@ -254,5 +248,5 @@ def test_one_registration_asks_once_whether_the_moving_image_is_ultrasound(itk_l
     assert result.info["recipe"] == "general" and result.info["moving_mask"].startswith("none (image test")
     # the caller's answer is the one both helpers use
     told = (False, "told")
-    assert ex.recipe_for(get_registrar(method).recipes, case, told)[0] == "general"
-    assert ex.moving_mask_for(case, "auto", ultrasound=told) == (None, "none (told)")
+    assert recipes.recipe_for(get_registrar(method).recipes, case, told)[0] == "general"
+    assert masks.moving_mask_for(case, "auto", ultrasound=told) == (None, "none (told)")

@@ -170,7 +170,7 @@ def test_paired_splits_labels_identity_ground_truth(tmp_path):
         assert case.moving_label is not None and dice(case.moving_label, gland) == 1.0
         assert ImageGeometry.of(case.fixed).matches(ImageGeometry.of(gland)) is None
         meta = json.loads((tmp_path / "out" / cid / "case.json").read_text())
-        assert meta["importer"] == "paired" and meta["label_channels"] == 2 and "identity" in meta[
+        assert meta["importer"] == "paired" and meta["label_channels"] == {"mr": 2, "trus": 2} and "identity" in meta[
             "ground_truth_convention"]
         assert meta["landmarks"]["channels"] == [1]  # the landmark channel, present in both labels
         assert landmark_tre(case, case.ground_truth) == pytest.approx(0.0, abs=1e-9)

@@ -4,6 +4,7 @@ import ast
 import subprocess
 import sys
 import zipfile
+from graphlib import CycleError, TopologicalSorter
 from importlib.metadata import distribution
 from pathlib import Path
 
@@ -45,8 +46,9 @@ def package_modules() -> dict[str, Path]:
     return out
 
 
-def imports_of(path: Path, module: str) -> list[tuple[int, str]]:
-    """(line, imported module) for every import in the file, at any depth (lazy imports count too)."""
+def imports_of(path: Path, module: str, members: bool = False) -> list[tuple[int, str]]:
+    """(line, imported module) for every import in the file, at any depth (lazy imports count too). With
+    ``members``, ``from M import a, b`` gives ``M.a`` and ``M.b`` (a submodule, or a name inside M)."""
     tree = ast.parse(path.read_text(), str(path))
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     found = []
@@ -58,7 +60,10 @@ def imports_of(path: Path, module: str) -> list[tuple[int, str]]:
             if node.level:
                 parts = package.split(".")[: len(package.split(".")) - node.level + 1]
                 base = ".".join([*parts, base] if base else parts)
-            found.append((node.lineno, base))
+            if members:
+                found += [(node.lineno, f"{base}.{a.name}") for a in node.names]
+            else:
+                found.append((node.lineno, base))
     return [(line, name) for line, name in found if name == "regkit" or name.startswith("regkit.")]
 
 
@@ -74,6 +79,27 @@ def upward_imports(modules: dict[str, Path]) -> list[str]:
             if there > here or sideways or (target == FACADE and here < LAYERS["regkit.app"]):
                 found.append(f"{path}:{line}: {module} ({here_pkg}) imports {target}")
     return found
+
+
+def import_graph(modules: dict[str, Path]) -> dict[str, set[str]]:
+    """Each module → the package's modules it imports, at any depth; an import is read as the deepest module it
+    names (``from regkit.deep import networks`` imports ``regkit.deep.networks``)."""
+    def module_named(name: str) -> str:
+        while name not in modules and "." in name:
+            name = name.rpartition(".")[0]
+        return name
+
+    return {module: {module_named(t) for _, t in imports_of(path, module, members=True)} & modules.keys() - {module}
+            for module, path in modules.items()}
+
+
+def import_cycle(modules: dict[str, Path]) -> list[str]:
+    """One cycle of the import graph, as the modules along it (the first repeated at the end); [] if none."""
+    try:
+        TopologicalSorter(import_graph(modules)).prepare()
+    except CycleError as exc:
+        return list(exc.args[1])
+    return []
 
 
 def test_imports_run_one_way():
@@ -99,6 +125,29 @@ def test_the_layer_walk_finds_lazy_relative_and_sideways_imports(tmp_path):
     assert len(found) == 3 and not any("regkit.app.cli" in f for f in found), found
 
 
+def test_the_package_has_no_import_cycle():
+    cycle = import_cycle(package_modules())
+    assert not cycle, "an import cycle (lazy imports count): " + " → ".join(cycle)
+
+
+def test_the_cycle_walk_finds_a_lazy_cycle_through_a_package_import(tmp_path):
+    cases = {
+        "regkit.registry": "def f():\n    from regkit import chain\n",  # lazy, a submodule named by its package
+        "regkit.chain": "from .registrar import Registrar\n",
+        "regkit.registrar": "from regkit.transform import RigidTransform\n",
+        "regkit.transform": "import numpy\n",
+    }
+    modules = {}
+    for name, source in cases.items():
+        path = tmp_path / f"{name}.py"
+        path.write_text(source)
+        modules[name] = path
+    assert import_cycle(modules) == []
+    modules["regkit.registrar"].write_text("def f():\n    from regkit.registry import declaration\n")
+    cycle = import_cycle(modules)
+    assert cycle[0] == cycle[-1] and set(cycle) == {"regkit.registry", "regkit.chain", "regkit.registrar"}, cycle
+
+
 def test_regkit_is_the_only_top_level_name_when_installed(tmp_path):
     dist = distribution("regkit")
     assert (dist.read_text("top_level.txt") or "").split() == ["regkit"]
@@ -111,8 +160,16 @@ def test_regkit_is_the_only_top_level_name_when_installed(tmp_path):
 
 @pytest.mark.slow
 def test_the_wheel_holds_one_top_level_package(tmp_path):
+    import shutil
+
+    src = tmp_path / "src"  # a copy: building in the checkout would leave build/ and *.egg-info there
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md", "regkit", "baselines", "deep", "evaluation"):
+        copy = shutil.copytree if (ROOT / name).is_dir() else shutil.copy
+        copy(ROOT / name, src / name, **({"ignore": shutil.ignore_patterns("__pycache__")}
+                                         if (ROOT / name).is_dir() else {}))
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w",
-                    str(tmp_path), str(ROOT)], check=True, capture_output=True)
+                    str(tmp_path), str(src)], check=True, capture_output=True)
     wheel, = tmp_path.glob("regkit-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     tops = {n.split("/")[0] for n in names}

@@ -9,7 +9,7 @@ from scipy import stats as sps
 from statsmodels.stats.multitest import multipletests
 
 from regkit.errors import InputError
-from regkit.evaluation import stats
+from regkit.evaluation import comparisons, stats
 
 
 def make_samples(seed=0, cases=12, starts=5, methods=("a", "b", "c"), shift=None, case_sd=1.0, start_sd=1.0,
@@ -112,8 +112,8 @@ def test_holm_family_is_the_comparisons_asked_for():
 
 def test_cascades_are_compared_stage_for_stage_and_paper_claims_found_by_registry_name():
     s = make_samples(seed=6, methods=("mind", "att", "feat"), stage1={"att": 1.0})
-    assert stats.n_stages(s, "att") == 2 and stats.n_stages(s, "feat") == 1
-    comps = stats.comparisons(None, ["mind", "att", "feat"], s, registrars={"att": "attreg", "feat": "featreg"})
+    assert comparisons.n_stages(s, "att") == 2 and comparisons.n_stages(s, "feat") == 1
+    comps = comparisons.comparisons(None, ["mind", "att", "feat"], s, registrars={"att": "attreg", "feat": "featreg"})
     pairs = [(c.a.label, c.b.label, c.why) for c in comps]
     assert ("att", "mind", "reference") in pairs and ("att@1", "mind", "stage for stage") in pairs
     assert ("att", "feat", "paper") in pairs and ("att@1", "feat", "stage for stage") in pairs
@@ -124,9 +124,9 @@ def test_cascades_are_compared_stage_for_stage_and_paper_claims_found_by_registr
     a = s[s["method"] == "att"].groupby("case")["stage1_sre"].mean()
     assert t["mean_diff"].iloc[0] == pytest.approx((a - per_case(s, "feat")).mean())
     with pytest.raises(InputError, match="not one of the methods"):
-        stats.comparisons("att:nope", ["mind", "att", "feat"])
+        comparisons.comparisons("att:nope", ["mind", "att", "feat"])
     with pytest.raises(InputError, match="METHOD@STAGE"):
-        stats.comparisons("att@x:mind", ["mind", "att", "feat"])
+        comparisons.comparisons("att@x:mind", ["mind", "att", "feat"])
     summ = stats.summary(s).set_index("method")
     assert summ.loc["att", "stage1_mean"] == pytest.approx(s[s["method"] == "att"]["stage1_sre"].mean())
     assert summ.loc["att", "ci_low"] < summ.loc["att", "mean"] < summ.loc["att", "ci_high"]
@@ -207,7 +207,7 @@ def test_landmark_tre_and_its_column_where_a_case_has_landmarks(phantom_case):
     assert landmark_tre(phantom_case, gt) is None
     s = make_samples(methods=("a",))
     assert "Landmark TRE (mm)" not in table1(stats.summary(s)).columns
-    assert "Landmark TRE (mm)" in table1(stats.summary(s.assign(final_tre=2.0))).columns
+    assert "Landmark TRE (mm)" in table1(stats.summary(s.assign(landmark_tre_mm=2.0))).columns
 
 
 def test_stage_columns_are_read_generically():
@@ -215,7 +215,7 @@ def test_stage_columns_are_read_generically():
 
     s = make_samples(seed=8, methods=("chain", "one"), stage1={"chain": 2.0})
     s["stage2_sre"] = np.where(s["method"] == "chain", s["final_sre"] + 1.0, np.nan)  # a three-stage method
-    assert stats.n_stages(s, "chain") == 3 and stats.n_stages(s, "one") == 1
+    assert comparisons.n_stages(s, "chain") == 3 and comparisons.n_stages(s, "one") == 1
     t2 = table2(stats.summary(s), {}).set_index("Method")
     assert list(t2.columns[1:4]) == ["Stage 1", "Stage 2", "Stage 3"]
     assert t2.loc["one", "Stage 2"] == "-" and t2.loc["chain", "Stage 3"].startswith(

@@ -136,3 +136,17 @@ def test_randomised_from_real_mr_rescales_and_deforms_the_anatomy(shared_data):
     assert c.fixed.GetSize() == mr.GetSize() and c.fixed.GetSpacing() != mr.GetSpacing()
     assert c.metadata["trus_label_visible_fraction"] >= r.min_visible_fraction
     assert sitk.GetArrayViewFromImage(c.fixed_label).any()
+
+
+def test_no_progress_bar_for_nothing_to_do(capsys, monkeypatch):
+    from regkit.progress import progress
+
+    monkeypatch.delenv("REGKIT_NO_PROGRESS", raising=False)
+    with progress(total=0, desc="synth", unit="case") as bar:
+        bar.update(0)
+    for _ in progress([], desc="load"):
+        pass
+    assert capsys.readouterr().err == ""
+    with progress(total=2, desc="synth", unit="case") as bar:
+        bar.update(2)
+    assert "synth" in capsys.readouterr().err

@@ -51,6 +51,9 @@ def main():
     Transforms map fixed (MR) points to moving (TRUS) points, in LPS millimetres. Without --data, commands use
     the built-in synthetic benchmark (rendered and cached on first use).
     """
+    from regkit.progress import note_slow_imports
+
+    note_slow_imports()
 
 
 @main.command("list")
@@ -229,7 +232,7 @@ def compare(methods, init, data, split, cases, starts_per_case, seed, starts_fil
     git hash, command line) and report.html (all of it in one file). Interrupted runs resume.
     """
     from regkit.evaluation.compare import compare as run
-    from regkit.evaluation.compare import parse_method_options
+    from regkit.evaluation.method_specs import parse_method_options
 
     run(methods=methods, init=init, data=data, split=split, cases=cases, starts_per_case=starts_per_case, seed=seed,
         out=out, workers=workers, reference=reference, scheduler=scheduler,
@@ -244,22 +247,32 @@ def compare(methods, init, data, split, cases, starts_per_case, seed, starts_fil
               help="MR prostate label (needed by deep methods; masks the classical ones).")
 @click.option("--method", "-m", default="mi", show_default=True,
               help="Registrar name (see `regkit list`), or a chain A+B (B starts where A ended).")
-@click.option("--init", "init", default="identity", show_default=True,
-              help="Start: identity, centres (prostate centre to TRUS centre), or a transform file "
-                   "(.tfm/.h5/4x4 .txt/elastix).")
+@click.option("--initial-transform", "initial_transform", default="centres", show_default=True,
+              help="Start: centres (the MR prostate centre, or the MR centre, to the TRUS centre), moments (the "
+                   "centres of mass), identity (trust the headers), or a transform file (.tfm/.h5/4x4 .txt/elastix).")
+@click.option("--init", "init", default=None, hidden=True, help="Deprecated: the old name of --initial-transform.")
 @click.option("--out", "-o", type=click.Path(file_okay=False), default="regkit-register", show_default=True)
 @click.option("--moving-modality", default=None,
               help="What the moving image is: US (ultrasound: the classical methods mask it to its fan), MR, CT... "
                    "[guessed: an 8-bit image with a zero-filled outside is taken for ultrasound].")
 @click.option("--method-option", "-O", "method_option", multiple=True, help="OPTION=VALUE for the registrar.")
-def register(fixed, moving, fixed_label, method, init, out, moving_modality, method_option):
+def register(fixed, moving, fixed_label, method, initial_transform, init, out, moving_modality, method_option):
     """Register one MR-TRUS pair; write transform.tfm, transform.txt, the resampled TRUS and overlay.png."""
-    from regkit.app.register_pair import register as run
-    from regkit.evaluation.compare import parse_method_options
+    from click.core import ParameterSource
 
-    options = parse_method_options(f"{method}.{o}" for o in method_option).get(method, {})
-    res = run(fixed, moving, fixed_label, method=method, init=init, out=out, moving_modality=moving_modality,
-              **options)
+    from regkit.app.register_pair import register as run
+    from regkit.errors import InputError
+    from regkit.evaluation.method_specs import parse_options
+
+    if init is not None:
+        if click.get_current_context().get_parameter_source("initial_transform") is not ParameterSource.DEFAULT:
+            raise InputError("--initial-transform and --init (its deprecated name) given together",
+                             fix="give --initial-transform alone")
+        click.echo("regkit register: --init is deprecated, use --initial-transform (the same values)", err=True)
+        initial_transform = init
+    options = parse_options(method_option)
+    res = run(fixed, moving, fixed_label, method=method, initial_transform=initial_transform, out=out,
+              moving_modality=moving_modality, **options)
     r = res.result
     click.echo(f"{method}: {r.status} in {r.runtime:.2f} s{(' - ' + r.message) if r.message else ''}")
     for k, p in res.files.items():
@@ -303,9 +316,10 @@ def parse_checkpoints(items) -> dict[str, str]:
 
 
 def _register_subcommands() -> None:
-    from regkit.app.cli_import import import_group
+    from regkit.app.cli_import import import_group, inspect_cmd
 
     main.add_command(import_group)
+    main.add_command(inspect_cmd)
 
 
 _register_subcommands()

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import SimpleITK as sitk
 
 from regkit.case import Case
 from regkit.errors import InputError
-from regkit.image import ImageGeometry, read_image, write_image
+from regkit.image import read_image, write_image
+from regkit.image_checks import check_image
+from regkit.initial_alignment import ALIGNMENTS, SPELLINGS, initial_alignment
 from regkit.registrar import RegistrationResult
 from regkit.transform import RigidTransform
 from regkit.transform_io import read_transform, write_transform
@@ -21,18 +23,6 @@ from regkit.transform_io import read_transform, write_transform
 class RegisterOutput:
     result: RegistrationResult
     files: dict[str, Path]
-
-
-def centres_start(fixed: sitk.Image, moving: sitk.Image, fixed_label: sitk.Image | None) -> RigidTransform:
-    """A translation mapping the MR prostate centre (or the MR image centre) to the TRUS image centre."""
-    if fixed_label is not None and (sitk.GetArrayViewFromImage(fixed_label) > 0).any():
-        idx = np.array(np.nonzero(sitk.GetArrayViewFromImage(fixed_label) > 0), float).mean(axis=1)[::-1]
-        src = ImageGeometry.of(fixed_label).to_physical(idx)
-    else:
-        src = ImageGeometry.of(fixed).center
-    m = np.eye(4)
-    m[:3, 3] = ImageGeometry.of(moving).center - src
-    return RigidTransform.from_matrix(m)
 
 
 def _plain(info: dict) -> dict:
@@ -45,8 +35,9 @@ def _plain(info: dict) -> dict:
     return {k: v for k, v in info.items() if plain(v)}
 
 
-def register(fixed, moving, fixed_label=None, method: str = "mi", init="identity", out: str | Path = "regkit-register",
-             moving_label=None, moving_modality: str | None = None, **options) -> RegisterOutput:
+def register(fixed, moving, fixed_label=None, method: str = "mi", initial_transform=None,
+             out: str | Path = "regkit-register", moving_label=None, moving_modality: str | None = None,
+             **options) -> RegisterOutput:
     """Register a moving TRUS to a fixed MR and write the results.
 
     Parameters
@@ -57,42 +48,54 @@ def register(fixed, moving, fixed_label=None, method: str = "mi", init="identity
         MR prostate label: needed by the deep registrars (crop box) and for the classical methods' mask.
     method : str
         A registrar name (``regkit list``); ``options`` are passed to it.
-    init : "identity", "centres", a transform file, or a RigidTransform
-        The start (fixed → moving). ``centres`` maps the prostate (or MR) centre to the TRUS centre.
+    initial_transform : {"centres", "moments", "identity"}, a transform file, or a RigidTransform
+        The start (fixed → moving): an initial alignment (:mod:`regkit.initial_alignment`: ``"centres"``, the
+        default (None), takes the MR prostate centre, or the MR centre without a label, to the TRUS centre;
+        ``"moments"`` matches the images' centres of mass; ``"identity"`` trusts the headers), a transform file
+        (.tfm/.h5/4×4 .txt/elastix) or a transform. ``init=`` is its deprecated name (a ``FutureWarning``).
     moving_modality : str, optional
         What the moving image is ("US" for ultrasound, or e.g. "MR", "CT"): the classical methods mask an
         ultrasound moving image to its fan. Unsaid, they guess from the image
-        (:func:`regkit.baselines.elastix.looks_like_ultrasound`: an 8-bit image with a zero-filled outside).
+        (:func:`regkit.baselines.masks.looks_like_ultrasound`: an 8-bit image with a zero-filled outside).
     out : path
         Output folder: ``transform.tfm`` (ITK, read by 3D Slicer and ITK-SNAP), ``transform.txt`` (4×4),
         ``moving_resampled.nii.gz`` (the TRUS in MR space), ``overlay.png`` and ``result.json``.
     """
+    from regkit.app.overlays import overlay
     from regkit.evaluation.arguments import prepare_out
-    from regkit.evaluation.plots import overlay
     from regkit.registrar import check_results
     from regkit.registry import get_registrar
 
     def load(x, what):
         if x is not None and not isinstance(x, sitk.Image | str | Path):
             raise InputError(f"the {what} must be a file path or a SimpleITK image, got {type(x).__name__}")
-        return x if isinstance(x, sitk.Image) or x is None else read_image(x, what)
+        return check_image(x, what) if isinstance(x, sitk.Image) else None if x is None else read_image(x, what)
 
+    keyword = "initial_transform"
+    if "init" in options:
+        if initial_transform is not None:
+            raise InputError("initial_transform and init (its deprecated name) given together",
+                             fix="give initial_transform alone")
+        warnings.warn("regkit.register(init=...) is deprecated; use initial_transform=... (the same values)",
+                      FutureWarning, stacklevel=2)
+        keyword, initial_transform = "init", options.pop("init")
     if fixed is None or moving is None:
         raise InputError("both images are needed: fixed (the MR) and moving (the TRUS)")
-    if not isinstance(init, RigidTransform | str | Path) and init is not None:
-        raise InputError(f"init must be 'identity', 'centres', a transform file or a RigidTransform, got {init!r}")
+    if initial_transform is None:
+        initial_transform = "centres"
+    if not isinstance(initial_transform, RigidTransform | str | Path):
+        raise InputError(f"{keyword} must be 'centres', 'moments', 'identity', a transform file or a RigidTransform, "
+                         f"got {initial_transform!r}")
     out = prepare_out(out)  # before any work: a path through a file fails now, not after the registration
 
     f, m = load(fixed, "MR image"), load(moving, "TRUS image")
     lab, mlab = load(fixed_label, "MR prostate label"), load(moving_label, "TRUS label")
-    if isinstance(init, RigidTransform):
-        start = init
-    elif init in (None, "identity"):
-        start = RigidTransform.identity()
-    elif init in ("centres", "centers"):
-        start = centres_start(f, m, lab)
+    if isinstance(initial_transform, RigidTransform):
+        start = initial_transform
+    elif str(initial_transform) in (*ALIGNMENTS, *SPELLINGS):
+        start = initial_alignment(f, m, str(initial_transform), lab)
     else:
-        start = read_transform(init)
+        start = read_transform(initial_transform)
     case = Case("pair", f, m, lab, moving_label=mlab,
                 metadata={"moving_modality": moving_modality} if moving_modality else {},
                 files={k: Path(v) for k, v in (("fixed", fixed), ("moving", moving), ("fixed_label", fixed_label))

@@ -6,7 +6,7 @@ import re
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from regkit.dataset import SPLITS, load_dataset, write_case, write_manifest
+from regkit.dataset import SPLITS, load_dataset, read_case_metadata, write_case, write_manifest
 from regkit.errors import InputError
 from regkit.image import IMAGE_SUFFIXES, image_suffix, read_image
 from regkit.progress import progress
@@ -85,11 +85,9 @@ def _make_one(args) -> str:
 def _check_kept_case(folder: Path, seed: int, index: int, source_mr: Path | None, randomised: bool = False) -> None:
     """A case kept from an earlier run must be the one this run would make: same seed, index, source MR and
     mode (randomised or not)."""
-    import json
-
     try:
-        meta = json.loads((folder / "case.json").read_text())
-    except (OSError, json.JSONDecodeError):
+        meta = read_case_metadata(folder / "case.json")
+    except InputError:
         meta = {}
     if meta.get("generator") != "regkit.synth":
         raise InputError("the output folder holds a case that regkit synth did not make", folder,

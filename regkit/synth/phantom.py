@@ -37,7 +37,7 @@ this look, for training (``randomise=``; see :mod:`regkit.synth.randomise`).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import SimpleITK as sitk
@@ -84,6 +84,7 @@ class PhantomSettings:
     trus_spacing: tuple[float, float, float] = (0.6, 0.6, 0.8)
     world_rotation_deg: float = 25.0
     world_translation: float = 40.0
+    probe_deformation: bool = True  # False: no probe pressure nor posture bumps; the ground truth is exact
 
 
 def case_rng(seed: int, index: int, randomised: bool = False, attempt: int = 0) -> np.random.Generator:
@@ -120,6 +121,12 @@ def _us_maps(rng: np.random.Generator, labels: np.ndarray, tables: dict, coarse:
     echo = echo + rng.uniform(1.0, 2.5) * spots
     return (ndimage.gaussian_filter(echo, 0.5), ndimage.gaussian_filter(tables["impedance"][labels], 0.6),
             tables["attenuation"][labels])
+
+
+def _without_deformation(probe: Probe, settings: PhantomSettings) -> Probe:
+    """The probe itself when ``settings.probe_deformation``, else the same probe deforming nothing (drawn from the
+    same random stream, so the rest of the case is unchanged)."""
+    return probe if settings.probe_deformation else replace(probe, push=0.0, bumps=[])
 
 
 def _random_world(rng: np.random.Generator, settings: PhantomSettings) -> RigidTransform:
@@ -205,6 +212,7 @@ def _synth_case(seed: int, index: int, settings: PhantomSettings, case_id: str |
     probe = random_probe(rng, g.center, g.rotation, g.axes[1] * (1 - g.posterior_flattening),
                          anatomy.rectum_direction)
     fan = random_fan(rng, probe, g.center, FanRanges() if r is None else r.fan)
+    probe = _without_deformation(probe, s)
     meta = {"generator": "regkit.synth", "mode": "phantom", "phantom_version": PHANTOM_VERSION, "seed": int(seed),
             "index": int(index), "gland_axes_mm": [round(float(v), 2) for v in g.axes],
             "rectal_lumen": "gel" if anatomy.lumen_gel else "air", "randomised": r is not None}
@@ -287,6 +295,7 @@ def _synth_case_from_mr(mr: sitk.Image, label: sitk.Image, seed: int, index: int
     tilt = rotation_matrix([rng.uniform(-10, 10), rng.uniform(-4, 4), 0.0])
     probe = random_probe(rng, centre, patient_axes, posterior, patient_axes @ tilt @ np.array([0.0, 0.0, 1.0]))
     fan = random_fan(rng, probe, centre, FanRanges() if r is None else r.fan)
+    probe = _without_deformation(probe, settings)
     meta = {"generator": "regkit.synth", "mode": "real-mr", "phantom_version": PHANTOM_VERSION, "seed": int(seed),
             "index": int(index), "randomised": r is not None}
     if r is not None:

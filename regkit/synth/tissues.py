@@ -50,10 +50,6 @@ TISSUES: tuple[Tissue, ...] = (
 )
 
 INDEX = {t.name: i for i, t in enumerate(TISSUES)}
-GLAND_TISSUES = (
-    "peripheral_zone", "transition_zone", "anterior_stroma", "urethra", "nodule_bright", "nodule_dark",
-    "calcification", "lesion", "surgical_capsule",
-)
 
 
 def property_tables(rng: np.random.Generator, jitter: float = 0.08) -> dict[str, np.ndarray]:
