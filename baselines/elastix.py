@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from regkit.errors import RegkitError, itk_message
+from regkit.errors import ConfigurationError, RegkitError, itk_message
 from regkit.image import ImageGeometry
 from regkit.transform import RigidTransform
 from regkit.transform_io import elastix_map_from_transform
@@ -302,6 +302,9 @@ def run_elastix(fixed: list[sitk.Image], moving: list[sitk.Image], parameter_map
     ------
     ElastixError
         elastix failed; the log is kept and named.
+    ConfigurationError
+        elastix cannot read the parameter map (a value of the wrong type, an unknown component): no registration
+        could run with it.
     """
     itk = itk_module()
     workdir = Path(tempfile.mkdtemp(prefix="regkit-elastix-"))
@@ -335,6 +338,9 @@ def run_elastix(fixed: list[sitk.Image], moving: list[sitk.Image], parameter_map
             reason = _reason_in_log(workdir) or itk_message(exc)
             log = _keep_log(workdir, keep_log_dir)
             workdir = None
+            if any(p in reason for p in _MAP_REFUSED):  # the map, not the images: every registration would fail
+                raise ConfigurationError(f"elastix refuses the parameter map: {reason}", log,
+                                         "correct the entry it names (the registrar's elastix option)") from None
             raise ElastixError(f"elastix failed: {reason}", log) from None
         logs = sorted(workdir.glob("*.log"))
         levels = parse_log(logs[0].read_text(errors="replace")) if logs else []
@@ -342,6 +348,10 @@ def run_elastix(fixed: list[sitk.Image], moving: list[sitk.Image], parameter_map
     finally:
         if workdir is not None:
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+#: What elastix says when it cannot read its parameter map (a value of the wrong type, an unknown component).
+_MAP_REFUSED = ("Casting entry number", "component could not be created")
 
 
 def _reason_in_log(workdir: Path) -> str | None:

@@ -48,7 +48,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from regkit.baselines.masks import MovingMask
-from regkit.baselines.recipes import Preset, check_settings
+from regkit.baselines.recipes import Preset
 from regkit.case import Case
 from regkit.registrar import RegistrarBase, Variant
 from regkit.transform import RigidTransform
@@ -64,8 +64,17 @@ PRESETS: dict[str, dict] = {
 _DEFAULTS = PRESETS["general"]
 
 
-def _levels(recipe: dict) -> int:
-    return 1 if recipe["smoothing_mm"] is None else len(np.atleast_1d(recipe["smoothing_mm"]))
+#: At most this many Mattes histogram bins (the joint histogram holds their square, per thread).
+MAX_BINS = 1024
+
+
+def _check_smoothing(value) -> tuple[float, ...] | None:
+    """``smoothing_mm`` as one Gaussian sigma (mm, at least 0) per level, or None (elastix's one-level pyramid)."""
+    from regkit.options import check_numbers
+
+    return check_numbers("smoothing_mm", value, low=0, optional=True,
+                         fix="one Gaussian sigma in mm (at least 0) per level, coarse to fine, e.g. "
+                             "smoothing_mm=[2, 1, 0], or null for elastix's one-level pyramid")
 
 
 def mutual_information(fixed: sitk.Image, moving: sitk.Image, transform: RigidTransform | Sequence[RigidTransform],
@@ -158,36 +167,42 @@ class MIRegistrar(RegistrarBase):
     name = "mi"
     presets = PRESETS  # the recipes ``preset`` chooses from (resolved settings include them)
 
-    def __init__(self, fixed: Variant = "image", preset: Preset = "auto", smoothing_mm=(4.0, 2.0, 1.0, 0.0),
+    def __init__(self, fixed: Variant = "image", preset: Preset = "auto",
+                 smoothing_mm: float | Sequence[float] | None = (4.0, 2.0, 1.0, 0.0),
                  iterations: int | tuple[int, ...] = (100, 100, 100, 150), spatial_samples: int = 2000,
                  histogram_bins: int = 32,
                  mask_mm: float | None = 15.0, moving_mask: MovingMask = "auto", min_sigma_voxels: float = 0.5,
                  seed: int = 121212, threads: int | None = None, elastix: dict | None = None,
                  log_dir: str | None = None):
-        from regkit.baselines.recipes import recipes_of
-
-        self.recipes = recipes_of(PRESETS, preset, _DEFAULTS, _levels, smoothing_mm=smoothing_mm,
-                                  iterations=iterations, spatial_samples=spatial_samples, mask_mm=mask_mm,
-                                  moving_mask=moving_mask)
-        for recipe in self.recipes.values():
-            check_settings(fixed, recipe["mask_mm"], spatial_samples=recipe["spatial_samples"],
-                           histogram_bins=histogram_bins, seed=seed, threads=threads)
-            sm = recipe["smoothing_mm"]
-            recipe["smoothing_mm"] = None if sm is None else tuple(float(v) for v in np.atleast_1d(sm))
-            recipe["spatial_samples"] = int(recipe["spatial_samples"])
-        self.fixed = fixed
+        settings = self.check_options(
+            fixed=fixed, preset=preset, smoothing_mm=smoothing_mm, iterations=iterations,
+            spatial_samples=spatial_samples, histogram_bins=histogram_bins, mask_mm=mask_mm, moving_mask=moving_mask,
+            min_sigma_voxels=min_sigma_voxels, seed=seed, threads=threads, elastix=elastix, log_dir=log_dir)
         self.preset = preset
-        self.histogram_bins = int(histogram_bins)
-        self.seed = int(seed)
-        self.min_sigma_voxels = float(min_sigma_voxels)
-        self.elastix = {str(k): [str(x) for x in np.atleast_1d(v)] for k, v in (elastix or {}).items()}
-        self.threads = threads
-        self.log_dir = log_dir
+        vars(self).update(settings)  # recipes, fixed, seed, threads, elastix, log_dir, histogram_bins, min_sigma_voxels
         import scipy.ndimage  # noqa: F401 - imported here, not inside the first timed registration
 
         from regkit.baselines.elastix import itk_module
 
         itk_module()  # pay ITK's start-up (~2 s) here, once per process, not inside a timed registration
+
+    @staticmethod
+    def check_options(*, fixed, preset, smoothing_mm, iterations, spatial_samples, histogram_bins, mask_mm,
+                      moving_mask, min_sigma_voxels, seed, threads, elastix, log_dir) -> dict:
+        """Every option's value checked before anything loads (the registry calls this before constructing, the
+        constructor too): the settings, normalised (``recipes``: the recipes ``preset`` may run), or an
+        :class:`~regkit.errors.InputError` naming the first bad option."""
+        from regkit.baselines.recipes import check_common_options, recipes_of
+        from regkit.options import check_number
+
+        recipes = recipes_of(PRESETS, preset, _DEFAULTS, ("smoothing_mm", _check_smoothing), smoothing_mm=smoothing_mm,
+                             iterations=iterations, spatial_samples=spatial_samples, mask_mm=mask_mm,
+                             moving_mask=moving_mask)
+        return {"recipes": recipes, **check_common_options(fixed, seed, threads, elastix, log_dir),
+                "histogram_bins": check_number("histogram_bins", histogram_bins, whole=True, low=2, high=MAX_BINS,
+                                               fix="e.g. histogram_bins=32 (Mattes' usual 32 to 64)"),
+                "min_sigma_voxels": check_number("min_sigma_voxels", min_sigma_voxels, low=0,
+                                                 fix="e.g. min_sigma_voxels=0.5 (elastix's half a voxel), or 0")}
 
     def _register(self, case: Case, initial: RigidTransform) -> tuple[RigidTransform, dict]:
         from regkit.baselines import elastix as ex

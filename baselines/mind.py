@@ -46,7 +46,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from regkit.baselines.masks import MovingMask
-from regkit.baselines.recipes import Preset, check_settings
+from regkit.baselines.recipes import Preset
 from regkit.case import Case
 from regkit.image import ImageGeometry
 from regkit.registrar import RegistrarBase, Variant
@@ -174,8 +174,22 @@ _DEFAULTS = PRESETS["general"]
 _CACHED = 4  # fixed descriptors kept per registrar: two scales of two cases
 
 
-def _levels(recipe: dict) -> int:
-    return len(np.atleast_1d(recipe["spacing_mm"]))
+#: The finest grid spacing (mm): the 12 descriptor channels of a grid cost memory by the cube of 1/spacing (at
+#: 0.5 mm, about 2 GB for a 90 mm cube).
+MIN_SPACING_MM = 0.5
+#: At most this margin (mm) around the prostate: the grids grow by the cube of it, and a TRUS volume is smaller.
+MAX_MARGIN_MM = 200.0
+#: At most this many voxels of patch radius, and of dilation: the grids are padded by them.
+MAX_REACH = 10
+
+
+def _check_spacing(value) -> tuple[float, ...]:
+    """``spacing_mm`` as one isotropic grid spacing (mm, at least :data:`MIN_SPACING_MM`) per scale."""
+    from regkit.options import check_numbers
+
+    return check_numbers("spacing_mm", value, low=MIN_SPACING_MM,
+                         fix=f"one grid spacing in mm (at least {MIN_SPACING_MM}) per scale, coarse to fine, e.g. "
+                             "spacing_mm=[3, 1.5]")
 
 
 class MINDRegistrar(RegistrarBase):
@@ -214,29 +228,17 @@ class MINDRegistrar(RegistrarBase):
     name = "mind"
     presets = PRESETS  # the recipes ``preset`` chooses from (resolved settings include them)
 
-    def __init__(self, fixed: Variant = "image", preset: Preset = "auto", spacing_mm=(3.0, 1.5), radius: int = 1,
-                 dilation: int = 2, margin_mm: float = 20.0, mask_mm: float | None = 15.0,
-                 moving_mask: MovingMask = "auto", iterations=(100, 150), spatial_samples: int = 500,
-                 seed: int = 121212, threads: int | None = None, elastix: dict | None = None,
-                 log_dir: str | None = None):
-        from regkit.baselines.recipes import recipes_of
-
-        self.recipes = recipes_of(PRESETS, preset, _DEFAULTS, _levels, spacing_mm=spacing_mm, iterations=iterations,
-                                  spatial_samples=spatial_samples, mask_mm=mask_mm, moving_mask=moving_mask)
-        for recipe in self.recipes.values():
-            check_settings(fixed, recipe["mask_mm"], radius=radius, dilation=dilation,
-                           spatial_samples=recipe["spatial_samples"], seed=seed, threads=threads)
-            recipe["spacing_mm"] = tuple(float(v) for v in np.atleast_1d(recipe["spacing_mm"]))
-            recipe["spatial_samples"] = int(recipe["spatial_samples"])
-        self.fixed = fixed
+    def __init__(self, fixed: Variant = "image", preset: Preset = "auto",
+                 spacing_mm: float | Sequence[float] = (3.0, 1.5), radius: int = 1, dilation: int = 2,
+                 margin_mm: float = 20.0, mask_mm: float | None = 15.0, moving_mask: MovingMask = "auto",
+                 iterations: int | Sequence[int] = (100, 150), spatial_samples: int = 500, seed: int = 121212,
+                 threads: int | None = None, elastix: dict | None = None, log_dir: str | None = None):
+        settings = self.check_options(
+            fixed=fixed, preset=preset, spacing_mm=spacing_mm, radius=radius, dilation=dilation, margin_mm=margin_mm,
+            mask_mm=mask_mm, moving_mask=moving_mask, iterations=iterations, spatial_samples=spatial_samples,
+            seed=seed, threads=threads, elastix=elastix, log_dir=log_dir)
         self.preset = preset
-        self.radius = int(radius)
-        self.dilation = int(dilation)
-        self.margin_mm = float(margin_mm)
-        self.seed = int(seed)
-        self.elastix = {str(k): [str(x) for x in np.atleast_1d(v)] for k, v in (elastix or {}).items()}
-        self.threads = threads
-        self.log_dir = log_dir
+        vars(self).update(settings)  # recipes, fixed, seed, threads, elastix, log_dir, radius, dilation, margin_mm
         self._fixed_cache: dict[tuple, list[sitk.Image]] = {}
         import scipy.ndimage  # noqa: F401 - imported here, not inside the first timed registration
         import torch  # noqa: F401
@@ -244,6 +246,27 @@ class MINDRegistrar(RegistrarBase):
         from regkit.baselines.elastix import itk_module
 
         itk_module()  # pay ITK's start-up (~2 s) here, once per process, not inside a timed registration
+
+    @staticmethod
+    def check_options(*, fixed, preset, spacing_mm, radius, dilation, margin_mm, mask_mm, moving_mask, iterations,
+                      spatial_samples, seed, threads, elastix, log_dir) -> dict:
+        """Every option's value checked before anything loads (the registry calls this before constructing, the
+        constructor too): the settings, normalised (``recipes``: the recipes ``preset`` may run), or an
+        :class:`~regkit.errors.InputError` naming the first bad option."""
+        from regkit.baselines.recipes import check_common_options, recipes_of
+        from regkit.options import check_number
+
+        recipes = recipes_of(PRESETS, preset, _DEFAULTS, ("spacing_mm", _check_spacing), spacing_mm=spacing_mm,
+                             iterations=iterations, spatial_samples=spatial_samples, mask_mm=mask_mm,
+                             moving_mask=moving_mask)
+        reach = "the descriptor's reach in voxels of each scale's grid"
+        return {"recipes": recipes, **check_common_options(fixed, seed, threads, elastix, log_dir),
+                "radius": check_number("radius", radius, whole=True, low=1, high=MAX_REACH,
+                                       fix=f"e.g. radius=1 (convexAdam's); radius + dilation is {reach}"),
+                "dilation": check_number("dilation", dilation, whole=True, low=1, high=MAX_REACH,
+                                         fix=f"e.g. dilation=2 (convexAdam's); radius + dilation is {reach}"),
+                "margin_mm": check_number("margin_mm", margin_mm, low=0, high=MAX_MARGIN_MM,
+                                          fix="e.g. margin_mm=20 (mm around the prostate's bounding box)")}
 
     def __getstate__(self) -> dict:
         return {**self.__dict__, "_fixed_cache": {}}  # a registrar sent to a worker leaves its cache behind

@@ -13,19 +13,23 @@
   the result is bit for bit the same with 1 or 2 threads (``bench/determinism.py``).
 * **Recipes.** A registrar's named presets fill the options the caller leaves at their defaults
   (:func:`recipe_of`); ``preset="auto"`` keeps two of them and chooses one case by case, by the moving image's
-  modality (:func:`recipe_for`). Settings are checked when the registrar is built (:func:`check_settings`).
+  modality (:func:`recipe_for`). Settings are checked when the registrar is built, before ITK loads
+  (:func:`recipes_of`, :func:`check_common_options`, :func:`check_elastix_entries`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import numbers
+import os
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 import numpy as np
 
 from regkit.baselines import masks
 from regkit.baselines.elastix import itk_module
-from regkit.errors import InputError, check_whole
+from regkit.errors import InputError
+from regkit.options import check_number, check_numbers
 
 
 def rigid_parameter_map(metric: str = "AdvancedMattesMutualInformation", *,
@@ -118,7 +122,7 @@ def recipe_of(presets: dict[str, dict], preset: str, defaults: dict, **given) ->
     An option the caller set to something else than its default wins over the preset. ``moving_mask`` is
     checked here, with the preset's name, so a bad value fails when the registrar is built.
     """
-    if preset not in presets:
+    if not isinstance(preset, str) or preset not in presets:
         raise InputError(f"unknown preset {preset!r}", fix=f"use one of: auto, {', '.join(presets)}")
     chosen = presets[preset]
     out = {k: (chosen[k] if k in chosen and _same(v, defaults.get(k)) else v) for k, v in given.items()}
@@ -127,22 +131,44 @@ def recipe_of(presets: dict[str, dict], preset: str, defaults: dict, **given) ->
     return out
 
 
-def recipes_of(presets: dict[str, dict], preset: str, defaults: dict, levels, **given) -> dict[str, dict]:
+def recipes_of(presets: dict[str, dict], preset: str, defaults: dict, levels: tuple[str, Callable],
+               **given) -> dict[str, dict]:
     """The recipes a registrar may run, by preset name: ``preset``'s alone, or with ``"auto"`` both of
-    :data:`AUTO_PRESETS`, to be chosen case by case (:func:`recipe_for`). Each is :func:`recipe_of`'s, with its
-    ``iterations`` made one count per level (:func:`per_level_iterations`; ``levels(recipe)`` counts them)."""
+    :data:`AUTO_PRESETS`, to be chosen case by case (:func:`recipe_for`). Each is :func:`recipe_of`'s, its values
+    checked (:func:`check_recipe_options`) and its ``iterations`` made one count per level
+    (:func:`per_level_iterations`).
+
+    ``levels`` is ``(option, check)``: the option that sets the levels (``smoothing_mm``, ``spacing_mm``) and the
+    check that returns its value as a tuple, one value per level (or None: one level). The caller's own values are
+    checked first, so that an error names the option the caller gave; a preset's counts of iterations follow the
+    caller's levels as the default's do.
+    """
+    level_option, check_levels = levels
+    if preset != "auto":
+        recipe_of(presets, preset, defaults)  # an unknown preset is named before any option
+    asked = given["iterations"]
+    given = {**given, level_option: check_levels(given[level_option]), **check_recipe_options(given)}
+    own_counts = not _same(given["iterations"], defaults["iterations"])
+    own_levels = not _same(given[level_option], defaults[level_option])
     out = {}
     for name in (AUTO_PRESETS if preset == "auto" else (preset,)):
         recipe = recipe_of(presets, name, defaults, **given)
+        recipe[level_option] = check_levels(recipe[level_option])
+        n = 1 if recipe[level_option] is None else len(recipe[level_option])
         try:
-            recipe["iterations"] = per_level_iterations(recipe["iterations"], levels(recipe), defaults["iterations"])
-        except InputError as exc:
-            if preset != "auto":
-                raise
-            both = " and ".join(AUTO_PRESETS)
-            raise InputError(f"{exc.what} in the {name!r} recipe (preset='auto' may run both {both})",
-                             fix="give one count for every level, give the levels too (smoothing_mm or spacing_mm), "
-                                 "or choose one recipe (e.g. preset='general')") from None
+            recipe["iterations"] = per_level_iterations(
+                recipe["iterations"], n, defaults["iterations"] if own_counts else recipe["iterations"])
+        except InputError:
+            value = None if recipe[level_option] is None else list(recipe[level_option])
+            counts = f"iterations={asked!r} gives {len(given['iterations'])} counts"
+            levels_text = f"{n} level{'s' if n > 1 else ''} ({level_option}={value!r})"
+            if own_levels:
+                raise InputError(f"{counts}, but {level_option} makes {levels_text}",
+                                 fix="give one count for every level, or one per level") from None
+            both = f"; preset='auto' may run both {' and '.join(AUTO_PRESETS)}" if preset == "auto" else ""
+            raise InputError(f"{counts}, but the {name!r} recipe has {levels_text}{both}",
+                             fix=f"give one count for every level, give the levels too ({level_option}), or choose "
+                                 "one recipe (e.g. preset='general')") from None
         out[name] = recipe
     return out
 
@@ -165,9 +191,7 @@ def per_level_iterations(iterations, levels: int, default) -> tuple[int, ...]:
     The default's per-level counts (each coarse level's, then the finest's) follow any number of levels; any
     other list must have one count per level. An :class:`InputError` names a bad count.
     """
-    its = [iterations] if np.ndim(iterations) == 0 else list(iterations)
-    check_settings(**({"iterations": its[0]} if len(its) == 1 else
-                      {f"iterations[{i}]": n for i, n in enumerate(its)}))
+    its = list(check_iterations(iterations))
     if len(its) != levels and tuple(its) == tuple(np.atleast_1d(default).tolist()):
         its = [its[0]] * (levels - 1) + [its[-1]]
     if len(its) == 1:
@@ -175,22 +199,143 @@ def per_level_iterations(iterations, levels: int, default) -> tuple[int, ...]:
     if len(its) != levels:
         raise InputError(f"{len(its)} iteration counts for {levels} levels",
                          fix="give one count, or one per level (per smoothing_mm level, or per spacing_mm scale)")
-    return tuple(int(n) for n in its)
+    return tuple(its)
+
+
+def _plain(value):
+    """A value as nested tuples of Python scalars (a list, a tuple and a NumPy array of the same numbers compare
+    equal), for telling whether an option was left at its default."""
+    if isinstance(value, list | tuple | np.ndarray):
+        return tuple(_plain(v) for v in value)
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _same(a, b) -> bool:
-    if isinstance(a, list | tuple) or isinstance(b, list | tuple):
-        return a is not None and b is not None and list(np.atleast_1d(a)) == list(np.atleast_1d(b))
-    return a == b
+    a, b = _plain(a), _plain(b)
+    if isinstance(a, tuple) != isinstance(b, tuple):  # one number stands for a list of one
+        a, b = (a if isinstance(a, tuple) else (a,)), (b if isinstance(b, tuple) else (b,))
+    try:
+        return bool(a == b)
+    except Exception:  # values that cannot be compared (e.g. arrays inside a dict) are not the default
+        return False
 
 
-def check_settings(fixed: str = "image", mask_mm: float | None = None, **counts) -> None:
-    """Range checks of a classical registrar's settings, before ITK loads: an :class:`InputError` naming the first
-    bad one (``counts`` are whole numbers of at least 1, e.g. ``iterations=500``; ``histogram_bins`` at least 2)."""
+# ---------------------------------------------------------------------------------------------- option checks
+#: At most these many random samples per iteration (elastix keeps them all in memory; its default is 2048).
+MAX_SAMPLES = 10_000_000
+#: At most this fixed-mask dilation (mm): beyond it the mask covers the images (use None for no mask), and the
+#: dilation's cost grows with the cube of its radius.
+MAX_MASK_MM = 50.0
+
+
+def check_iterations(iterations) -> tuple[int, ...]:
+    """Iteration counts (one count, or one per level) as a tuple of whole numbers of at least 1."""
+    if np.ndim(iterations) == 0 and not isinstance(iterations, str | bytes):
+        return (check_number("iterations", iterations, whole=True, low=1, fix="e.g. iterations=300"),)
+    return check_numbers("iterations", iterations, whole=True, low=1, scalar=False,
+                         fix="give one count, or one per level, e.g. iterations=[100, 150]")
+
+
+def check_recipe_options(given: dict) -> dict:
+    """The recipe options of ``given`` (those it holds of ``iterations``, ``spatial_samples``, ``mask_mm`` and
+    ``moving_mask``), checked and normalised."""
+    checks = {
+        "iterations": check_iterations,
+        "spatial_samples": lambda v: check_number("spatial_samples", v, whole=True, low=1, high=MAX_SAMPLES,
+                                                  fix="e.g. spatial_samples=2000 (elastix's default is 2048)"),
+        "mask_mm": lambda v: check_number("mask_mm", v, low=0, high=MAX_MASK_MM, optional=True,
+                                          fix="a distance in mm (e.g. mask_mm=15), or null for no fixed mask"),
+        "moving_mask": masks.check_moving_mask,
+    }
+    return {k: checks[k](v) for k, v in given.items() if k in checks}
+
+
+def check_common_options(fixed, seed, threads, elastix, log_dir) -> dict:
+    """The options every elastix registrar of regkit takes besides its recipe, checked and normalised: ``fixed``
+    (``"image"`` or ``"label"``), ``seed`` (elastix's ``RandomSeed``, an unsigned 32-bit number), ``threads``,
+    ``elastix`` (:func:`check_elastix_entries`) and ``log_dir``."""
     if fixed not in ("image", "label"):
         raise InputError(f"unknown fixed input {fixed!r}", fix="use fixed='image' (the MR) or fixed='label'")
-    if mask_mm is not None and not (isinstance(mask_mm, int | float) and np.isfinite(mask_mm) and mask_mm >= 0):
-        raise InputError(f"mask_mm must be a distance of at least 0 mm, or None for no mask; got {mask_mm!r}")
-    for name, value in counts.items():
-        low = 2 if name == "histogram_bins" else (0 if name == "seed" else 1)
-        check_whole(name, value, low, optional=True, types=(int, np.integer))
+    if log_dir is not None and not isinstance(log_dir, str | os.PathLike):
+        raise InputError(f"log_dir must be a folder's path, got {log_dir!r}", fix="e.g. log_dir=elastix-logs")
+    return {"fixed": fixed,
+            "seed": check_number("seed", seed, whole=True, low=0, high=2**32 - 1,
+                                 fix="elastix's RandomSeed is an unsigned 32-bit number, e.g. seed=121212"),
+            "threads": check_number("threads", threads, whole=True, low=1, optional=True,
+                                    fix="e.g. threads=2, or leave it out for ITK's default"),
+            "elastix": check_elastix_entries(elastix), "log_dir": log_dir}
+
+
+#: Entries of regkit's rigid maps (elastix's default rigid map and :func:`rigid_parameter_map`'s) whose values are
+#: numbers: whole (``True``) or real (``False``); an override must be a number too.
+NUMBER_ENTRIES = {
+    "MaximumNumberOfIterations": True, "NumberOfSpatialSamples": True, "NumberOfHistogramBins": True,
+    "RandomSeed": True, "MaximumNumberOfSamplingAttempts": True, "NumberOfSamplesForExactGradient": True,
+    "FinalBSplineInterpolationOrder": True, "BSplineInterpolationOrder": True,
+    "FixedImagePyramidRescaleSchedule": True, "MovingImagePyramidRescaleSchedule": True,
+    "FixedImagePyramidSmoothingSchedule": False, "MovingImagePyramidSmoothingSchedule": False,
+    "RequiredRatioOfValidSamples": False, "DefaultPixelValue": False, "MaximumStepLength": False,
+    "SP_a": False, "SP_A": False, "SP_alpha": False,
+}
+#: Entries whose values are ``true`` or ``false``.
+BOOLEAN_ENTRIES = {
+    "AutomaticParameterEstimation", "AutomaticScalesEstimation", "AutomaticTransformInitialization",
+    "CheckNumberOfSamples", "NewSamplesEveryIteration", "WriteIterationInfo", "WriteResultImage", "ComputeZYX",
+    "ErodeMask", "UseMultiThreadingForMetrics", "UseRandomSampleRegion",
+}
+#: Entries regkit sets from its own options, which an override would put at odds with the rest of the map.
+OWNED_ENTRIES = {
+    "NumberOfResolutions": "the levels come from smoothing_mm (mi) or spacing_mm (mind): set those instead",
+    "Transform": "regkit's registrations are rigid (EulerTransform): give another method for other transforms",
+}
+
+
+def check_elastix_entries(entries) -> dict[str, list[str]]:
+    """Extra elastix parameter-map entries as elastix reads them (each a list of strings), checked: a dict whose keys
+    are entry names and whose values are text, finite numbers, true/false or non-empty lists of them; the entries
+    of :data:`NUMBER_ENTRIES` numbers (whole where elastix reads whole numbers, and at least 0), those of
+    :data:`BOOLEAN_ENTRIES` true/false; none of :data:`OWNED_ENTRIES`. None is no entry."""
+    if entries is None:
+        return {}
+    fix = 'e.g. elastix={"NumberOfHistogramBins": 64} (an entry name, and its value or a list of values)'
+    if not isinstance(entries, dict):
+        raise InputError(f"elastix must be a dict of parameter-map entries, got {entries!r}", fix=fix)
+    out = {}
+    for key, value in entries.items():
+        if not isinstance(key, str) or not key.isidentifier():
+            raise InputError(f"elastix entry name {key!r} is not a parameter name", fix=fix)
+        if key in OWNED_ENTRIES:
+            raise InputError(f"elastix entry {key} cannot be overridden", fix=OWNED_ENTRIES[key])
+        values = list(value) if isinstance(value, list | tuple) else [value]
+        if not values:
+            raise InputError(f"elastix entry {key} is an empty list", fix=fix)
+        out[key] = [_elastix_value(key, i if len(values) > 1 else None, v, fix) for i, v in enumerate(values)]
+    return out
+
+
+def _elastix_value(key: str, index: int | None, value, fix: str) -> str:
+    where = f"elastix entry {key}" + ("" if index is None else f"[{index}]")
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, numbers.Real):
+        if key in BOOLEAN_ENTRIES:
+            raise InputError(f"{where} must be true or false, got {value!r}", fix=f'e.g. elastix={{"{key}": true}}')
+        whole = NUMBER_ENTRIES.get(key, False)
+        check_number(where, value, whole=whole, low=0 if whole else None,
+                     high=2**32 - 1 if whole else None, fix=f'e.g. elastix={{"{key}": 64}}' if whole else fix)
+        return str(int(value)) if whole or float(value).is_integer() else repr(float(value))
+    elif isinstance(value, str):
+        text = value.strip()
+        if not text or any(c in text for c in '()"\n'):
+            raise InputError(f"{where} is {value!r}, not a value elastix can read", fix=fix)
+    else:
+        raise InputError(f"{where} is {type(value).__name__} {value!r}, not text, a number or true/false", fix=fix)
+    if key in BOOLEAN_ENTRIES and text.lower() not in ("true", "false"):
+        raise InputError(f"{where} must be true or false, got {value!r}", fix=f'e.g. elastix={{"{key}": true}}')
+    if key in NUMBER_ENTRIES:
+        try:
+            number = float(text)
+        except ValueError:
+            raise InputError(f"{where} must be a number, got {value!r}", fix=f'e.g. elastix={{"{key}": 64}}') from None
+        return _elastix_value(key, index, int(number) if number.is_integer() else number, fix)
+    return text.lower() if key in BOOLEAN_ENTRIES else text

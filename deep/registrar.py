@@ -27,7 +27,7 @@ from regkit.deep.layers import ChannelsLast, flush_denormals, fold_batch_norms
 from regkit.deep.methods import DEEP_CAPABILITIES, Architecture
 from regkit.deep.networks import architecture as find_architecture
 from regkit.deep.networks import build_network, parameter_count
-from regkit.errors import InputError, check_whole
+from regkit.errors import ConfigurationError, InputError, check_whole
 from regkit.registrar import RegistrarBase, RegistrationResult, Variant
 from regkit.transform import RigidTransform
 
@@ -143,40 +143,21 @@ class DeepRegistrar(RegistrarBase):
                  device: str | None = None, batch_size: int = 16, attention: AttentionImplementation = "fused",
                  name: str = "deep", weights: Sequence[str | Path] = (), precision: Precision = "auto"):
         flush_denormals()
-        if variant not in ("image", "label"):
-            raise InputError(f"unknown fixed-input variant {variant!r}; use 'image' or 'label'")
-        if precision not in ("auto", "float32", "bf16"):
-            raise InputError(f"unknown precision {precision!r}", fix="use 'auto', 'float32' or 'bf16'")
+        settings = self.check_options(architecture=architecture, variant=variant, checkpoint=checkpoint,
+                                      stage2=stage2, stages=stages, device=device, batch_size=batch_size,
+                                      attention=attention, name=name, weights=weights, precision=precision)
         self.name = name
         self.arch = find_architecture(architecture)
         self.architecture = self.arch.name
         self.variant = variant
-        _check_inference_options(stages, batch_size, attention)
-        self.device = resolve_device(device)
+        self.device = settings["device"]
         if precision == "auto":
             precision = "bf16" if native_bf16(self.device) else "float32"
         self.precision = precision
         self.batch_size = int(batch_size)
         self.networks: list[torch.nn.Module] = []
         self.configs: list[CheckpointConfig] = []
-        if checkpoint is None:
-            paths = bundled_checkpoints(weights)
-            if not paths:
-                raise InputError(
-                    f"registrar {name!r} has no bundled weights, so it needs checkpoint=PATH",
-                    fix=f"train one with `regkit train --method {name} ...` and pass --checkpoint (or checkpoint=) "
-                        "to use it")
-        elif str(checkpoint) == "random":
-            paths = ["random"]
-        else:
-            paths = [Path(checkpoint)]
-        if stage2 is not None:
-            paths = [*paths[:1], Path(stage2)]
-        if stages is not None:
-            if stages > len(paths):
-                raise InputError(f"stages={stages}, but registrar {name!r} has {len(paths)} stage checkpoint(s)",
-                                 fix="give stage2=PATH for a second stage, or fewer stages")
-            paths = paths[: int(stages)]
+        paths = settings["paths"]
         for p in paths:
             if p == "random":
                 with torch.random.fork_rng(devices=[]):  # reproducible, without resetting the caller's stream
@@ -198,6 +179,45 @@ class DeepRegistrar(RegistrarBase):
                     m.float32_attention = precision == "float32"
             self.networks.append(net)
             self.configs.append(cfg)
+
+    @staticmethod
+    def check_options(*, architecture, variant, checkpoint, stage2, stages, device, batch_size, attention, name,
+                      weights, precision) -> dict:
+        """Every option's value checked before any network is built (the registry calls this before constructing,
+        the constructor too): ``{"device": torch device, "paths": stage checkpoints}``, or an
+        :class:`~regkit.errors.InputError` naming the first bad option."""
+        if variant not in ("image", "label"):
+            raise InputError(f"unknown fixed-input variant {variant!r}; use 'image' or 'label'")
+        if precision not in ("auto", "float32", "bf16"):
+            raise InputError(f"unknown precision {precision!r}", fix="use 'auto', 'float32' or 'bf16'")
+        find_architecture(architecture)
+        _check_inference_options(stages, batch_size, attention)
+        device = resolve_device(device)
+        for option, value in (("checkpoint", checkpoint), ("stage2", stage2)):
+            files = checkpoint_paths(value) if value is not None and str(value) != "random" else ()
+            if files and not any(f.exists() for f in files):
+                raise InputError(f"option {option}={str(value)!r}: no checkpoint here (neither {files[0].name} nor "
+                                 f"{files[1].name} exists)", fix="name a checkpoint by its .safetensors, its .json or "
+                                 "their common stem (e.g. runs/attreg/best)")
+        if checkpoint is None:
+            paths = bundled_checkpoints(weights)
+            if not paths:
+                raise InputError(
+                    f"registrar {name!r} has no bundled weights, so it needs checkpoint=PATH",
+                    fix=f"train one with `regkit train --method {name} ...` and pass --checkpoint (or checkpoint=) "
+                        "to use it")
+        elif str(checkpoint) == "random":
+            paths = ["random"]
+        else:
+            paths = [Path(checkpoint)]
+        if stage2 is not None:
+            paths = [*paths[:1], Path(stage2)]
+        if stages is not None:
+            if stages > len(paths):
+                raise InputError(f"stages={stages}, but registrar {name!r} has {len(paths)} stage checkpoint(s)",
+                                 fix="give stage2=PATH for a second stage, or fewer stages")
+            paths = paths[: int(stages)]
+        return {"device": device, "paths": paths}
 
     @property
     def ran_with(self) -> dict:
@@ -256,6 +276,8 @@ class DeepRegistrar(RegistrarBase):
             t0 = time.perf_counter()
             try:
                 stages = self.run_stages(case, starts)
+            except ConfigurationError:  # not this case's failure: the registrar cannot run at all
+                raise
             except Exception as exc:  # one bad case must not stop the others
                 dt = (time.perf_counter() - t0) / len(idx)
                 for i in idx:

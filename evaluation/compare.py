@@ -64,7 +64,7 @@ def compare(methods: str | Sequence = "mi,mind,attreg", init: str = "8mm", data:
             seed: int = 0, out: str | Path = "regkit-compare", workers: int | None = None,
             reference: str | None = None, scheduler=None, method_options: dict[str, dict] | None = None,
             starts_file: str | Path | None = None, show_progress: bool = True, echo=print,
-            compare: str | Sequence | None = None) -> CompareResult:
+            compare: str | Sequence | None = None, qa: bool = False) -> CompareResult:
     """Run a comparison (see the module docstring) and return its results.
 
     Parameters
@@ -86,7 +86,14 @@ def compare(methods: str | Sequence = "mi,mind,attreg", init: str = "8mm", data:
     out : path
         Output folder; running again with the same folder resumes.
     workers : int, optional
-        Processes for classical methods (default: the number of cores).
+        Processes for classical methods (default: the number of cores). A method runs in worker processes, even with
+        one worker, so that a crash in its native code ends a worker, not the run (the sample is retried once,
+        then recorded as failed). Methods run in the caller's own process instead when they use a device (the deep
+        methods), when they are Registrar objects or were registered in this process (``register_registrar``,
+        ``register_method``), or when their capabilities say ``in_process``: a crash in one of those (a segfault,
+        ``os._exit``) ends the caller's process; package a registrar as an entry point to have it run in worker
+        processes. Workers are spawned, and each imports the caller's script again: a script that calls
+        ``compare`` must do so under ``if __name__ == "__main__":`` (else an error says so, before any work).
     reference : str, optional
         The reference method of the default comparisons [``identity`` if listed, else the first method].
     scheduler : str or distributed.Client, optional
@@ -104,6 +111,11 @@ def compare(methods: str | Sequence = "mi,mind,attreg", init: str = "8mm", data:
         Progress bars on stderr.
     echo : callable
         Where the tables and messages are printed [``print``].
+    qa : bool
+        Also measure each result's consistency without the ground truth and flag the suspect ones
+        (:mod:`regkit.consistency`; it restarts each registration a few times, so it costs that much more time):
+        ``results.csv`` gains ``consistency_mm`` and ``suspect``, Table 1 a "Suspect" column, ``metrics.json`` and
+        ``report.html`` the suspect samples. The statistics are the same with or without it: the flag drops nothing.
 
     Returns
     -------
@@ -112,10 +124,13 @@ def compare(methods: str | Sequence = "mi,mind,attreg", init: str = "8mm", data:
     """
     from regkit.evaluation import provenance
     from regkit.evaluation.comparisons import comparisons
+    from regkit.evaluation.execution import check_main_guard
     from regkit.registry import resolved_settings
 
     out = Path(out)  # made by @one_run_per_folder
     specs = parse_methods(methods, method_options)
+    if scheduler is None and not all(in_process(s, scheduler) for s in specs):
+        check_main_guard()  # worker processes would run the caller's script again: refused before any work
     comparisons(compare, [s.label for s in specs], None, reference)  # a bad --compare fails before any work
     inits = parse_init(init)
     ds, ids = _open_cases(data, split, cases, show_progress)
@@ -136,7 +151,7 @@ def compare(methods: str | Sequence = "mi,mind,attreg", init: str = "8mm", data:
         seeds={"starts": seed, "dataset": ds.info.get("source", {}).get("seed")}, dataset=str(ds.root),
         split=split, cases=ids, init=init, starts_per_case=starts_per_case, workers=workers,
         starts_file=str(starts_file) if starts_file else None,
-        threads_per_worker=threads, scheduler=str(scheduler) if scheduler else None,
+        threads_per_worker=threads, scheduler=str(scheduler) if scheduler else None, qa=_qa_record(qa),
         methods=[{"label": s.label, "registrar": s.registrar if isinstance(s.registrar, str) else repr(s.registrar),
                   "options": s.options, "settings": settings[s.label], "ran_with": ran_with.get(s.label)}
                  for s in specs])
@@ -144,7 +159,7 @@ def compare(methods: str | Sequence = "mi,mind,attreg", init: str = "8mm", data:
 
     t0 = time.perf_counter()
     _run_samples(specs, starts, store, {c.case_id: c for c in case_objs}, str(ds.root), out, scheduler, workers,
-                 threads, show_progress)
+                 threads, show_progress, qa)
     # the starting errors in the order asked for, or, from a starts file, in the order they appear there
     init_labels = [i.label for i in inits] if starts_file is None else [s.init for s in starts]
     samples = _samples_of_run(store, specs, starts, list(dict.fromkeys(init_labels)))
@@ -224,8 +239,17 @@ def _workers_and_threads(workers: int | None) -> tuple[int, int]:
     return workers, max(1, cores // workers)
 
 
+def _qa_record(qa: bool) -> dict | None:
+    """The consistency measure's settings, for ``run.json`` (None without ``qa``)."""
+    if not qa:
+        return None
+    from regkit.consistency import MEASURE, RADIUS_MM, RESTARTS, THRESHOLD_MM
+
+    return {"measure": MEASURE, "threshold_mm": THRESHOLD_MM, "restarts": RESTARTS, "radius_mm": RADIUS_MM}
+
+
 def _run_samples(specs: list[MethodSpec], starts: list[Start], store: ResultStore, cases: dict, dataset: str,
-                 out: Path, scheduler, workers: int, threads: int, show_progress: bool) -> None:
+                 out: Path, scheduler, workers: int, threads: int, show_progress: bool, qa: bool = False) -> None:
     """Register every sample not yet in ``store``, method by method, appending each row as it finishes."""
     from regkit.progress import progress
 
@@ -244,9 +268,9 @@ def _run_samples(specs: list[MethodSpec], starts: list[Start], store: ResultStor
             if n == 0:
                 continue
             if spec.capabilities.batched or not spec.portable:  # one task per case
-                tasks = [Task(spec, dataset, c, ss) for c, ss in todo.items() if ss]
+                tasks = [Task(spec, dataset, c, ss, qa=qa) for c, ss in todo.items() if ss]
             else:
-                tasks = [Task(spec, dataset, c, [s]) for c, ss in todo.items() for s in ss]
+                tasks = [Task(spec, dataset, c, [s], qa=qa) for c, ss in todo.items() for s in ss]
             if spec.capabilities.in_process and scheduler is None:  # pure Python: nothing to isolate or journal
                 runner = (run_task(t) for t in tasks)
             elif in_process(spec, scheduler):  # a crash here ends the run: the journal keeps it from recurring forever

@@ -7,10 +7,11 @@ are not oversubscribed), or on a Dask cluster (:class:`DaskPool`); deep methods 
 process (:func:`in_process`).
 
 Faults: a failure of a method or a case is recorded in its rows, and so is a result that is not a sound
-``RegistrationResult`` (:func:`regkit.registrar.check_results`); only a registrar that cannot be constructed at all
-raises (:class:`~regkit.errors.InputError`, a configuration error, the same for every sample). A native crash takes
-down a worker, not the run: its task is retried once, then recorded as failed (:func:`crashed_row`). Workers end
-with their parent (:func:`regkit.evaluation.faults.die_with_parent`).
+``RegistrationResult`` (:func:`regkit.registrar.check_results`); only a registrar that cannot be constructed at all,
+or that cannot run with its options (:class:`~regkit.errors.ConfigurationError`), raises: a configuration error, the
+same for every sample, stops the run at its first sample. A native crash takes down a worker, not the run: its task
+is retried once, then recorded as failed (:func:`crashed_row`). Workers end with their parent
+(:func:`regkit.evaluation.faults.die_with_parent`).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
-from regkit.errors import InputError
+from regkit.errors import ConfigurationError, InputError
 from regkit.evaluation.faults import die_with_parent
 from regkit.evaluation.method_specs import MethodSpec
 from regkit.evaluation.store import ResultRow
@@ -40,6 +41,7 @@ class Task:
     case: str
     starts: list[Start]
     attempt: int = 0
+    qa: bool = False  # measure each result's consistency (regkit.consistency)
 
 
 _WORKER_CACHE: dict = {}
@@ -68,8 +70,10 @@ def run_task(task: Task) -> list[ResultRow]:
 
     A failure of a method or a case is recorded in its rows, and so is a result that is not a sound
     ``RegistrationResult`` (see :func:`regkit.registrar.check_results`). Only a registrar that cannot be constructed
-    at all raises (:class:`InputError`): that is a configuration error, the same for every sample.
+    (:class:`InputError`), or that raises a :class:`ConfigurationError` (it cannot run with its options at all, e.g.
+    elastix refuses its parameter map) raises: that is a configuration error, the same for every sample.
     """
+    from regkit.consistency import check_safely
     from regkit.dataset import load_dataset
     from regkit.registrar import RegistrationResult, check_results
 
@@ -81,8 +85,15 @@ def run_task(task: Task) -> list[ResultRow]:
         case = ds.load(task.case)
         pairs = [(case, s.transform) for s in task.starts]
         results = check_results(reg.register_many(pairs), pairs, spec.label)
+    except ConfigurationError as exc:  # the registrar cannot run at all: the same for every sample, so stop here
+        raise ConfigurationError(f"registrar {spec.label!r} ({spec.registrar}) cannot run with options {spec.options}"
+                                 f" (the run stopped at {task.case}): {exc.what}",
+                                 fix=f"{exc.fix + '; then ' if exc.fix else ''}correct the options (-O) and run the "
+                                     "same command again (rows written before are kept)") from None
     except (Exception, SystemExit) as exc:  # a broken method or case is recorded, never fatal (even sys.exit())
         error = f"{type(exc).__name__}: {exc}"
+    checks, note = check_safely(reg, pairs, results) if task.qa and results is not None else \
+        ([None] * len(task.starts), "")
     rows = []
     for k, s in enumerate(task.starts):
         r = results[k] if results is not None else RegistrationResult.failure(s.transform, float("nan"), error)
@@ -98,6 +109,10 @@ def run_task(task: Task) -> list[ResultRow]:
                 row.stages = _stages_column(r.info, [sre(t, gt, pts) for t in stages])
         if case is not None:
             _add_measures(row, case, r.transform)
+        if checks[k] is not None:
+            row.consistency_mm, row.suspect = checks[k].value_mm, checks[k].suspect
+        elif note:
+            row.message = "; ".join(m for m in (row.message, note) if m)
         rows.append(row)
     return rows
 
@@ -150,6 +165,65 @@ def in_process(spec: MethodSpec, scheduler) -> bool:
     """Run in this process: a registrar that uses a device (one model on it), one other processes cannot
     construct, or one that says it is cheap pure Python, unless a Dask scheduler takes every task."""
     return scheduler is None and (spec.capabilities.uses_device or not spec.portable or spec.capabilities.in_process)
+
+
+def check_main_guard() -> None:
+    """An :class:`InputError` when this process runs a script whose top level, outside ``if __name__ ==
+    "__main__":``, is what calls regkit now: the worker processes a comparison starts (spawned, so that a crash in
+    native code is contained) each import the script again, and would run it again, comparison and all."""
+    where = unguarded_main_call()
+    if where is not None:
+        path, line = where
+        raise InputError(
+            f"{path}, line {line}, starts a comparison at the script's top level: regkit.compare starts worker "
+            "processes, and each imports the script again (Python's spawn start method), so each would run the "
+            "script, and the comparison, again",
+            fix='put the script\'s work (all but its imports and definitions) under `if __name__ == "__main__":`, '
+                "then run it again")
+
+
+def unguarded_main_call() -> tuple[str, int] | None:
+    """``(script, line)`` of the main script's top-level statement running now, when it lies outside every
+    ``if __name__ == "__main__":`` block; None when it lies inside one, or when there is no script (``python -c``,
+    a notebook, an interactive session)."""
+    import ast
+    from pathlib import Path
+
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    frame = sys._getframe()
+    while frame is not None and not (frame.f_code.co_name == "<module>" and frame.f_globals is vars(main)):
+        frame = frame.f_back
+    if frame is None or not path:
+        return None
+    line = frame.f_lineno
+    try:
+        tree = ast.parse(Path(path).read_bytes(), path)
+    except (OSError, SyntaxError, ValueError):
+        return None
+    statement = next((n for n in tree.body if n.lineno <= line <= (n.end_lineno or n.lineno)), None)
+    if statement is None:
+        return None
+    for node in ast.walk(statement):
+        if isinstance(node, ast.If) and (test := _main_test(node.test)) is not None:
+            guarded = node.body if test else node.orelse
+            if any(b.lineno <= line <= (b.end_lineno or b.lineno) for b in guarded):
+                return None
+    return str(path), line
+
+
+def _main_test(test) -> bool | None:
+    """True for ``__name__ == "__main__"``, False for ``__name__ != "__main__"``, None for any other test."""
+    import ast
+
+    if not (isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], ast.Eq | ast.NotEq)):
+        return None
+    sides = [test.left, test.comparators[0]]
+    names = [isinstance(s, ast.Name) and s.id == "__name__" for s in sides]
+    values = [isinstance(s, ast.Constant) and s.value == "__main__" for s in sides]
+    if (names[0] and values[1]) or (names[1] and values[0]):
+        return isinstance(test.ops[0], ast.Eq)
+    return None
 
 
 class LocalPool:

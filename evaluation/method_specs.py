@@ -3,7 +3,8 @@
 ``--methods mi,mind,attreg`` (registry names), ``milabel=mi`` (an alias with its own options), or Registrar objects
 from the Python API become :class:`MethodSpec` records; ``-O METHOD.OPTION=VALUE`` (``compare``) and
 ``-O OPTION=VALUE`` (``register``) become option dicts, each value read as JSON where it can be. Options are
-checked against each registrar's signature here, before any work.
+checked here, before any work: against each registrar's signature (names, types) and by its own value checks
+(:func:`regkit.registry.check_options`); so are aliases and registrar objects' names (:mod:`regkit.options`).
 """
 
 from __future__ import annotations
@@ -36,8 +37,10 @@ class MethodSpec:
 def parse_methods(methods: str | Sequence, options: dict[str, dict] | None = None) -> list[MethodSpec]:
     """Methods from ``"mi,mind,attreg"``, aliases ``"milabel=mi"``, or a list of names and Registrar objects.
 
-    Options are checked against each registrar's signature here, before any work.
+    Options are checked here, before any work: their names and types against each registrar's signature, their
+    values by its ``check_options`` hook (see :func:`regkit.registry.check_options`).
     """
+    from regkit.options import check_name
     from regkit.registry import check_options, declaration
 
     options = options or {}
@@ -52,12 +55,20 @@ def parse_methods(methods: str | Sequence, options: dict[str, dict] | None = Non
             if not label or not name:
                 raise InputError(f"method {item!r} has an empty name or alias", fix="write NAME or ALIAS=NAME, e.g. "
                                  "milabel=mi")
+            if label != name:
+                check_name(label, "method alias", fix="give an alias of letters, digits, '-' or '_', e.g. milabel=mi")
             decl = declaration(name)
             check_options(decl, options.get(label, {}), label)
             title = decl.display_title if label == name else label
             spec = MethodSpec(label, name, dict(options.get(label, {})), title, decl.capabilities,
                               local=decl.source == "local")
         elif isinstance(item, Registrar):
+            fix = "give the registrar object a `name` of letters, digits, '-' or '_'"
+            check_name(item.name, f"registrar object {type(item).__name__}'s name", fix, allow="+")
+            if not isinstance(item.capabilities, Capabilities):
+                raise InputError(f"registrar {item.name!r}'s capabilities are {item.capabilities!r}, not a "
+                                 "regkit.Capabilities", fix="set `capabilities = regkit.Capabilities(...)` on its "
+                                 "class")
             spec = MethodSpec(item.name, item, {}, item.name, item.capabilities)
         else:
             raise InputError(f"a method must be a registrar name or a Registrar object, got {item!r}",

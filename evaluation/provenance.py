@@ -13,7 +13,8 @@ from pathlib import Path
 RUN_FORMAT = 1  # the version of run.json's layout ("regkit_run"; a record from before it was stated has none)
 RUN_FIELDS = {"regkit_run": int, "methods": list, "cases": list, "dataset": (str, None), "split": (str, None),
               "starts_per_case": int, "seeds": dict, "statistics": dict}
-METHOD_FIELDS = {"label": str, "registrar": str, "options": dict, "settings": (dict, None)}
+# a method's settings: an object, or for a chain a list of its members' (registry.resolved_settings)
+METHOD_FIELDS = {"label": str, "registrar": str, "options": dict, "settings": (dict, list, None)}
 PACKAGES = ("regkit", "numpy", "scipy", "pandas", "SimpleITK", "itk-elastix", "itk", "torch", "scikit-image",
             "statsmodels", "click", "dask", "distributed")
 
@@ -70,7 +71,7 @@ def record(**facts) -> dict:
 def read_record(path: str | Path) -> dict:
     """The run record ``run.json`` at ``path``, checked (see :mod:`regkit.records`): a JSON object of format
     :data:`RUN_FORMAT`, whose ``methods`` are objects with a textual ``label`` and ``registrar``, an ``options``
-    object and a ``settings`` object (or null)."""
+    object and a ``settings`` object (a list of them for a chain, or null)."""
     from regkit.errors import InputError
     from regkit.records import check_fields, read_json
 
@@ -80,6 +81,9 @@ def read_record(path: str | Path) -> dict:
         if not isinstance(method, dict):
             raise InputError(f"the run record's methods[{i}] must be an object, got {method!r}"[:200], path, fix)
         check_fields(method, METHOD_FIELDS, f"run record's methods[{i}]", path)
+        if isinstance(method.get("settings"), list) and not all(isinstance(m, dict) for m in method["settings"]):
+            raise InputError(f"the run record's methods[{i}]'s 'settings' must be an object, a list of objects (a "
+                             f"chain's members') or null, got {method['settings']!r}"[:300], path, fix)
         missing = [k for k in ("label", "registrar", "options") if k not in method]
         if missing:
             raise InputError(f"the run record's methods[{i}] has no {', '.join(map(repr, missing))}", path, fix)

@@ -56,6 +56,35 @@ def _note(name: str, out: Path) -> str:
     return " ".join(body)
 
 
+def _suspect_section(out: Path, record: dict) -> str:
+    """The suspect results (``regkit compare --qa``), one row each; nothing when consistency was not measured."""
+    from regkit.evaluation.stats import suspect_counts
+    from regkit.evaluation.store import ResultStore
+
+    path = out / "results.csv"
+    if not path.exists():
+        return ""
+    samples = ResultStore(path).read()
+    counts = suspect_counts(samples)
+    if not counts["checked"]:
+        return ""
+    qa = record.get("qa") or {}
+    how = (f"{qa['measure']} above {qa['threshold_mm']:g} mm" if {"measure", "threshold_mm"} <= set(qa)
+           else "consistency worse than the threshold")
+    head = (f"<h2 id='suspect'>Suspect results</h2><p class='note'>{counts['suspect']} of {counts['checked']} "
+            f"checked results are suspect ({html.escape(how)}; measured without the ground truth). They keep their "
+            "status and count in every statistic.</p>")
+    flagged = samples[samples["suspect"].map(lambda v: v is True)]
+    if flagged.empty:
+        return head
+    cols = {"method": "Method", "init": "Initialization", "case": "Case", "start_id": "Start", "status": "Status",
+            "consistency_mm": "Consistency (mm)", "final_sre": "Final SRE (mm)"}
+    table = flagged[list(cols)].rename(columns=cols)
+    for c in ("Consistency (mm)", "Final SRE (mm)"):
+        table[c] = table[c].map(lambda v: f"{v:.2f}" if pd.notna(v) else "-")
+    return head + _table_html(table, "suspect")
+
+
 def render(out: str | Path, title: str = "regkit comparison") -> str:
     """The report's HTML for the results folder ``out``."""
     out = Path(out)
@@ -80,6 +109,7 @@ def render(out: str | Path, title: str = "regkit comparison") -> str:
         parts.append(f"<h2 id='{name}'>{html.escape(heading)}</h2>{_table_html(frame, name)}")
         if note:
             parts.append(f"<p class='note'>{html.escape(note)}</p>")
+    parts.append(_suspect_section(out, record))
     parts.append("<h2 id='figures'>Figures</h2>")
     for file, caption in FIGURES:
         path = out / file

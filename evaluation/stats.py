@@ -100,7 +100,8 @@ def _per_case(frame: pd.DataFrame, column: str) -> pd.DataFrame:
 # ---------------------------------------------------------------------------------------------- summaries
 def summary(samples: pd.DataFrame, seed: int = BOOTSTRAP_SEED) -> pd.DataFrame:
     """One row per (init, method): cases, n, mean, std, 95 % CI of the mean (cluster bootstrap), median,
-    worst30, failures, initial mean, runtime; per stage ``k`` of a cascade ``stage<k>_mean``, ``_std``,
+    worst30, failures, not converged, suspect results (and how many were checked: :func:`suspect_counts`), initial
+    mean, runtime; per stage ``k`` of a cascade ``stage<k>_mean``, ``_std``,
     ``_ci_low``, ``_ci_high``; and the mean of any other per-sample measure (``final_dice``, ``landmark_tre_mm``)."""
     rows = []
     stages = stage_columns(samples)
@@ -113,7 +114,8 @@ def summary(samples: pd.DataFrame, seed: int = BOOTSTRAP_SEED) -> pd.DataFrame:
                "std": e.std(ddof=1) if len(e) > 1 else 0.0, "ci_low": lo, "ci_high": hi,
                "median": float(np.median(e)), "worst30": float(np.quantile(e, 0.7)),
                "failures": int((g["status"] == "failed").sum()),
-               "not_converged": int((g["status"] == "not converged").sum()), "initial_mean": g["initial_sre"].mean(),
+               "not_converged": int((g["status"] == "not converged").sum()), **suspect_counts(g),
+               "initial_mean": g["initial_sre"].mean(),
                "runtime_median_s": float(g["runtime_s"].median()), "stage_runtimes_median_s": _stage_runtimes(g)}
         for k, col in stages.items():
             v = pd.to_numeric(g[col], errors="coerce")
@@ -132,6 +134,14 @@ def summary(samples: pd.DataFrame, seed: int = BOOTSTRAP_SEED) -> pd.DataFrame:
             row[f"{col}_std"] = v.std(ddof=1) if v.notna().sum() > 1 else np.nan
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def suspect_counts(samples: pd.DataFrame) -> dict[str, int]:
+    """``{"suspect": k, "checked": m}``: of the samples whose consistency was measured (``regkit compare --qa``), how
+    many were flagged suspect. Counts only: the statistics keep every sample."""
+    flags = samples["suspect"] if "suspect" in samples else pd.Series([], dtype=object)
+    checked = flags.map(lambda v: isinstance(v, bool | np.bool_))
+    return {"suspect": int((flags[checked] == True).sum()), "checked": int(checked.sum())}  # noqa: E712
 
 
 def _stage_runtimes(g: pd.DataFrame) -> list[float] | None:

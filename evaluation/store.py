@@ -2,7 +2,9 @@
 
 ``results.csv`` has one row per sample (:class:`ResultRow`, the one home of its layout), keyed by (method, case,
 start id, init). ``stages`` holds, for cascades and chains, the SRE of each stage (and a chain's per-stage
-registrar, runtime and status) as JSON. ``landmark_tre_mm`` is the mean distance in millimetres between mapped
+registrar, runtime and status) as JSON. ``consistency_mm`` and ``suspect`` are the result's consistency measured
+without the ground truth (:mod:`regkit.consistency`; ``regkit compare --qa``), empty when it was not measured.
+``landmark_tre_mm`` is the mean distance in millimetres between mapped
 MR landmarks and their TRUS counterparts (not the voxel-index centroid distance some challenges call "TRE").
 A row is appended, flushed and fsync'ed as soon as its registration ends; a line cut short by a kill (no final
 newline) is ignored and rewritten on the next run. Reading the file back tells a resumed run which samples are
@@ -53,6 +55,8 @@ class ResultRow:
     final_dice: float = NAN
     landmark_tre_mm: float = NAN
     stages: str = ""
+    consistency_mm: float = NAN
+    suspect: bool | None = None
 
     @classmethod
     def of_start(cls, method: str, start: Start, **values) -> ResultRow:
@@ -74,7 +78,8 @@ COLUMNS = [f.name for f in fields(ResultRow) if f.name != "transform"]
 COLUMNS[COLUMNS.index("final_dice"):COLUMNS.index("final_dice")] = MATRIX
 RENAMED = {"final_tre": "landmark_tre_mm"}  # columns of an earlier regkit, and their names today
 TEXT = ("method", "case", "init", "status", "message", "stages")
-KINDS = {c: "whole" if c == "start_id" else "text" if c in TEXT else "number" for c in COLUMNS}
+KINDS = {c: "whole" if c == "start_id" else "text" if c in TEXT else "flag" if c == "suspect" else "number"
+         for c in COLUMNS}
 FIX = ("repair the line named, or move results.csv away (its rows stay there) and run again to redo the samples")
 
 
@@ -167,10 +172,13 @@ class ResultStore:
         self.done.add(k)
 
     def read(self) -> pd.DataFrame:
+        """The rows (the first of any repeated key), ``suspect`` as True, False or missing."""
         if not self._started():
             return pd.DataFrame(columns=COLUMNS)
-        read_table(self.path, "results table", {c: KINDS[c] for c in REQUIRED}, optional=KINDS, fix=FIX)  # or named
+        checked = read_table(self.path, "results table", {c: KINDS[c] for c in REQUIRED}, optional=KINDS, fix=FIX)
         # only an empty cell is missing: a method labelled "nan" or a case called "NA" stays what it is
         frame = pd.read_csv(self.path, dtype={"method": str, "case": str, "init": str, "status": str,
                                               "message": str}, keep_default_na=False, na_values=[""])
+        if "suspect" in frame:
+            frame["suspect"] = pd.Series(checked["suspect"].tolist(), index=frame.index, dtype=object)
         return frame.drop_duplicates(subset=KEY, keep="first").reset_index(drop=True)

@@ -48,10 +48,18 @@ def _stage_runtime_text(stages) -> str:
     return " (" + " + ".join(runtime_text(v) for v in stages) + ")"
 
 
+def suspect_text(r) -> str:
+    """``k/n`` suspect results of n samples; ``k/m checked`` when only m of them were measured; ``-`` for none."""
+    checked, n = int(r.get("checked", 0) or 0), int(r["n"])
+    if not checked:
+        return "-"
+    return f"{int(r['suspect'])}/{n}" if checked == n else f"{int(r['suspect'])}/{checked} checked"
+
+
 def table1(summary: pd.DataFrame, titles: Titles | None = None) -> pd.DataFrame:
     """Methods × starting error (the paper's Table 1): result SRE mean±std over samples, the 95 % CI of the mean
-    (cluster bootstrap over cases), robustness figures, and TRUS-label Dice or landmark TRE where the dataset
-    has them."""
+    (cluster bootstrap over cases), robustness figures (failures, not converged, and, when consistency was measured,
+    suspect results), and TRUS-label Dice or landmark TRE where the dataset has them."""
     rows = []
     for _, r in summary.iterrows():
         row = {"Method": title(r["method"], titles), "Initialization": r["init"],
@@ -60,6 +68,8 @@ def table1(summary: pd.DataFrame, titles: Titles | None = None) -> pd.DataFrame:
                "Median (mm)": f"{r['median']:.2f}", "30% worst (mm)": f"{r['worst30']:.2f}",
                "Failures": f"{int(r['failures'])}/{int(r['n'])}",
                "Not converged": f"{int(r.get('not_converged', 0))}/{int(r['n'])}"}
+        if summary.get("checked", pd.Series(dtype=float)).fillna(0).gt(0).any():
+            row["Suspect"] = suspect_text(r)
         for col, name in (("landmark_tre_mm", "Landmark TRE (mm)"), ("final_dice", "TRUS-label Dice")):
             if f"{col}_mean" in summary and summary[f"{col}_mean"].notna().any():
                 row[name] = pm(r[f"{col}_mean"], r[f"{col}_std"])

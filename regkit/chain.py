@@ -14,6 +14,7 @@ so a chain works wherever a name does: ``regkit compare --methods attreg+mind``,
   runtime and status are in ``info["stage_transforms"]``, ``info["stage_runtimes"]`` and
   ``info["stage_status"]`` (so the comparison reports SRE per stage). The status is ``"failed"`` if a member
   failed (the chain goes on from that member's start), else the last member's.
+* **Consistency** (``--qa``, :mod:`regkit.consistency`): the last member's, from its own start.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ import time
 from collections.abc import Sequence
 
 from regkit.case import Case
-from regkit.errors import InputError
-from regkit.registrar import FAILED, Capabilities, Registrar, RegistrationResult
+from regkit.errors import ConfigurationError, InputError
+from regkit.registrar import FAILED, Capabilities, Registrar, RegistrationResult, check_results
 from regkit.transform import RigidTransform
 
 SEPARATOR = "+"
@@ -91,13 +92,25 @@ class ChainRegistrar:
         for member in self.members:
             t0 = time.perf_counter()
             try:
-                results = member.register_many(current)
+                results = check_results(member.register_many(current), current, getattr(member, "name", "?"))
+            except ConfigurationError:  # the member cannot run at all: neither can the chain
+                raise
             except Exception as exc:  # a member must not take the chain down: its start stands
                 elapsed = (time.perf_counter() - t0) / max(len(current), 1)
                 results = [RegistrationResult.failure(t, elapsed, f"{type(exc).__name__}: {exc}") for _, t in current]
             stages.append(results)
             current = [(case, r.transform) for (case, _), r in zip(current, results, strict=True)]
         return [self._combine([s[k] for s in stages]) for k in range(len(pairs))]
+
+    def consistency(self, pairs: Sequence[tuple[Case, RigidTransform]], results: Sequence[RegistrationResult],
+                    **settings) -> list:
+        """A chain's consistency is its last member's, from that member's start (:func:`regkit.consistency.check`):
+        restarting the whole chain would measure its first member instead."""
+        from regkit.consistency import check
+
+        starts = [(case, (r.info.get("stage_transforms") or [None, start])[-2])
+                  for (case, start), r in zip(pairs, results, strict=True)]
+        return check(self.members[-1], starts, results, **settings)
 
     def _combine(self, results: list[RegistrationResult]) -> RegistrationResult:
         failed = [i for i, r in enumerate(results) if r.status == FAILED]

@@ -59,6 +59,12 @@ def check_path(name: str, value, *, optional: bool = False) -> Path | None:
     return Path(value)
 
 
+class ConfigurationError(InputError):
+    """A registrar cannot run with its options at all (e.g. elastix refuses its parameter map): the same for every
+    sample, so a comparison stops at the first one instead of recording every sample as failed. A registrar raises
+    it from ``register``; :class:`~regkit.registrar.RegistrarBase` passes it on instead of recording a failure."""
+
+
 class CheckpointError(InputError):
     """A checkpoint that is damaged or belongs to another architecture."""
 

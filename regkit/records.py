@@ -12,7 +12,8 @@ columns' kinds for a table) and its version key; the rules are these:
 * a version key, when the schema has one, holds a whole number this regkit reads; a higher one was written by a
   newer regkit (the fix: upgrade), any other is not regkit's;
 * a table is UTF-8 CSV with a header naming at least the required columns; a ``"number"`` column holds numbers
-  (an empty cell is missing, NaN), a ``"whole"`` column whole numbers in every row, a ``"text"`` column anything.
+  (an empty cell is missing, NaN), a ``"whole"`` column whole numbers in every row, a ``"flag"`` column ``True``
+  or ``False`` (an empty cell is missing, None), a ``"text"`` column anything.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from regkit.errors import InputError
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-Kind = Literal["text", "number", "whole"]
+Kind = Literal["text", "number", "whole", "flag"]
 #: ``{field: JSON type(s)}``: ``str``, ``int`` (whole number), ``float`` (any number), ``bool``, ``list``, ``dict``,
 #: or ``None`` (JSON null); a tuple allows several
 Fields = Mapping[str, type | tuple | None]
@@ -183,8 +184,18 @@ def read_table(path: str | Path, what: str, columns: Mapping[str, Kind], *, opti
 
 
 def _column(cells, name: str, kind: Kind, what: str, path: Path, fix: str):
-    """One column of text cells as numbers (float, or int64 for ``"whole"``), or an error naming the first bad one."""
+    """One column of text cells as numbers (float, or int64 for ``"whole"``) or flags (True, False or None for
+    ``"flag"``), or an error naming the first bad one."""
     import numpy as np
+
+    if kind == "flag":
+        text = np.char.lower(np.char.strip(cells.to_numpy(dtype=str)))
+        bad = ~np.isin(text, ["true", "false", ""])
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise InputError(f"the {what}'s column {name!r} holds {cells.iloc[row]!r} on line {row + 2}, where True "
+                             "or False (or nothing) belongs", path, fix)
+        return [{"true": True, "false": False}.get(t) for t in text]
 
     text = np.char.strip(cells.to_numpy(dtype=str))
     empty = text == ""

@@ -9,7 +9,7 @@ import time
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
+from typing import Any, ClassVar, Literal, Protocol, get_args, runtime_checkable
 
 from regkit.case import Case
 from regkit.transform import RigidTransform
@@ -21,6 +21,8 @@ FAILED = "failed"
 NOT_CONVERGED = "not converged"
 #: A registration's outcome, :attr:`RegistrationResult.status`: ``"ok"``, ``"not converged"`` or ``"failed"``.
 Status = Literal["ok", "not converged", "failed"]
+#: The statuses a result may have (:data:`Status`'s values).
+STATUSES: tuple[str, ...] = get_args(Status)
 #: The fixed input of a method: the MR image, or the MR prostate label.
 Variant = Literal["image", "label"]
 
@@ -72,11 +74,16 @@ class Capabilities:
     needs_fixed_label : bool
         The registrar cannot run without the MR prostate label.
     uses_device : bool
-        It runs on an accelerator when there is one (a GPU): the runner keeps it in one process instead of
-        spreading samples over per-core worker processes.
+        It runs on an accelerator when there is one (a GPU): the runner keeps it in its own process (the caller's)
+        instead of spreading samples over per-core worker processes.
     in_process : bool
-        Pure Python and cheap, it cannot crash its process: the runner runs it in its own process, without
-        starting worker processes for it (which isolate a native crash, at a start-up cost of seconds).
+        Pure Python and cheap, it cannot crash its process: the runner runs it in its own process (the caller's),
+        without starting worker processes for it (which isolate a native crash, at a start-up cost of seconds).
+
+    A registrar that runs in the caller's process (``uses_device``, ``in_process``, or a Registrar object or a
+    name registered in this process) is not isolated: a crash in its native code (a segfault, ``os._exit``) ends
+    the caller's process, ``regkit.compare(..., workers=1)`` included. The run's crash journal keeps a resumed run
+    from dying on the same sample more than twice (:mod:`regkit.evaluation.faults`).
     """
 
     batched: bool = False
@@ -174,7 +181,9 @@ class RegistrarBase:
 
     Subclasses implement ``_register(case, initial) -> (transform, info)`` and may set ``capabilities``,
     ``title``, ``kind`` and ``summary`` (read when the class is registered without a declaration). ``info`` may
-    hold ``"status"`` (e.g. :data:`NOT_CONVERGED`) and ``"message"``, which become the result's.
+    hold ``"status"`` (e.g. :data:`NOT_CONVERGED`) and ``"message"``, which become the result's. A
+    :class:`~regkit.errors.ConfigurationError` (the registrar cannot run with its options at all) is raised, not
+    recorded as a failure. Options are best checked in the constructor (see :mod:`regkit.options`).
     """
 
     name: ClassVar[str] = "base"
@@ -184,9 +193,13 @@ class RegistrarBase:
     summary: ClassVar[str] = ""
 
     def register(self, case: Case, initial: RigidTransform) -> RegistrationResult:
+        from regkit.errors import ConfigurationError
+
         t0 = time.perf_counter()
         try:
             transform, info = self._register(case, initial)
+        except ConfigurationError:  # not this sample's failure: the registrar cannot run at all
+            raise
         except Exception as exc:  # a failure in one registration must not stop a comparison
             return RegistrationResult.failure(
                 initial, time.perf_counter() - t0, f"{type(exc).__name__}: {exc}",
@@ -217,6 +230,11 @@ class IdentityRegistrar(RegistrarBase):
     def _register(self, case: Case, initial: RigidTransform) -> tuple[RigidTransform, dict]:
         return initial, {}
 
+    def consistency(self, pairs: Sequence[tuple[Case, RigidTransform]], results: Sequence[RegistrationResult],
+                    **settings) -> list[None]:
+        """Not measured (:mod:`regkit.consistency`): returning the start is no registration to check."""
+        return [None] * len(results)
+
 
 METHODS = (MethodDeclaration("identity", IdentityRegistrar, title="No registration", kind="reference",
                              summary="no registration: returns the starting transform",
@@ -230,8 +248,9 @@ def check_results(results, pairs: Sequence[tuple[Case, RigidTransform]], name: s
     for a success, nor abort a comparison).
 
     Sound means: a ``RegistrationResult`` whose ``transform`` is one finite, rigid
-    :class:`~regkit.transform.RigidTransform`, whose ``runtime`` is a number and whose ``status`` and ``message``
-    are strings; and one result per pair.
+    :class:`~regkit.transform.RigidTransform`, whose ``runtime`` is a finite number of seconds of at least 0 (NaN
+    only for a failure), whose ``status`` is one of :data:`STATUSES` and whose ``message`` is a string; and one result
+    per pair.
     """
     n = len(pairs)
     if isinstance(results, str | bytes) or not isinstance(results, Sequence) or len(results) != n:
@@ -243,7 +262,8 @@ def check_results(results, pairs: Sequence[tuple[Case, RigidTransform]], name: s
         problem = _result_problem(r)
         if problem:
             runtime = getattr(r, "runtime", None)
-            runtime = float(runtime) if isinstance(runtime, int | float) and not isinstance(runtime, bool) else math.nan
+            sound = isinstance(runtime, int | float) and not isinstance(runtime, bool) and 0 <= runtime < math.inf
+            runtime = float(runtime) if sound else math.nan
             r = RegistrationResult.failure(start, runtime, f"registrar {name!r} returned {problem}")
         out.append(r)
     return out
@@ -281,10 +301,34 @@ def _result_problem(r) -> str | None:
         _check_rigid(m, ORTHONORMAL_TOLERANCE, None)
     except InputError as exc:
         return f"a transform that is not rigid ({exc})"
-    if isinstance(r.runtime, bool) or not isinstance(r.runtime, int | float) or (math.isnan(r.runtime) and r.ok):
-        return f"a runtime of {r.runtime!r}, not a number of seconds"
     if not isinstance(r.status, str) or not isinstance(r.message, str):
         return f"a status {r.status!r} and message {r.message!r} that are not both text"
+    if r.status not in STATUSES:
+        return f"the status {r.status!r}, which is none of {', '.join(map(repr, STATUSES))}"
+    runtime = r.runtime
+    if isinstance(runtime, bool) or not isinstance(runtime, int | float) or \
+            (math.isnan(runtime) and r.status != FAILED) or math.isinf(runtime) or runtime < 0:
+        return f"a runtime of {runtime!r}, not a number of seconds (finite, at least 0)"
     if not isinstance(r.info, dict):
         return f"info that is {_kind(r.info)}, not a dict"
+    return _stages_problem(r.info)
+
+
+def _stages_problem(info: dict) -> str | None:
+    """What is wrong with the per-stage results in ``info`` (``stage_transforms`` and the lists beside it, which a
+    comparison reads), or None."""
+    import numpy as np
+
+    stages = info.get("stage_transforms")
+    if stages is None:
+        return None
+    if not isinstance(stages, list | tuple) or not all(
+            isinstance(t, RigidTransform) and not t.batch_shape and np.all(np.isfinite(t.matrix)) for t in stages):
+        return "info['stage_transforms'] that is not a list of finite RigidTransforms, one per stage"
+    for key, kind, noun in (("stages", str, "text"), ("stage_status", str, "text"),
+                            ("stage_runtimes", int | float, "number")):
+        values = info.get(key)
+        if values is not None and (not isinstance(values, list | tuple) or len(values) != len(stages)
+                                   or not all(v is None or isinstance(v, kind) for v in values)):
+            return f"info[{key!r}] that is not a list of one {noun} per stage"
     return None

@@ -15,8 +15,15 @@ A registrar class or factory with a network may also have ``parameter_count(**op
 declaration's options: it is how the registry asks a method for its parameter count (:func:`parameter_count`,
 shown by ``regkit list`` and Table 2).
 
+It may have ``check_options(**options)``, called with every option (defaults filled in) before anything is
+constructed: it raises an :class:`~regkit.errors.InputError` naming a bad value (:func:`check_options`,
+:mod:`regkit.options`), so that a comparison refuses it before any work.
+
 A name declared twice (by two packages, or a plug-in named like a built-in) is an error that names both
-sources. Entry-point targets should import quickly: heavy libraries belong inside ``register``.
+sources. A declaration that cannot be used (a name holding ``,``, ``:`` or another character the command line reads
+as syntax; a title that is not text; capabilities that are not a :class:`~regkit.registrar.Capabilities`) is
+listed by ``regkit list`` as broken, naming what is wrong, and refused when used. Entry-point targets should import
+quickly: heavy libraries belong inside ``register``.
 """
 
 from __future__ import annotations
@@ -57,12 +64,35 @@ def _declarations(target, name: str, source: str) -> list[MethodDeclaration]:
                      "MethodDeclaration or a sequence of them", fix=f"fix the [{GROUP}] entry in its pyproject.toml")
 
 
-def _broken(name: str, source: str, value: str, exc: Exception) -> MethodDeclaration:
+def _broken(name: str, source: str, value: str, exc: Exception, fix: str | None = None) -> MethodDeclaration:
     def fail(**_):
         raise InputError(f"registrar {name!r} ({value}, from {source}) cannot be loaded: {type(exc).__name__}: "
-                         f"{exc}", fix=f"reinstall {source}, or uninstall it")
+                         f"{exc}", fix=fix or f"reinstall {source}, or uninstall it")
 
     return MethodDeclaration(name, fail, kind="broken", summary=f"cannot load: {exc}", source=source)
+
+
+def declaration_problem(decl: MethodDeclaration) -> str | None:
+    """What makes a declaration unusable (a sentence), or None: its name must be one the command line can say
+    (:func:`regkit.options.name_problem`), its text fields text, its capabilities a
+    :class:`~regkit.registrar.Capabilities`, its options a dict of option names, its factory callable or
+    ``"module:attribute"``."""
+    from regkit.options import name_problem
+
+    problem = name_problem(decl.name)
+    if problem:
+        return f"its name {decl.name!r} {problem}"
+    for field in ("title", "kind", "summary"):
+        if not isinstance(getattr(decl, field), str):
+            return f"its {field} is {getattr(decl, field)!r}, not text"
+    if not isinstance(decl.capabilities, Capabilities):
+        return (f"its capabilities are {decl.capabilities!r}, not a regkit.Capabilities (give the class a "
+                "`capabilities = Capabilities(...)` class attribute)")
+    if not isinstance(decl.options, dict) or not all(isinstance(k, str) for k in decl.options):
+        return f"its options are {decl.options!r}, not a dict of option names to values"
+    if not (callable(decl.factory) or (isinstance(decl.factory, str) and ":" in decl.factory)):
+        return f"its factory is {decl.factory!r}, neither callable nor 'module:attribute'"
+    return None
 
 
 def _add(found: dict[str, MethodDeclaration], decl: MethodDeclaration) -> None:
@@ -83,6 +113,11 @@ def _entry_point_declarations() -> tuple[MethodDeclaration, ...]:
         except Exception as exc:  # a broken plugin must not hide the others; it fails when used
             decls = [_broken(ep.name, source, ep.value, exc)]
         for d in decls:
+            problem = declaration_problem(d) if d.kind != "broken" else None
+            if problem:
+                d = _broken(str(d.name), source, ep.value, InputError(f"registrar {d.name!r} is unusable: {problem}"),
+                            fix=f"fix the declaration in {source} (its [{GROUP}] entry point or its class), or "
+                                "uninstall it")
             _add(found, d)
     return tuple(found.values())
 
@@ -129,11 +164,20 @@ def _chain_declaration(name: str) -> MethodDeclaration:
 def register_method(decl: MethodDeclaration) -> None:
     """Declare a method in this process (no packaging needed); re-declaring a local name replaces it.
 
+    A method declared so runs in this process when a comparison runs it (see :func:`regkit.compare`): a crash in
+    its native code ends the caller's process (package it as an entry point to run it in worker processes).
+
     Parameters
     ----------
     decl : MethodDeclaration
         The method's declaration (name, factory, title, kind, capabilities, ...).
     """
+    if not isinstance(decl, MethodDeclaration):
+        raise InputError(f"register_method takes a MethodDeclaration, got {type(decl).__name__}",
+                         fix="use regkit.register_registrar(name, factory) for a class or factory")
+    problem = declaration_problem(decl)
+    if problem:
+        raise InputError(f"cannot declare registrar {decl.name!r}: {problem}", fix="correct the declaration")
     for d in _entry_point_declarations():
         if d.name == decl.name:
             raise InputError(f"registrar {decl.name!r} is already declared by {d.source}",
@@ -142,7 +186,8 @@ def register_method(decl: MethodDeclaration) -> None:
 
 
 def register_registrar(name: str, factory: Callable[..., Registrar]) -> None:
-    """Make a registrar class or factory available as ``name`` in this process.
+    """Make a registrar class or factory available as ``name`` in this process (see :func:`register_method`: it
+    runs in the caller's process).
 
     Parameters
     ----------
@@ -151,13 +196,18 @@ def register_registrar(name: str, factory: Callable[..., Registrar]) -> None:
     factory : callable
         A registrar class, or a callable that takes the options and returns a registrar.
     """
+    if not callable(factory):
+        raise InputError(f"registrar {name!r}: the factory is {type(factory).__name__}, not a class or a function",
+                         fix="pass the registrar's class, e.g. register_registrar('mine', MyRegistrar)")
     register_method(declaration_of(name, factory))
 
 
 def check_options(decl: MethodDeclaration, options: dict, label: str | None = None) -> None:
-    """Reject options the registrar does not take, or of a type it does not take, before any work (without
-    constructing it). Types come from the factory's annotations, or else from its defaults (see
-    :func:`check_option_types`)."""
+    """Reject options the registrar does not take, of a type it does not take, or of a value it does not take,
+    before any work (without constructing it). Types come from the factory's annotations, or else from its
+    defaults (see :func:`check_option_types`); values from the factory's ``check_options(**options)`` hook, when it
+    has one, called with every option (the defaults filled in) and raising an :class:`InputError` that names the
+    option (see :mod:`regkit.options`)."""
     if decl.kind == "chain":  # a chain's options go to its members, each checked as a registrar
         members = members_of(decl.name)
         for member, opts in zip(members, split_options(members, options), strict=True):
@@ -180,6 +230,24 @@ def check_options(decl: MethodDeclaration, options: dict, label: str | None = No
     problem = check_option_types(target, signature, options)
     if problem:
         raise InputError(f"bad options for {label or decl.name!r} ({decl.name}): {problem}", fix=fix)
+    checker = getattr(target, "check_options", None)
+    if callable(checker):  # the values, by the registrar's own checks (regkit.options), nothing constructed
+        bound = signature.bind(**options)
+        bound.apply_defaults()
+        arguments = {k: v for k, v in bound.arguments.items() if signature.parameters[k].kind not in
+                     (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL)}
+        try:
+            inspect.signature(checker).bind(**arguments)
+        except (TypeError, ValueError):  # a hook for other options (a subclass's): the constructor checks them
+            return
+        try:
+            checker(**arguments)
+        except InputError as exc:
+            raise InputError(f"bad options for {label or decl.name!r} ({decl.name}): {exc.what}",
+                             fix=exc.fix or fix) from None
+        except Exception as exc:  # a plug-in's check that fails otherwise still names the registrar
+            raise InputError(f"bad options for {label or decl.name!r} ({decl.name}): its check_options raised "
+                             f"{type(exc).__name__}: {exc}", fix=fix) from None
 
 
 def parameter_count(decl: MethodDeclaration) -> int | None:

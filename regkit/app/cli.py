@@ -6,6 +6,9 @@ import sys
 
 import click
 
+#: ``regkit register``'s exit status when the registration failed (2: a bad input, 1: a file-system error).
+EXIT_FAILED = 3
+
 
 class _Group(click.Group):
     """Turns regkit's own errors into one readable line and exit code 2, and file-system errors (a path through a
@@ -221,8 +224,11 @@ def train(method, data, stage, init_range, epochs, batch_size, lr, out, resume, 
 @click.option("--scheduler", default=None, help="Dask scheduler address (tcp://host:port) to run the tasks on.")
 @click.option("--method-option", "-O", "method_option", multiple=True,
               help="METHOD.OPTION=VALUE for a registrar, e.g. -O mi.iterations=300 -O attreg.checkpoint=run/best.")
+@click.option("--qa", is_flag=True,
+              help="Also measure each result's consistency without the ground truth (a few restarts near it: that "
+                   "much more time) and count the suspect ones (Table 1's Suspect column).")
 def compare(methods, init, data, split, cases, starts_per_case, seed, starts_file, out, workers, compare_,
-            reference, scheduler, method_option):
+            reference, scheduler, method_option, qa):
     """Run METHODS on the same starts and write the per-sample table, statistics, tables and plots.
 
     Statistics are made at the case level (paired tests over per-case means with t intervals of the difference;
@@ -237,7 +243,7 @@ def compare(methods, init, data, split, cases, starts_per_case, seed, starts_fil
     run(methods=methods, init=init, data=data, split=split, cases=cases, starts_per_case=starts_per_case, seed=seed,
         out=out, workers=workers, reference=reference, scheduler=scheduler,
         method_options=parse_method_options(method_option), starts_file=starts_file, echo=click.echo,
-        compare=compare_)
+        compare=compare_, qa=qa)
 
 
 @main.command()
@@ -256,13 +262,29 @@ def compare(methods, init, data, split, cases, starts_per_case, seed, starts_fil
               help="What the moving image is: US (ultrasound: the classical methods mask it to its fan), MR, CT... "
                    "[guessed: an 8-bit image with a zero-filled outside is taken for ultrasound].")
 @click.option("--method-option", "-O", "method_option", multiple=True, help="OPTION=VALUE for the registrar.")
-def register(fixed, moving, fixed_label, method, initial_transform, init, out, moving_modality, method_option):
-    """Register one MR-TRUS pair; write transform.tfm, transform.txt, the resampled TRUS and overlay.png."""
+@click.option("--qa/--no-qa", default=True, show_default=True,
+              help="Measure the result's consistency without a ground truth (a few restarts near it: that much more "
+                   "time) and warn when it is suspect.")
+def register(fixed, moving, fixed_label, method, initial_transform, init, out, moving_modality, method_option, qa):
+    """Register one MR-TRUS pair; write transform.tfm, transform.txt, the resampled TRUS, overlay.png and result.json.
+
+    With --qa (the default) the method is restarted a few times near its result: a result it does not come back
+    to is suspect (a wrong optimum, or an imprecise one), and a one-line warning says so.
+
+    \b
+    Exit status:
+      0  the registration is ok, or not converged (a warning says why; result.json's status says which);
+      3  the registration failed (the error says why): only result.json and overlay.png (of the start) are
+         written, no transform;
+      2  a bad input or option (nothing is registered);
+      1  a file-system error (a path through a file, a full disk).
+    """
     from click.core import ParameterSource
 
     from regkit.app.register_pair import register as run
     from regkit.errors import InputError
     from regkit.evaluation.method_specs import parse_options
+    from regkit.registrar import FAILED, NOT_CONVERGED
 
     if init is not None:
         if click.get_current_context().get_parameter_source("initial_transform") is not ParameterSource.DEFAULT:
@@ -272,11 +294,30 @@ def register(fixed, moving, fixed_label, method, initial_transform, init, out, m
         initial_transform = init
     options = parse_options(method_option)
     res = run(fixed, moving, fixed_label, method=method, initial_transform=initial_transform, out=out,
-              moving_modality=moving_modality, **options)
+              moving_modality=moving_modality, method_options=options, qa=qa)
     r = res.result
-    click.echo(f"{method}: {r.status} in {r.runtime:.2f} s{(' - ' + r.message) if r.message else ''}")
+    took = f" in {r.runtime:.2f} s" if r.runtime == r.runtime else ""  # a failure may have no runtime (NaN)
+    click.echo(f"{method}: {r.status}{', suspect' if res.suspect else ''}{took}"
+               f"{(' - ' + r.message) if r.message else ''}")
+    if res.suspect:
+        click.echo(f"regkit register: warning: suspect result: {res.consistency.describe()} (the "
+                   "method does not come back to it from nearby starts: a wrong optimum, or an imprecise result); "
+                   "check the overlay, or start elsewhere", err=True)
+    elif res.consistency_note:
+        click.echo(f"regkit register: warning: {res.consistency_note}", err=True)
+    elif res.consistency is not None:
+        click.echo(f"  consistency      {res.consistency.describe()}")
     for k, p in res.files.items():
         click.echo(f"  {k:17s}{p}")
+    if r.status == FAILED:
+        click.echo(f"error: the registration failed: {r.message or 'no reason given'} (no transform written; "
+                   f"{res.files['json']} records the start and the reason)", err=True)
+        sys.exit(EXIT_FAILED)
+    if r.status == NOT_CONVERGED:
+        click.echo(f"regkit register: warning: {method} did not converge ({r.message or 'no reason given'}); "
+                   "the transform is written, but check it (e.g. overlay.png), or try another start "
+                   "(--initial-transform) or method",
+                   err=True)
 
 
 @main.command()

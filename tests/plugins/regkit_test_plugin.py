@@ -5,7 +5,9 @@ so that the runner can construct them in its worker processes.
   file there as each call starts (``call-PID-N``); after ``block_after`` calls it leaves ``waiting-PID`` and waits
   until the file ``gate`` exists: a test can kill a process at a known point, and then let the run go on.
 * ``bad-result``: returns what a buggy plug-in might (``kind``: a NaN transform, an ndarray, None, too few results,
-  a 4×4 array as the transform, or ``sys.exit``).
+  a 4×4 array as the transform, or ``sys.exit``; ``"field"``: a result whose ``field`` is ``value``, e.g. a
+  runtime of -1 or a status ``"great"``; ``"config"``: raises a ``ConfigurationError``, as a registrar that cannot
+  run with its options at all).
 * ``crasher``: kills its process on case001, as a segfault in native code would.
 """
 
@@ -15,10 +17,11 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from regkit.errors import InputError
+from regkit.errors import ConfigurationError, InputError
 from regkit.registrar import RegistrarBase, RegistrationResult
 from regkit.transform import RigidTransform
 
@@ -54,15 +57,30 @@ def _nan_transform() -> RigidTransform:
     return t
 
 
+def _with_start(value, start):
+    if isinstance(value, dict):
+        return {k: _with_start(v, start) for k, v in value.items()}
+    if isinstance(value, list):
+        return [start if v == "START" else _with_start(v, start) for v in value]
+    return value
+
+
 class BadResult(RegistrarBase):
     name = "bad-result"
     kind = "test"
 
-    def __init__(self, kind: str = "nan"):
-        self.bad = kind
+    def __init__(self, kind: str = "nan", field: str = "", value: Any = None):
+        self.bad, self.field, self.value = kind, field, value
 
     def register_many(self, pairs):
         n = len(pairs)
+        if self.bad == "field":  # "START" in a list of the value stands for the start (JSON holds no transform)
+            results = [RegistrationResult(start, 0.1) for _, start in pairs]
+            for r, (_, start) in zip(results, pairs, strict=True):
+                setattr(r, self.field, _with_start(self.value, start))
+            return results
+        if self.bad == "config":
+            raise ConfigurationError("this plug-in cannot run with kind='config'", fix="use another kind")
         if self.bad == "nan":
             return [RegistrationResult(_nan_transform(), 0.1) for _ in pairs]
         if self.bad == "ndarray":
