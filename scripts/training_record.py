@@ -108,6 +108,28 @@ def _starts_text(tr: dict) -> str:
 
 CPU_HOST = "on the CPU, a 2-core VM shared with other jobs"
 
+# a new weights file replaces a bundled one only when its mean validation SRE is lower by more than this (MARGIN of
+# scripts/bundle_if_better.sh): twice the spread (√2 σ) of the difference of two validation readings of one converged
+# run, σ ≈ 0.025 mm, rounded up (bench/results/training_validation_noise.txt)
+REPLACE_MARGIN_MM = 0.1
+
+
+def storage_text(dtype: str) -> str:
+    """The model card's sentence on how the weights are stored (bench/half_precision_weights.py measures it)."""
+    if dtype == "float16":
+        return ("Stored in float16 (half of float32's size) and loaded as its float32 upcast: against float32 "
+                "weights, the mean SRE on every validation set moves by less than 0.01 mm "
+                "(`bench/half_precision_weights.py`).")
+    return (f"Stored in {dtype}: float16 storage would move the mean SRE on a validation set by 0.01 mm or more "
+            "(`bench/half_precision_weights.py`).")
+
+
+def replacement_text() -> str:
+    """The model card's sentence on when a new file replaces this one."""
+    return (f"A new file replaces this one only when its mean validation SRE is lower by more than {REPLACE_MARGIN_MM} "
+            "mm (about twice the spread of two validation readings of one converged training run; "
+            "`bench/results/training_validation_noise.txt`).")
+
 
 def model_card(run_dir: Path, weights: Path, method: str, stage: int, host: str = CPU_HOST) -> Path:
     cfg = json.loads(weights.with_suffix(".json").read_text())
@@ -157,6 +179,9 @@ def model_card(run_dir: Path, weights: Path, method: str, stage: int, host: str 
         f"![validation curve]({png.name})",
         "",
         "Retrain with `bash scripts/train_bundled_weights.sh` (resumable).",
+        "",
+        storage_text(cfg["dtype"]),
+        replacement_text(),
         "",
     ]
     card = weights.with_suffix(".md")

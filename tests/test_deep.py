@@ -219,6 +219,26 @@ def test_a_left_handed_mr_still_gives_a_rotation_frame(phantom_case):
     assert res.ok, res.message
 
 
+def test_bundled_weights_state_their_storage_and_load_as_the_float32_upcast():
+    from safetensors import safe_open
+
+    from regkit.deep.checkpoint import read_config, read_tensors
+    from regkit.deep.methods import WEIGHTS_DIR
+
+    files = sorted(WEIGHTS_DIR.glob("*.safetensors"))
+    assert len(files) == 11
+    for path in files:  # each JSON's dtype is what its file stores (bench/half_precision_weights.py chose it)
+        with safe_open(str(path), "pt") as fh:
+            stored = {fh.get_slice(k).get_dtype() for k in fh.keys()} - {"I64"}
+        assert stored == {"F16"} and read_config(path).dtype == "float16", (path.name, stored)
+    path = WEIGHTS_DIR / "attreg-stage1.safetensors"
+    model, _ = load_checkpoint(path)
+    tensors = read_tensors(path)
+    for k, v in model.state_dict().items():
+        if v.is_floating_point():
+            assert v.dtype == torch.float32 and torch.equal(v, tensors[k].float()), k
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name,stages", [("attreg", 2), ("attreg-label", 2), ("featreg", 2)])
 def test_bundled_weights_load_and_register(phantom_case, name, stages):

@@ -181,7 +181,8 @@ def test_augmentation_varies_intensities_but_not_the_label_or_the_background():
 @pytest.mark.slow
 def test_fit_epochs_plans_the_epochs_in_the_time_budget_and_a_resume_keeps_them(phantom_dataset, tmp_path):
     out = tmp_path / "run"
-    first = train(options(phantom_dataset, out, epochs=100000, time_budget=20.0, fit_epochs=True, max_steps=5))
+    # the budget leaves room for slow steps on a busy machine (the fit comes after 2 steps); max_steps ends the run
+    first = train(options(phantom_dataset, out, epochs=100000, time_budget=60.0, fit_epochs=True, max_steps=5))
     planned = first["epochs_planned"]  # fitted after the first epoch's 2 steps (at this machine's speed)
     assert 1 <= planned < 100000 and first["steps"] <= min(5, 2 * planned)
     assert json.loads((out / "options.json").read_text())["epochs"] == planned
@@ -207,6 +208,21 @@ def bundled_stage1(method):
     from regkit.registry import available_registrars
 
     return bundled_checkpoints(available_registrars()[method].weights)[0]
+
+
+def test_a_fine_tune_of_float16_weights_starts_from_their_float32_upcast_and_saves_float32(phantom_dataset,
+                                                                                             tmp_path):
+    path = bundled_stage1("dvnet")
+    assert read_config(path).dtype == "float16"
+    trainer = Trainer(options(phantom_dataset, tmp_path / "run", init_weights=path))
+    stored = read_tensors(path)
+    for k, v in trainer.model.state_dict().items():
+        if v.is_floating_point():
+            assert v.dtype == torch.float32 and torch.equal(v, stored[k].float()), k
+    trainer.save_last()  # a run's own checkpoints stay float32
+    assert read_config(tmp_path / "run" / "last").dtype == "float32"
+    saved = read_tensors(tmp_path / "run" / "last")
+    assert all(saved[k].dtype == torch.float32 for k in stored if stored[k].is_floating_point())
 
 
 @pytest.mark.slow
