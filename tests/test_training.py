@@ -32,26 +32,27 @@ def test_the_api_refuses_a_missing_dataset_folder_before_any_work(phantom_datase
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.slow
-def test_a_short_run_lowers_the_training_loss(phantom_dataset, tmp_path):
-    # DVNet is the cheapest network to train; 80 steps of 8 fresh starts on two cases halve the loss here
-    opts = options(phantom_dataset, tmp_path / "run", epochs=40, samples_per_epoch=16, batch_size=8,
-                   val_every=20)
+def test_training_steps_lower_the_loss_and_a_short_run_keeps_its_record(phantom_dataset, tmp_path):
+    # what learning needs: the trainer's own step (loss, backward, optimizer) lowers the loss of the batch it
+    # trains on (DVNet, 3 steps on one batch of 2 fresh starts: to about 0.1 of it here)
+    opts = options(phantom_dataset, tmp_path / "run", epochs=1)
     trainer = Trainer(opts)
     _, train_inputs, _ = load_training_data(opts.resolved(), "image", "cpu")
-    x, y = trainer._batch(train_inputs * 4, np.random.default_rng(0))  # a fixed batch of 8 samples
+    x, y = trainer._batch(train_inputs, np.random.default_rng(0))
 
     def loss():
         with torch.no_grad():
             return float(F.mse_loss(trainer.model.train()(x), y))
 
     before = loss()
+    for _ in range(3):
+        trainer.train_step(x, y)
+    assert loss() < 0.5 * before, (before, loss())
+    # and the loop around it: one epoch of 2 steps, validated before and after, the best and the starts kept
     summary = trainer.run()
-    after = loss()
-    assert summary["steps"] == 80
-    assert after < 0.75 * before, (before, after)
+    assert summary["steps"] == 2 and np.isfinite(summary["val_sre_last"])
     hist = (tmp_path / "run" / "history.csv").read_text().splitlines()
-    assert hist[0].startswith("epoch,step") and len(hist) == 1 + 1 + 2  # the start, then every 20th epoch
+    assert hist[0].startswith("epoch,step") and len(hist) == 1 + 1 + 1  # the start, then the epoch
     assert (tmp_path / "run" / "best.safetensors").exists() and (tmp_path / "run" / "val_starts.csv").exists()
 
 
