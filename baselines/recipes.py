@@ -34,7 +34,8 @@ from regkit.options import check_number, check_numbers
 
 def rigid_parameter_map(metric: str = "AdvancedMattesMutualInformation", *,
                         smoothing_mm: Sequence[float] | None = (2.0, 1.0, 0.0), iterations: int | Sequence[int] = 300,
-                        spatial_samples: int = 3000, histogram_bins: int = 32, seed: int = 121212,
+                        spatial_samples: int | Sequence[int] = 3000, histogram_bins: int = 32, seed: int = 121212,
+                        step_ratio: float | Sequence[float] = 1.0,
                         n_metrics: int = 1, fixed_spacing: Sequence[float] | None = None,
                         moving_spacing: Sequence[float] | None = None, min_sigma_voxels: float = 0.0
                         ) -> dict[str, list[str]]:
@@ -51,8 +52,13 @@ def rigid_parameter_map(metric: str = "AdvancedMattesMutualInformation", *,
         pyramid (sigma = half a voxel per axis), the behaviour of regkit's phantom preset.
     iterations : int or sequence of int
         ASGD iterations per level (one value for every level, or one per level).
-    spatial_samples, histogram_bins, seed : int
-        Random samples per iteration (new ones every iteration), Mattes MI bins, sampler seed.
+    spatial_samples : int or sequence of int
+        Random samples per iteration (new ones every iteration): one value for every level, or one per level.
+    histogram_bins, seed : int
+        Mattes MI bins, sampler seed.
+    step_ratio : float or sequence of float
+        elastix's ``MaximumStepLengthRatio`` (one for every level, or one per level): the longest ASGD step, as a
+        multiple of the automatic one (the fixed image's mean voxel spacing).
     fixed_spacing, moving_spacing, min_sigma_voxels :
         With the images' voxel spacings, no axis of an image is smoothed by less than ``min_sigma_voxels`` of
         its voxels at any level (e.g. 0.5: elastix's own finest level, half a voxel, which keeps linear
@@ -64,11 +70,13 @@ def rigid_parameter_map(metric: str = "AdvancedMattesMutualInformation", *,
         raise ValueError("smoothing_mm needs at least one level")
     pm = {k: list(v) for k, v in dict(itk.ParameterObject.GetDefaultParameterMap("rigid", levels)).items()}
     its = [iterations] * levels if isinstance(iterations, int | np.integer) else list(iterations)
+    samples, steps = (np.broadcast_to(np.asarray(v), (levels,)) for v in (spatial_samples, step_ratio))
     if len(its) != levels:
         raise ValueError(f"{len(its)} iteration counts for {levels} levels")
     pm.update({
         "MaximumNumberOfIterations": [str(int(i)) for i in its],
-        "NumberOfSpatialSamples": [str(spatial_samples)],
+        "NumberOfSpatialSamples": [str(int(n)) for n in samples],
+        "MaximumStepLengthRatio": [repr(float(r)) for r in steps],
         "NumberOfHistogramBins": [str(histogram_bins)],
         "RandomSeed": [str(seed)],
         "WriteResultImage": ["false"],
@@ -237,17 +245,30 @@ def check_iterations(iterations) -> tuple[int, ...]:
 
 
 def check_recipe_options(given: dict) -> dict:
-    """The recipe options of ``given`` (those it holds of ``iterations``, ``spatial_samples``, ``mask_mm`` and
-    ``moving_mask``), checked and normalised."""
+    """The recipe options of ``given`` (those it holds of ``iterations``, ``spatial_samples``, ``coarse_samples``,
+    ``coarse_step``, ``shrink``, ``mask_mm`` and ``moving_mask``), checked and normalised."""
     checks = {
         "iterations": check_iterations,
         "spatial_samples": lambda v: check_number("spatial_samples", v, whole=True, low=1, high=MAX_SAMPLES,
                                                   fix="e.g. spatial_samples=2000 (elastix's default is 2048)"),
+        "coarse_samples": lambda v: check_number("coarse_samples", v, whole=True, low=1, high=MAX_SAMPLES,
+                                                 optional=True, fix="e.g. coarse_samples=1000, or null for "
+                                                                    "spatial_samples at every level"),
+        "coarse_step": lambda v: check_number("coarse_step", v, low=0.1, high=10,
+                                              fix="a multiple of elastix's automatic step length, e.g. coarse_step=2 "
+                                                  "(1: elastix's own)"),
         "mask_mm": lambda v: check_number("mask_mm", v, low=0, high=MAX_MASK_MM, optional=True,
                                           fix="a distance in mm (e.g. mask_mm=15), or null for no fixed mask"),
         "moving_mask": masks.check_moving_mask,
+        "shrink": lambda v: _check_flag("shrink", v),
     }
     return {k: checks[k](v) for k, v in given.items() if k in checks}
+
+
+def _check_flag(name: str, value) -> bool:
+    if not isinstance(value, bool | np.bool_):
+        raise InputError(f"{name} must be true or false, got {value!r}", fix=f"e.g. {name}=true")
+    return bool(value)
 
 
 def check_common_options(fixed, seed, threads, elastix, log_dir) -> dict:
@@ -275,6 +296,7 @@ NUMBER_ENTRIES = {
     "FixedImagePyramidRescaleSchedule": True, "MovingImagePyramidRescaleSchedule": True,
     "FixedImagePyramidSmoothingSchedule": False, "MovingImagePyramidSmoothingSchedule": False,
     "RequiredRatioOfValidSamples": False, "DefaultPixelValue": False, "MaximumStepLength": False,
+    "MaximumStepLengthRatio": False,
     "SP_a": False, "SP_A": False, "SP_alpha": False,
 }
 #: Entries whose values are ``true`` or ``false``.

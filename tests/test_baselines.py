@@ -85,6 +85,35 @@ def test_the_pyramid_smooths_in_millimetres(itk_loaded, phantom_case):
     assert first_metric(1.0, 2.0) == pytest.approx(first_metric(10.0, 20.0), abs=1e-9)
 
 
+def test_levels_take_their_own_samples_and_step_lengths(itk_loaded, phantom_case):
+    """Samples and the longest step per level reach elastix: twice the step ratio, about twice the first step."""
+    from regkit.baselines.elastix import run_elastix
+    from regkit.baselines.recipes import rigid_parameter_map
+
+    pm = rigid_parameter_map(smoothing_mm=(1.0, 0.0), iterations=1, spatial_samples=[1000, 4000], step_ratio=[2, 1])
+    assert pm["NumberOfSpatialSamples"] == ["1000", "4000"]
+    assert pm["MaximumStepLengthRatio"] == ["2.0", "1.0"]
+    start = phantom_case.ground_truth @ RigidTransform.from_params([0, 0, 0, 4, -3, 2], phantom_case.surface_centroid)
+
+    def first_step(ratio: float) -> float:
+        pm = rigid_parameter_map(smoothing_mm=(0.0,), iterations=1, spatial_samples=2000, step_ratio=ratio)
+        run = run_elastix([phantom_case.fixed], [phantom_case.moving], pm, start, threads=1)
+        return float(np.linalg.norm(run.transform.matrix[:3, 3] - start.matrix[:3, 3]))
+
+    assert 1.6 < first_step(2.0) / first_step(1.0) < 3.0
+
+
+def test_coarse_levels_run_on_images_binned_to_their_sigma(itk_loaded):
+    from regkit.baselines.mi import level_grids
+
+    general = {**get_registrar("mi").recipes["general"], "smoothing_mm": (4.0, 2.0, 1.0, 0.0), "shrink": True}
+    t2, adc = (0.5, 0.5, 3.0), (2.0, 2.0, 3.0)
+    assert level_grids(general, t2, adc) == [(0, 1, (8, 8, 1), (2, 2, 1)), (1, 2, (4, 4, 1), (1, 1, 1)),
+                                             (2, 3, (2, 2, 1), (1, 1, 1)), (3, 4, (1, 1, 1), (1, 1, 1))]
+    assert level_grids(general, adc, adc) == [(0, 1, (2, 2, 1), (2, 2, 1)), (1, 4, (1, 1, 1), (1, 1, 1))]
+    assert level_grids({**general, "shrink": False}, t2, adc) == [(0, 4, (1, 1, 1), (1, 1, 1))]
+
+
 def test_label_as_fixed_input(itk_loaded, phantom_case):
     start = make_starts([phantom_case], "8mm", 1, seed=2)[0].transform
     res = get_registrar("mi", fixed="label").register(phantom_case, start)

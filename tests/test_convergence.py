@@ -96,9 +96,9 @@ def test_presets_fill_only_the_options_left_at_their_default():
     from regkit.baselines.mi import _DEFAULTS, PRESETS
     from regkit.baselines.recipes import recipe_of
 
-    r = recipe_of(PRESETS, "phantom", _DEFAULTS, smoothing_mm=(4.0, 2.0, 1.0, 0.0), iterations=77,
-                  spatial_samples=2000, mask_mm=15.0, moving_mask="auto")
-    assert r == {"smoothing_mm": None, "iterations": 77, "spatial_samples": 2048, "mask_mm": 15.0,
+    left = {k: _DEFAULTS[k] for k in ("smoothing_mm", "spatial_samples", "coarse_step", "mask_mm", "moving_mask")}
+    r = recipe_of(PRESETS, "phantom", _DEFAULTS, **left, iterations=77)
+    assert r == {"smoothing_mm": None, "iterations": 77, "spatial_samples": 2048, "coarse_step": 1.0, "mask_mm": 15.0,
                  "moving_mask": "fan"}
     with pytest.raises(InputError, match="preset"):
         recipe_of(PRESETS, "brain", _DEFAULTS, iterations=1)
