@@ -33,8 +33,8 @@ Two recipes, chosen case by case (``preset="auto"``, the default):
 
 * ``"general"``, the recipe above, for MR, CT and other moving images whose intensities follow anatomy at
   every scale (chosen on the real multimodal MR pairs of ``real_multimodal_dev``);
-* ``"ultrasound"``, when the moving image is ultrasound (known as for the moving mask, below): the general
-  recipe without its coarse levels, sigmas of 1 and 0 mm (100 and 150 iterations), and the fan mask. B-mode
+* ``"ultrasound"``, when the moving image is ultrasound (known as for the moving mask, below): sigmas of 1 and
+  0 mm only (100 and 150 iterations), at full resolution with 2000 samples a level, and the fan mask. B-mode
   speckle, shadows and depth attenuation do not follow the MR's structures at the scale of centimetres: MI
   between an MR and a TRUS both smoothed by 2-4 mm has false optima, which the general pyramid's coarse levels
   walk into (jumps of 30-50 mm reported as converged). Of the pyramids tried (4-2-1-0, 2-1-0, 1-0 mm and
