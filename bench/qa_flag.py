@@ -6,7 +6,8 @@ that end far from it (issue 31), at what cost.
         --split-sizes 0,5,0
     regkit synth --out runs/data/test-prostate-mr --from-mr ../shared/data/prostate_mr --cases 6 --seed 2021 \
         --split-sizes 0,0,6
-    nice -n 10 python bench/qa_flag.py run --set dev-pairs --methods mi,mind --rs 4
+    nice -n 10 python bench/qa_flag.py run --set dev-pairs --methods mind --rs 4
+    nice -n 10 python bench/qa_flag.py run --set dev-pairs --methods mi --restarts 2 --no-ic  # mi's current recipe
     nice -n 10 python bench/qa_flag.py run --set sim-dev --methods mi,attreg,attreg+mi,mind --starts 2
     nice -n 10 regkit compare --methods mi,mind,attreg,attreg+mi --init 8mm,16mm --data runs/data/test-prostate-mr \
         -k 2 -j 1 --qa --out runs/qa-test
