@@ -193,7 +193,7 @@ def test_dask_local_cluster_gives_the_same_table(phantom_dataset, tmp_path):
     common = dict(methods="identity,mi", init="8mm", data=phantom_dataset.root, split="train", starts_per_case=2,
                   seed=1, show_progress=False, echo=None, method_options={"mi": {"iterations": 30}})
     local = compare(out=tmp_path / "local", workers=1, **common)
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
                                   dashboard_address=None) as cluster, distributed.Client(cluster) as client:
         remote = compare(out=tmp_path / "dask", scheduler=client, **common)
     cols = [*KEY, "initial_sre", "final_sre", "status"]
