@@ -7,7 +7,8 @@ of the process): on a shared machine the wall time follows the load, the CPU tim
 phantom's case (seed 0, index 0: a 128×128×36 MR and a 164×100×72 TRUS), written to a temporary folder;
 `regkit register --method mi --init centres` registers it
 
-* as regkit loads ITK (ITK's core and elastix alone), and
+* as regkit loads ITK (ITK's core and elastix alone), with its consistency check (the default: two restarts
+  near the result, regkit.consistency) and without it (``--no-qa``), and
 * with ITK's full load of elastix (``REGKIT_ITK_FULL_LOAD=1``), the same transform bit for bit (checked);
 
 then one more run says where the CPU time goes. ``--python`` times another install's regkit (e.g.
@@ -133,6 +134,7 @@ def main():
         lean = [*register, "--out", str(tmp / "lean")]
         full = [*register, "--out", str(tmp / "full")]
         say(f"regkit register -m mi, ITK core + elastix     {median_of(lean, a.repeats)}")
+        say(f"  the same with --no-qa (no consistency check) {median_of([*lean, '--no-qa'], a.repeats)}")
         say(f"regkit register -m mi, ITK's full load        "
             f"{median_of(full, a.repeats, {'REGKIT_ITK_FULL_LOAD': '1'})}")
         same = all((tmp / "lean" / f).read_bytes() == (tmp / "full" / f).read_bytes()
