@@ -70,8 +70,8 @@ import regkit.app.register_pair
 spent["import regkit.app.register_pair (numpy, SimpleITK, regkit's core)"] = clock() - start
 import scipy.ndimage
 spent["import scipy.ndimage (mi's metric check and fan mask)"] = clock() - start - sum(spent.values())
-import regkit.evaluation.plots
-spent["import regkit.evaluation.plots (the overlay's module; pandas)"] = clock() - start - sum(spent.values())
+import regkit.app.overlays
+spent["import regkit.app.overlays (the overlay's module)"] = clock() - start - sum(spent.values())
 import regkit.baselines.elastix, regkit.registrar
 
 def timed(label, function):
@@ -84,8 +84,8 @@ def timed(label, function):
     return wrapper
 
 for owner, name, label in ((regkit.baselines.elastix, "itk_module", "load ITK and elastix (itk_module)"),
-                           (regkit.registrar.RegistrarBase, "register", "the registration (elastix, masks, check)"),
-                           (regkit.evaluation.plots, "overlay", "overlay.png (matplotlib, skimage's canny)")):
+                           (regkit.registrar.RegistrarBase, "register", "the registration and its 2 restarts (elastix, masks)"),
+                           (regkit.app.overlays, "overlay", "overlay.png (matplotlib, skimage's canny)")):
     setattr(owner, name, timed(label, getattr(owner, name)))
 try:
     runpy.run_module("regkit.app.cli", run_name="__main__")
