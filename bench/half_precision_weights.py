@@ -13,8 +13,9 @@ same starts, and the differences of the means are printed.
 
 The bundled files have been float16 since the first ones (``scripts/training_record.py --export`` writes a
 run's best checkpoint with :func:`~regkit.deep.checkpoint.export_checkpoint`, float16 by default), and the float32
-weights each was exported from (a run's ``best.safetensors`` under ``runs/bundled``) are not kept. With ``--originals DIR`` (holding ``<method>-stage<k>.safetensors`` in float32) they
-are the float32 side. Without it, the float32 side is a float32 network that rounds to the stored file: every
+weights each was exported from (a run's ``best.safetensors`` under ``runs/bundled``) are not kept. With
+``--originals DIR`` (holding ``<method>-stage<k>.safetensors`` in float32) they are the float32 side. Without
+it, the float32 side is a float32 network that rounds to the stored file: every
 stored value moved by a uniform draw within its float16 rounding cell (up to half-way to its float16 neighbours),
 so that it rounds back to exactly the stored value, as the unknown original did. ``--draws`` such networks are
 measured; the largest difference is the verdict. A control row per file rounds the stored values to bfloat16

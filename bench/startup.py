@@ -84,7 +84,7 @@ def timed(label, function):
     return wrapper
 
 for owner, name, label in ((regkit.baselines.elastix, "itk_module", "load ITK and elastix (itk_module)"),
-                           (regkit.registrar.RegistrarBase, "register", "the registration and its 2 restarts (elastix, masks)"),
+                           (regkit.registrar.RegistrarBase, "register", "registration + 2 restarts (elastix, masks)"),
                            (regkit.app.overlays, "overlay", "overlay.png (matplotlib, skimage's canny)")):
     setattr(owner, name, timed(label, getattr(owner, name)))
 try:
