@@ -172,7 +172,8 @@ def _open_cases(data, split: str, cases: int | None, show_progress: bool):
     """The dataset and the ids of the cases to use: the first ``cases`` of ``split`` (or of every split)."""
     from regkit.benchmark import open_dataset
 
-    ds = open_dataset(data, None if split == "all" else (split,), show_progress=show_progress)
+    ds = open_dataset(data, None if split == "all" else (split,), show_progress=show_progress,
+                      cases=None if split == "all" else cases)
     ids = ds.case_ids(None if split == "all" else split)
     if cases is not None:
         if cases > len(ids):

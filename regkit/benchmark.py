@@ -56,7 +56,7 @@ def _locked(path: Path, show_progress: bool = True):
 
 
 def builtin_benchmark(splits: tuple[str, ...] | list[str] | None = None, workers: int | None = None,
-                      show_progress: bool = True) -> Dataset:
+                      show_progress: bool = True, cases: int | None = None) -> Dataset:
     """The built-in benchmark with (at least) ``splits`` rendered; all splits when None.
 
     Parameters
@@ -67,6 +67,10 @@ def builtin_benchmark(splits: tuple[str, ...] | list[str] | None = None, workers
         Processes that render cases [the CPU count].
     show_progress : bool
         Show a progress bar while rendering.
+    cases : int, optional
+        Render only the first ``cases`` of each split in ``splits`` (at least; a split already rendered further
+        keeps its cases), e.g. for ``regkit compare --cases 2``; a later call that wants more renders the rest.
+        Every case is the same whichever call renders it (its seed follows its index in the full benchmark).
 
     Returns
     -------
@@ -80,13 +84,20 @@ def builtin_benchmark(splits: tuple[str, ...] | list[str] | None = None, workers
     path = benchmark_path()
     workers = workers or min(2, os.cpu_count() or 1)
     with _locked(path, show_progress):
-        have = set()
+        have: dict[str, list[str]] = {}
         manifest = path / "dataset.json"
         if manifest.exists():
             from regkit.dataset import read_manifest
 
-            have = set(read_manifest(manifest)["splits"])
-        keep = {s: full[s] for s in SPLITS if s in have or s in want}
+            have = read_manifest(manifest)["splits"]
+
+        def size(split: str) -> int:  # how many of the split's cases (a prefix of its list) to hold
+            held = len(have.get(split, ()))
+            if split not in want:
+                return held
+            return len(full[split]) if cases is None else min(len(full[split]), max(cases, held))
+
+        keep = {s: full[s][:size(s)] for s in SPLITS if size(s)}
         # case seeds follow the case's index in the full benchmark, so partial renders agree with full ones
         return synth_dataset(path, sum(BENCHMARK_SIZES.values()), seed=BENCHMARK_SEED, splits=keep,
                              workers=workers, show_progress=show_progress, name="regkit built-in benchmark",
@@ -94,10 +105,11 @@ def builtin_benchmark(splits: tuple[str, ...] | list[str] | None = None, workers
 
 
 def open_dataset(data: str | Path | None, splits: tuple[str, ...] | list[str] | None = None,
-                 show_progress: bool = True) -> Dataset:
-    """The dataset folder ``data``, or the built-in benchmark (with ``splits`` rendered) when it is None."""
+                 show_progress: bool = True, cases: int | None = None) -> Dataset:
+    """The dataset folder ``data``, or the built-in benchmark (with ``splits`` rendered, or their first ``cases``)
+    when it is None."""
     if data is None:
-        return builtin_benchmark(splits, show_progress=show_progress)
+        return builtin_benchmark(splits, show_progress=show_progress, cases=cases)
     from regkit.dataset import load_dataset
 
     return load_dataset(data)

@@ -150,3 +150,19 @@ def test_no_progress_bar_for_nothing_to_do(capsys, monkeypatch):
     with progress(total=2, desc="synth", unit="case") as bar:
         bar.update(2)
     assert "synth" in capsys.readouterr().err
+
+
+def test_the_builtin_benchmark_renders_only_the_cases_asked_for_and_the_rest_later(tmp_path, monkeypatch):
+    """``regkit compare --cases N`` renders N cases of the built-in split, not all of it; a later call renders
+    more and keeps what is there (a case's seed follows its index in the full benchmark, so it is the same case
+    whichever call renders it)."""
+    from regkit.benchmark import benchmark_path, benchmark_splits, builtin_benchmark
+
+    val = benchmark_splits()["val"]
+    monkeypatch.setenv("REGKIT_CACHE", str(tmp_path))
+    assert builtin_benchmark(("val",), workers=1, show_progress=False, cases=1).splits == {"val": val[:1]}
+    first = (benchmark_path() / val[0] / "trus.nii.gz").read_bytes()
+    assert builtin_benchmark(("val",), workers=1, show_progress=False, cases=2).splits == {"val": val[:2]}
+    assert builtin_benchmark(("val",), workers=1, show_progress=False, cases=1).splits == {"val": val[:2]}
+    assert (benchmark_path() / val[0] / "trus.nii.gz").read_bytes() == first
+    assert sorted(p.name for p in benchmark_path().iterdir() if p.name.startswith("case")) == val[:2]

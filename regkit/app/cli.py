@@ -206,7 +206,8 @@ def train(method, data, stage, init_range, epochs, batch_size, lr, out, resume, 
 @click.option("--data", type=click.Path(exists=True, file_okay=False), default=None,
               help="Dataset folder. Default: the built-in synthetic benchmark (rendered and cached on first use).")
 @click.option("--split", default="test", show_default=True, help="Split to evaluate on, or 'all' for every case.")
-@click.option("--cases", type=int, default=None, help="Use only the first N cases of the split [all].")
+@click.option("--cases", type=int, default=None,
+              help="Use only the first N cases of the split [all]; on the built-in benchmark only they are rendered.")
 @click.option("--starts-per-case", "-k", type=click.IntRange(1), default=3, show_default=True,
               help="Starts per case and starting error (the paper used 40 to 100).")
 @click.option("--seed", type=click.IntRange(0), default=0, show_default=True, help="Seed of the starts.")
