@@ -13,7 +13,6 @@ from regkit.case import Case
 from regkit.consistency import Consistency
 from regkit.errors import ConfigurationError, InputError
 from regkit.image import read_image, write_image
-from regkit.image_checks import check_image
 from regkit.initial_alignment import ALIGNMENTS, SPELLINGS, initial_alignment
 from regkit.registrar import FAILED, RegistrationResult
 from regkit.transform import RigidTransform
@@ -99,7 +98,7 @@ def register(fixed, moving, fixed_label=None, method: str = "mi", initial_transf
     def load(x, what):
         if x is not None and not isinstance(x, sitk.Image | str | Path):
             raise InputError(f"the {what} must be a file path or a SimpleITK image, got {type(x).__name__}")
-        return check_image(x, what) if isinstance(x, sitk.Image) else None if x is None else read_image(x, what)
+        return read_image(x, what) if isinstance(x, str | Path) else x  # an image is checked with its case
 
     keyword = "initial_transform"
     if "init" in options:
@@ -128,7 +127,7 @@ def register(fixed, moving, fixed_label=None, method: str = "mi", initial_transf
 
     reg = get_registrar(method, **options)  # its options are checked before any image is read
     f, m = load(fixed, "MR image"), load(moving, "TRUS image")
-    lab, mlab = load(fixed_label, "MR prostate label"), load(moving_label, "TRUS label")
+    lab, mlab = load(fixed_label, "MR prostate label"), load(moving_label, "TRUS prostate label")
     case = Case("pair", f, m, lab, moving_label=mlab,
                 metadata={"moving_modality": moving_modality} if moving_modality else {},
                 files={k: Path(v) for k, v in (("fixed", fixed), ("moving", moving), ("fixed_label", fixed_label))
@@ -149,21 +148,19 @@ def register(fixed, moving, fixed_label=None, method: str = "mi", initial_transf
     except (Exception, SystemExit) as exc:  # a plug-in's bug (even sys.exit()) is the registration's failure
         result = RegistrationResult.failure(start, float("nan"), f"{type(exc).__name__}: {exc}")
     files = {}
+    resampled = sitk.Resample(m, f, result.transform.to_sitk(), sitk.sitkLinear, 0.0, m.GetPixelID())
     if result.status == FAILED:  # no transform that looks like a result: the folder says what happened, and why
         for name in RESULT_FILES:
             (out / name).unlink(missing_ok=True)
     else:
         files["tfm"] = write_transform(result.transform, out / "transform.tfm")
         files["txt"] = write_transform(result.transform, out / "transform.txt")
-    resampled = sitk.Resample(m, f, result.transform.to_sitk(), sitk.sitkLinear, 0.0, m.GetPixelID())
-    if result.status != FAILED:
         files["moving_resampled"] = write_image(resampled, out / "moving_resampled.nii.gz")
-    consistency, note = check_safely(reg, pairs, [result]) if qa else ([None], "")
-    consistency = consistency[0]
-    flag = ", suspect" if consistency is not None and consistency.suspect else ""
+    (consistency,), note = check_safely(reg, pairs, [result]) if qa else ((None,), "")
+    output = RegisterOutput(result, files, consistency, note)
+    title = f"{method}: {result.status}{', suspect' if output.suspect else ''}, {result.runtime:.2f} s"
     files["overlay"] = overlay(f, resampled, lab, out / "overlay.png",
-                               title_text=f"{method}: {result.status}{flag}, {result.runtime:.2f} s"
-                                          + (" (the start)" if result.status == FAILED else ""))
+                               title_text=title + (" (the start)" if result.status == FAILED else ""))
     doc = {"method": method, "options": options, "moving_modality": moving_modality, "status": result.status,
            "message": result.message,
            "runtime_s": result.runtime, "start": start.matrix.tolist(), "transform": result.transform.matrix.tolist(),
@@ -172,4 +169,4 @@ def register(fixed, moving, fixed_label=None, method: str = "mi", initial_transf
            "convention": "maps fixed (MR) physical points to moving (TRUS) physical points, LPS mm"}
     (out / "result.json").write_text(json.dumps(doc, indent=2, default=str) + "\n")
     files["json"] = out / "result.json"
-    return RegisterOutput(result, files, consistency, note)
+    return output
