@@ -57,32 +57,32 @@ def _note(name: str, out: Path) -> str:
 
 
 def _suspect_section(out: Path, record: dict) -> str:
-    """The suspect results (``regkit compare --qa``), one row each; nothing when consistency was not measured."""
-    from regkit.evaluation.stats import suspect_counts
-    from regkit.evaluation.store import ResultStore
-
-    path = out / "results.csv"
-    if not path.exists():
+    """The suspect results (``regkit compare --qa``), one row each, as ``metrics.json`` lists them (this run's
+    samples, read-only); nothing when consistency was not measured."""
+    try:
+        methods = json.loads((out / "metrics.json").read_text()).get("methods") or {}
+    except (OSError, ValueError, AttributeError):
         return ""
-    samples = ResultStore(path).read()
-    counts = suspect_counts(samples)
-    if not counts["checked"]:
+    found = [(label, init, entry["suspect"]) for label, method in methods.items()
+             for init, entry in (method.get("inits") or {}).items() if "suspect" in entry]
+    checked = sum(s["checked"] for _, _, s in found)
+    if not checked:
         return ""
     qa = record.get("qa") or {}
     how = (f"{qa['measure']} above {qa['threshold_mm']:g} mm" if {"measure", "threshold_mm"} <= set(qa)
            else "consistency worse than the threshold")
-    head = (f"<h2 id='suspect'>Suspect results</h2><p class='note'>{counts['suspect']} of {counts['checked']} "
-            f"checked results are suspect ({html.escape(how)}; measured without the ground truth). They keep their "
-            "status and count in every statistic.</p>")
-    flagged = samples[samples["suspect"].map(lambda v: v is True)]
-    if flagged.empty:
-        return head
-    cols = {"method": "Method", "init": "Initialization", "case": "Case", "start_id": "Start", "status": "Status",
-            "consistency_mm": "Consistency (mm)", "final_sre": "Final SRE (mm)"}
-    table = flagged[list(cols)].rename(columns=cols)
-    for c in ("Consistency (mm)", "Final SRE (mm)"):
-        table[c] = table[c].map(lambda v: f"{v:.2f}" if pd.notna(v) else "-")
-    return head + _table_html(table, "suspect")
+    head = (f"<h2 id='suspect'>Suspect results</h2><p class='note'>{sum(s['count'] for _, _, s in found)} of "
+            f"{checked} checked results are suspect ({html.escape(how)}; measured without the ground truth). They "
+            "keep their status and count in every statistic.</p>")
+
+    def shown(v: float | None) -> str:  # metrics.json writes a missing number as null
+        return "-" if v is None else f"{v:.2f}"
+
+    table = pd.DataFrame([{"Method": label, "Initialization": init, "Case": r["case"], "Start": r["start_id"],
+                           "Status": r["status"], "Consistency (mm)": shown(r["consistency_mm"]),
+                           "Final SRE (mm)": shown(r["SRE"])}
+                          for label, init, s in found for r in s["samples"]])
+    return head if table.empty else head + _table_html(table, "suspect")
 
 
 def render(out: str | Path, title: str = "regkit comparison") -> str:
