@@ -153,7 +153,7 @@ def compare(methods: str | Sequence = "mi,mind,attreg", init: str = "8mm", data:
         split=split, cases=ids, init=init, starts_per_case=starts_per_case, workers=workers,
         starts_file=str(starts_file) if starts_file else None,
         threads_per_worker=threads, scheduler=str(scheduler) if scheduler else None, qa=_qa_record(qa),
-        ground_truth=reference_summary(ds.root, ids),
+        ground_truth=reference_summary(ds, ids),
         methods=[{"label": s.label, "registrar": s.registrar if isinstance(s.registrar, str) else repr(s.registrar),
                   "options": s.options, "settings": settings[s.label], "ran_with": ran_with.get(s.label)}
                  for s in specs])

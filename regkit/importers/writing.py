@@ -157,6 +157,12 @@ def reference_row(case_id: str, split: str, meta: dict) -> dict:
     return row
 
 
+def reference_rows(root: Path, splits: dict[str, list[str]]) -> list[dict]:
+    """The report rows (:func:`reference_row`) of the cases of ``splits`` in the dataset folder ``root``."""
+    return [reference_row(case_id, split, metadata_or_nothing(root / case_id / "case.json"))
+            for split, ids in splits.items() for case_id in ids]
+
+
 def write_import_report(dst: Path, splits: dict[str, list[str]]) -> list[dict]:
     """Rewrite ``dst/import_report.csv``: one row per case of the manifest, from its ``case.json``."""
     import csv
@@ -164,10 +170,7 @@ def write_import_report(dst: Path, splits: dict[str, list[str]]) -> list[dict]:
 
     from regkit.atomic import write_text
 
-    rows = []
-    for split, ids in splits.items():
-        for case_id in ids:
-            rows.append(reference_row(case_id, split, metadata_or_nothing(dst / case_id / "case.json")))
+    rows = reference_rows(dst, splits)
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=REPORT_COLUMNS, lineterminator="\n")
     writer.writeheader()
@@ -227,14 +230,14 @@ def image_stem(path: Path) -> str | None:
     return path.name[: -len(suffix)]
 
 
-def reference_summary(dst: str | Path, cases: Iterable[str] | None = None) -> dict | None:
+def reference_summary(dataset: Dataset, cases: Iterable[str] | None = None) -> dict | None:
     """The quality of a dataset's label-derived references (the "ground truth" regkit derived, see
     :mod:`regkit.importers.reference`), for a comparison's ``run.json``, ``metrics.json`` and Table 1's note.
 
     Parameters
     ----------
-    dst : path
-        The dataset folder.
+    dataset : Dataset
+        The dataset (:func:`regkit.dataset.load_dataset`).
     cases : iterable of str, optional
         The cases to summarise (a comparison's); every case of the manifest by default.
 
@@ -247,18 +250,9 @@ def reference_summary(dst: str | Path, cases: Iterable[str] | None = None) -> di
     """
     import numpy as np
 
-    from regkit.dataset import load_dataset
-
-    ds = load_dataset(dst)
     chosen = None if cases is None else set(cases)
-    rows = []
-    for split, ids in ds.splits.items():
-        for case_id in ids:
-            if chosen is not None and case_id not in chosen:
-                continue
-            meta = metadata_or_nothing(ds.root / case_id / "case.json")
-            if (meta.get("reference") or {}).get("method"):
-                rows.append(reference_row(case_id, split, meta))
+    splits = {split: [c for c in ids if chosen is None or c in chosen] for split, ids in dataset.splits.items()}
+    rows = [r for r in reference_rows(dataset.root, splits) if r["reference"] not in ("", "given")]  # derived ones
     if not rows:
         return None
 
