@@ -24,6 +24,7 @@ from regkit.image_checks import (
     check_image_file,
     check_voxels,  # noqa: F401 (its home was here)
 )
+from regkit.image_files import numbers_text
 
 IMAGE_SUFFIXES = (".nii.gz", ".nii", ".mha", ".mhd", ".nrrd", ".nhdr")
 GEOMETRY_TOLERANCE = 1e-4  # mm for origins and spacings, unitless for direction cosines
@@ -168,16 +169,12 @@ class ImageGeometry:
         if self.size != other.size:
             return f"size {other.size} differs from {self.size}"
         if not np.allclose(self.spacing, other.spacing, atol=tolerance, rtol=tolerance):
-            return f"spacing {_shown(other.spacing)} differs from {_shown(self.spacing)}"
+            return f"spacing {numbers_text(other.spacing)} differs from {numbers_text(self.spacing)}"
         if not np.allclose(self.origin, other.origin, atol=max(tolerance, 1e-3 * self.spacing.min())):
-            return f"origin {_shown(other.origin)} differs from {_shown(self.origin)}"
+            return f"origin {numbers_text(other.origin)} differs from {numbers_text(self.origin)}"
         if not np.allclose(self.direction, other.direction, atol=tolerance):
             return "direction cosines differ"
         return None
-
-
-def _shown(values: np.ndarray) -> str:
-    return "(" + ", ".join(f"{v:.6g}" for v in values) + ")"
 
 
 def make_image(

@@ -31,8 +31,6 @@ def numbers_text(v) -> str:
     return "(" + ", ".join(f"{x:g}" for x in np.asarray(v, dtype=float).ravel()) + ")"
 
 
-_vec = numbers_text
-
 
 # sizeof_hdr → offsets and formats of dim, datatype, bitpix and vox_offset (NIfTI-1 and NIfTI-2 headers)
 _NIFTI_HEADER = {348: (40, "8h", 70, "h", 72, "h", 108, "f"), 540: (16, "8q", 12, "h", 14, "h", 168, "q")}
@@ -213,8 +211,8 @@ def _header_numbers(text: str, key: str, path: Path, what: str) -> np.ndarray:
 
 
 def _refuse_header(what: str, path: Path, key: str, values, problem: str, itk_does: str) -> None:
-    raise InputError(f"the {what}'s header gives {key} {_vec(values)}: {problem}; ITK would {itk_does} without a word",
-                     path, REWRITE)
+    raise InputError(f"the {what}'s header gives {key} {numbers_text(values)}: {problem}; ITK would {itk_does} "
+                     "without a word", path, REWRITE)
 
 
 def _check_nifti_geometry(header: bytes, path: Path, what: str) -> None:
@@ -254,9 +252,9 @@ def _check_nifti_geometry(header: bytes, path: Path, what: str) -> None:
             _refuse_header(what, path, "the sform (srow_x, y, z) =", srow, "its axes are not perpendicular (shear)",
                            "replace it by the qform's orientation")
         if len(spatial) == 3 and np.abs(scales / spatial - 1).max() > _SFORM_TOLERANCE:
-            raise InputError(f"the {what}'s header gives two voxel spacings: pixdim[1..3] = {_vec(spatial)} mm, and "
-                             f"its sform (direction × spacing) scales {_vec(scales)} mm; readers differ on which to "
-                             "use", path, REWRITE)
+            raise InputError(f"the {what}'s header gives two voxel spacings: pixdim[1..3] = {numbers_text(spatial)} "
+                             f"mm, and its sform (direction × spacing) scales {numbers_text(scales)} mm; readers "
+                             "differ on which to use", path, REWRITE)
 
 
 _METAIMAGE_GEOMETRY = ("elementspacing", "elementsize", "offset", "origin", "position", "transformmatrix", "rotation",
