@@ -199,8 +199,11 @@ def _inside(geometry: ImageGeometry, points: np.ndarray) -> np.ndarray:
 
 
 def distance(a: RigidTransform, b: RigidTransform, points: np.ndarray) -> float:
-    """Mean distance (mm) between ``a(p)`` and ``b(p)`` over ``points``."""
-    return float(np.linalg.norm(a.apply(points) - b.apply(points), axis=1).mean())
+    """Mean distance (mm) between ``a(p)`` and ``b(p)`` over ``points``: SRE's formula (:func:`regkit.sre.sre`)
+    over the region of interest."""
+    from regkit.sre import sre
+
+    return float(sre(a, b, points))
 
 
 def perturbations(points: np.ndarray, radius_mm: float, count: int, seed: int = 0) -> list[RigidTransform]:

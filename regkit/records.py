@@ -18,6 +18,7 @@ columns' kinds for a table) and its version key; the rules are these:
 
 from __future__ import annotations
 
+import io
 import json
 import math
 from collections.abc import Mapping
@@ -169,7 +170,7 @@ def read_table(path: str | Path, what: str, columns: Mapping[str, Kind], *, opti
     path = Path(path)
     text = read_text(path, what, fix)
     try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8").fillna("")  # short rows
+        frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False).fillna("")  # short rows
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
         reason = " ".join(str(exc).split())
         raise InputError(f"the {what} is not a CSV table ({reason})", path, fix) from None
