@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from regkit.errors import InputError
+from regkit.errors import InputError, itk_message
 
 if TYPE_CHECKING:  # pragma: no cover
     import SimpleITK as sitk
@@ -75,8 +75,6 @@ def header(path: Path, private: bool = False) -> dict[str, str]:
     try:
         reader.ReadImageInformation()
     except RuntimeError as exc:
-        from regkit.errors import itk_message
-
         raise InputError(f"GDCM cannot read this DICOM file: {itk_message(exc)}", path,
                          "download the file again, or remove it") from None
     return {key: reader.GetMetaData(key) for key in reader.GetMetaDataKeys()}
@@ -118,8 +116,6 @@ def read_volume(series: DicomSeries, what: str) -> sitk.Image:
         try:
             return sitk.ReadImage(str(series.files[0]), imageIO="GDCMImageIO")
         except RuntimeError as exc:
-            from regkit.errors import itk_message
-
             raise InputError(f"cannot read the {what}: {itk_message(exc)}", series.files[0]) from None
     if series.frames > 1:
         raise InputError(f"the {what} mixes {len(series.files)} files of which some are multi-frame",
@@ -130,8 +126,6 @@ def read_volume(series: DicomSeries, what: str) -> sitk.Image:
     try:
         image = reader.Execute()
     except RuntimeError as exc:
-        from regkit.errors import itk_message
-
         raise InputError(f"cannot read the {what}: {itk_message(exc)}", series.folder) from None
     check_slices(series, [{k: reader.GetMetaData(i, k) for k in reader.GetMetaDataKeys(i)}
                           for i in range(len(series.files))], what)

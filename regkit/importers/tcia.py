@@ -66,6 +66,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from regkit.errors import InputError
+from regkit.importers.dicom import PIXEL_SPACING
 from regkit.importers.writing import ProgressCallback, check_source, run_import
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -130,7 +131,7 @@ def trus_spacing(tags: dict[str, str], path: Path, override=None) -> tuple[float
         if len(spacing) != 3 or min(spacing) <= 0:
             raise InputError(f"trus_spacing must be three positive numbers (mm), got {override!r}")
         return spacing
-    pixel, thickness = tags.get("0028|0030", "").strip(), tags.get(SLICE_THICKNESS, "").strip()
+    pixel, thickness = tags.get(PIXEL_SPACING, "").strip(), tags.get(SLICE_THICKNESS, "").strip()
     try:
         if pixel and thickness:
             row, col = (float(v) for v in pixel.split("\\")[:2])
