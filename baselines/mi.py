@@ -9,9 +9,11 @@ less than half a voxel along any axis (elastix's own finest level: it keeps line
 of MI on thick slices). The coarse levels give the capture range (the 4 mm level sees structures the size of the
 gland's zones and of vertebrae), the finest the precision, and each gets what its job needs:
 
-* a coarse level only has to bring the estimate into the next level's reach: 1000 samples, steps up to twice
-  elastix's automatic longest step (``coarse_step``), and images binned to voxels no larger than its sigma
-  (``shrink``: smoothing a 0.5 mm T2 by 4 mm at full resolution was most of a registration's time);
+* a coarse level only has to bring the estimate into the next level's reach: 1000 samples, and images binned to
+  voxels no larger than its sigma (``shrink``: smoothing a 0.5 mm T2 by 4 mm at full resolution was most of a
+  registration's time), whose longest step stays the full fixed grid's mean spacing (elastix's automatic one
+  would follow the coarse grid); a coarse level that runs at full resolution takes steps up to twice elastix's
+  automatic longest step (``coarse_step``);
 * the finest level sets the precision: 4000 samples (more samples there, not more iterations, is what brought
   the earlier 2000-sample recipe, 0.3-0.7 mm from the careful reference, closer to it).
 
@@ -160,8 +162,9 @@ class MIRegistrar(RegistrarBase):
     coarse_samples : int or None
         Random samples per iteration at every level but the finest (None: ``spatial_samples``).
     coarse_step : float
-        The longest ASGD step at every level but the finest, as a multiple of elastix's automatic one (the fixed
-        image's mean voxel spacing; elastix's ``MaximumStepLengthRatio``). The finest level keeps elastix's own.
+        The longest ASGD step at every level but the finest that runs on the full images, as a multiple of
+        elastix's automatic one (elastix's ``MaximumStepLengthRatio``). A level on binned images (``shrink``)
+        takes the full fixed grid's mean voxel spacing instead, and the finest level elastix's own.
     shrink : bool
         Run each level on the images binned (averaged) to voxels no larger than its sigma along any axis, one
         elastix call per grid (the start of each the result of the one before): a coarse level then smooths and
@@ -234,25 +237,31 @@ class MIRegistrar(RegistrarBase):
         name, recipe, why = recipes.recipe_for(self.recipes, case, ultrasound)
         its = recipe["iterations"]
         coarse = len(its) - 1  # the levels before the finest
+        fixed = case.fixed_input(self.fixed)
+        grids = level_grids(recipe, fixed.GetSpacing(), case.moving.GetSpacing())
+        # coarse_step scales elastix's automatic step at full-resolution levels; a level on binned fixed images
+        # keeps the full fixed grid's mean spacing as its longest step (max_step_mm below), unscaled
+        ratios = [recipe["coarse_step"]] * coarse + [1.0]
+        for first, last, f_bins, _ in grids:
+            if f_bins != (1, 1, 1):
+                ratios[first:last] = [1.0] * (last - first)
         settings = dict(smoothing_mm=recipe["smoothing_mm"], iterations=its,
                         spatial_samples=(recipe["coarse_samples"] or recipe["spatial_samples"],) * coarse
-                        + (recipe["spatial_samples"],), step_ratio=(recipe["coarse_step"],) * coarse + (1.0,))
-        fixed = case.fixed_input(self.fixed)
+                        + (recipe["spatial_samples"],), step_ratio=tuple(ratios))
         mask_mm = recipe["mask_mm"]
         use_mask = mask_mm is not None and case.fixed_label is not None
         fmask = masks.dilated_mask(case.fixed_label, mask_mm) if use_mask else None
         mmask, mmask_note = masks.moving_mask_for(case, recipe["moving_mask"], ultrasound=ultrasound)
-        step_mm = float(np.mean(fixed.GetSpacing()))  # elastix's automatic longest step, on the full fixed grid
+        step_mm = float(np.mean(fixed.GetSpacing()))  # the full fixed grid's mean spacing
         t, levels = initial, []
-        for first, last, f_bins, m_bins in level_grids(recipe, fixed.GetSpacing(), case.moving.GetSpacing()):
+        for first, last, f_bins, m_bins in grids:
             f, m = binned(fixed, f_bins), binned(case.moving, m_bins)
             pm = recipes.rigid_parameter_map(
                 "AdvancedMattesMutualInformation", **{k: (v if k == "smoothing_mm" and v is None else v[first:last])
                                                       for k, v in settings.items()},
                 histogram_bins=self.histogram_bins, seed=self.seed, fixed_spacing=f.GetSpacing(),
-                moving_spacing=m.GetSpacing(), min_sigma_voxels=self.min_sigma_voxels)
-            if f_bins != (1, 1, 1):  # elastix's automatic longest step follows the fixed grid: keep the full one's
-                pm["MaximumStepLength"] = [repr(step_mm)] * (last - first)
+                moving_spacing=m.GetSpacing(), min_sigma_voxels=self.min_sigma_voxels,
+                max_step_mm=step_mm if f_bins != (1, 1, 1) else None)
             pm.update({k: v[first:last] if len(v) == len(its) > 1 else v for k, v in self.elastix.items()})
             run = ex.run_elastix([f], [m], pm, t, fixed_mask=binned(fmask, f_bins, f), threads=self.threads,
                                  moving_mask=binned(mmask, m_bins, m), keep_log_dir=self.log_dir)

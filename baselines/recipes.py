@@ -35,7 +35,7 @@ from regkit.options import check_number, check_numbers
 def rigid_parameter_map(metric: str = "AdvancedMattesMutualInformation", *,
                         smoothing_mm: Sequence[float] | None = (2.0, 1.0, 0.0), iterations: int | Sequence[int] = 300,
                         spatial_samples: int | Sequence[int] = 3000, histogram_bins: int = 32, seed: int = 121212,
-                        step_ratio: float | Sequence[float] = 1.0,
+                        step_ratio: float | Sequence[float] = 1.0, max_step_mm: float | None = None,
                         n_metrics: int = 1, fixed_spacing: Sequence[float] | None = None,
                         moving_spacing: Sequence[float] | None = None, min_sigma_voxels: float = 0.0
                         ) -> dict[str, list[str]]:
@@ -58,7 +58,11 @@ def rigid_parameter_map(metric: str = "AdvancedMattesMutualInformation", *,
         Mattes MI bins, sampler seed.
     step_ratio : float or sequence of float
         elastix's ``MaximumStepLengthRatio`` (one for every level, or one per level): the longest ASGD step, as a
-        multiple of the automatic one (the fixed image's mean voxel spacing).
+        multiple of the automatic one (elastix: the mean voxel spacing of the fixed and moving images).
+    max_step_mm : float, optional
+        The length the ratio multiplies instead of elastix's automatic one: written as ``MaximumStepLength``
+        (``step_ratio × max_step_mm`` per level), which elastix reads in place of the ratio. For images binned
+        for a level, whose automatic step would follow the coarse grid.
     fixed_spacing, moving_spacing, min_sigma_voxels :
         With the images' voxel spacings, no axis of an image is smoothed by less than ``min_sigma_voxels`` of
         its voxels at any level (e.g. 0.5: elastix's own finest level, half a voxel, which keeps linear
@@ -90,6 +94,8 @@ def rigid_parameter_map(metric: str = "AdvancedMattesMutualInformation", *,
         # the metric's per-thread sums would make the result depend on the thread count (module docstring)
         "UseMultiThreadingForMetrics": ["false"],
     })
+    if max_step_mm is not None:
+        pm["MaximumStepLength"] = [repr(float(r) * max_step_mm) for r in steps]
     pyramids = ("FixedSmoothingImagePyramid", "MovingSmoothingImagePyramid")
     if smoothing_mm is not None:
         pyramids = ("FixedGenericImagePyramid", "MovingGenericImagePyramid")

@@ -101,6 +101,17 @@ def test_levels_take_their_own_samples_and_step_lengths(itk_loaded, phantom_case
         return float(np.linalg.norm(run.transform.matrix[:3, 3] - start.matrix[:3, 3]))
 
     assert 1.6 < first_step(2.0) / first_step(1.0) < 3.0
+    # a given length replaces elastix's automatic one, scaled by the ratio (levels on binned images)
+    assert rigid_parameter_map(smoothing_mm=(1.0, 0.0), iterations=1, step_ratio=[2, 1],
+                               max_step_mm=0.5)["MaximumStepLength"] == ["1.0", "0.5"]
+
+
+def test_mi_records_the_step_ratio_each_level_ran_with(itk_loaded, phantom_case):
+    """The phantom's MR (0.82 mm in-plane) is binned at the 4 and 2 mm levels, whose longest step is then the full
+    grid's mean spacing (ratio 1); the 1 mm level runs at full resolution, with coarse_step."""
+    res = get_registrar("mi", preset="general", iterations=3, coarse_step=2.0).register(phantom_case,
+                                                                                      phantom_case.ground_truth)
+    assert res.info["step_ratio"] == (1.0, 1.0, 2.0, 1.0)
 
 
 def test_coarse_levels_run_on_images_binned_to_their_sigma(itk_loaded):
