@@ -133,16 +133,13 @@ Preset = Literal["auto", "general", "ultrasound", "phantom"]
 def recipe_of(presets: dict[str, dict], preset: str, defaults: dict, **given) -> dict:
     """A registrar's recipe: ``preset``'s value for every option of ``given`` still at its default.
 
-    An option the caller set to something else than its default wins over the preset. ``moving_mask`` is
-    checked here, with the preset's name, so a bad value fails when the registrar is built.
+    An option the caller set to something else than its default wins over the preset (the caller's values are
+    checked by :func:`recipes_of`, the presets' are regkit's own).
     """
     if not isinstance(preset, str) or preset not in presets:
         raise InputError(f"unknown preset {preset!r}", fix=f"use one of: auto, {', '.join(presets)}")
     chosen = presets[preset]
-    out = {k: (chosen[k] if k in chosen and _same(v, defaults.get(k)) else v) for k, v in given.items()}
-    if "moving_mask" in out:
-        out["moving_mask"] = masks.check_moving_mask(out["moving_mask"])
-    return out
+    return {k: (chosen[k] if k in chosen and _same(v, defaults.get(k)) else v) for k, v in given.items()}
 
 
 def recipes_of(presets: dict[str, dict], preset: str, defaults: dict, levels: tuple[str, Callable],
