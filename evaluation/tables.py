@@ -61,6 +61,7 @@ def table1(summary: pd.DataFrame, titles: Titles | None = None) -> pd.DataFrame:
     (cluster bootstrap over cases), robustness figures (failures, not converged, and, when consistency was measured,
     suspect results), and TRUS-label Dice or landmark TRE where the dataset has them."""
     rows = []
+    checked = summary.get("checked", pd.Series(dtype=float)).fillna(0).gt(0).any()  # consistency was measured
     for _, r in summary.iterrows():
         row = {"Method": title(r["method"], titles), "Initialization": r["init"],
                "Result SRE (mm)": pm(r["mean"], r["std"]), "95% CI (mm)": ci(r.get("ci_low", np.nan),
@@ -68,7 +69,7 @@ def table1(summary: pd.DataFrame, titles: Titles | None = None) -> pd.DataFrame:
                "Median (mm)": f"{r['median']:.2f}", "30% worst (mm)": f"{r['worst30']:.2f}",
                "Failures": f"{int(r['failures'])}/{int(r['n'])}",
                "Not converged": f"{int(r.get('not_converged', 0))}/{int(r['n'])}"}
-        if summary.get("checked", pd.Series(dtype=float)).fillna(0).gt(0).any():
+        if checked:
             row["Suspect"] = suspect_text(r)
         for col, name in (("landmark_tre_mm", "Landmark TRE (mm)"), ("final_dice", "TRUS-label Dice")):
             if f"{col}_mean" in summary and summary[f"{col}_mean"].notna().any():
